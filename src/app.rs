@@ -1,0 +1,176 @@
+//! Startup: builds the service and its router, binds, serves, and shuts
+//! down in order (stop accepting, finish requests, commit queued ingests).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::db::{migrate, Db};
+use crate::graphql;
+use crate::http::{self, AppState};
+use crate::ingest::WriterTask;
+use crate::service::Service;
+
+/// Large enough for `ingestEvents` with 1,000 typical events; a request
+/// past it is refused with 413 before it is read into memory.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// A started (bound, migrated) server that has not begun serving yet.
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    service: Service,
+    writer: WriterTask,
+}
+
+impl Server {
+    /// Migrates the database, bootstraps the first admin, and binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let applied = migrate(&settings.database_url).await?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "database migrated");
+        }
+        let db = Db::connect(&settings.database_url, settings.db_pool_size).await?;
+        let bind = settings.bind;
+        let (service, writer) = Service::start(settings, db).await?;
+        if let Some(password) = service.bootstrap_admin().await? {
+            // Printed once, to the terminal that started the service, and
+            // never logged: logs are often shipped elsewhere.
+            println!(
+                "\nCreated user 'admin' with password: {password}\n\
+                 Keep it now; it is not shown again. Set THREATWATCH_ADMIN_PASSWORD to choose it.\n"
+            );
+        }
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("THREATWATCH_BIND: cannot listen on {bind}: {e}"))?;
+        let router = router(&service)?;
+        Ok(Self {
+            listener,
+            router,
+            service,
+            writer,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests
+    /// finish and commits every ingest already accepted.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            router,
+            service,
+            writer,
+        } = self;
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            database = service.db.backend_name(),
+            "threatwatch serving; GraphiQL at /graphql"
+        );
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        drop(service);
+        writer.shutdown().await;
+        tracing::info!("threatwatch stopped");
+        Ok(())
+    }
+}
+
+fn router(service: &Service) -> anyhow::Result<Router> {
+    let schema = graphql::build(Some(service.clone()), service.settings.introspection);
+    let state = AppState {
+        service: service.clone(),
+        schema,
+    };
+    let cors = cors(&service.settings.cors_origins)?;
+    Ok(Router::new()
+        .route("/graphql", get(http::graphiql).post(http::graphql))
+        .route("/healthz", get(http::healthz))
+        .route("/readyz", get(http::readyz))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(cors)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state))
+}
+
+fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let origins = origins
+        .iter()
+        .map(|o| {
+            HeaderValue::from_str(o).map_err(|_| {
+                anyhow::anyhow!("THREATWATCH_CORS_ORIGINS: {o:?} is not a valid origin")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-api-key"),
+        ])
+        .max_age(Duration::from_secs(600)))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests and queued ingests");
+}

@@ -1,0 +1,259 @@
+//! Settings, read once at start from the environment (and `.env`).
+//!
+//! Every setting is parsed here so that a bad value stops the start with a
+//! message naming the variable, instead of failing later on first use.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Where the data lives; chosen by the scheme of `DATABASE_URL`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// Path of the SQLite file (created if missing).
+    Sqlite(String),
+    /// A `postgres://` URL, passed through to the driver.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some(path) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err("DATABASE_URL: sqlite:// needs a file path".into());
+            }
+            return Ok(Self::Sqlite(path.to_string()));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(raw.to_string()));
+        }
+        Err(format!(
+            "DATABASE_URL: expected sqlite://PATH or postgres://USER@HOST/DB, got {:?}",
+            redact_url(raw)
+        ))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Hides a password in a URL so that it can be logged or shown in an error.
+pub fn redact_url(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return raw.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => raw.to_string(),
+        },
+        None => raw.to_string(),
+    }
+}
+
+/// A request quota such as `100/min`; `None` when switched `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Quota {
+    pub fn parse(var: &str, raw: &str) -> Result<Option<Self>, String> {
+        let raw = raw.trim();
+        if raw.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let err = || format!("{var}: expected N/sec, N/min, N/hour or off, got {raw:?}");
+        let (count, unit) = raw.split_once('/').ok_or_else(err)?;
+        let count: u32 = count.trim().parse().map_err(|_| err())?;
+        if count == 0 {
+            return Err(format!(
+                "{var}: a quota must allow at least 1 request (or be off)"
+            ));
+        }
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(err()),
+        };
+        Ok(Some(Self { count, per }))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    pub bind: SocketAddr,
+    pub jwt_secret: Option<String>,
+    pub admin_password: Option<String>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub rate_anon: Option<Quota>,
+    pub rate_user: Option<Quota>,
+    pub rate_sensor: Option<Quota>,
+    pub cors_origins: Vec<String>,
+    pub introspection: bool,
+    pub rest_compat: bool,
+    pub log_json: bool,
+    /// bcrypt work factor. 12 by default; tests lower it to keep runs short.
+    pub bcrypt_cost: u32,
+    /// Connections kept open for readers; SQLite also keeps one for writing.
+    pub db_pool_size: u32,
+}
+
+/// Reads a variable; an empty value counts as unset, as in most `.env` files.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn duration(name: &str, default: &str) -> Result<Duration, String> {
+    let raw = var(name).unwrap_or_else(|| default.to_string());
+    let d = humantime::parse_duration(raw.trim())
+        .map_err(|e| format!("{name}: {e} (expected e.g. 30s, 5m, 1h, 1d), got {raw:?}"))?;
+    if d.is_zero() {
+        return Err(format!("{name}: must be longer than zero"));
+    }
+    Ok(d)
+}
+
+fn switch(name: &str, default: bool) -> Result<bool, String> {
+    match var(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if matches!(v.as_str(), "on" | "true" | "1" | "yes") => Ok(true),
+        Some(v) if matches!(v.as_str(), "off" | "false" | "0" | "no") => Ok(false),
+        Some(v) => Err(format!("{name}: expected on or off, got {v:?}")),
+    }
+}
+
+fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    name: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, String> {
+    let Some(raw) = var(name) else {
+        return Ok(default);
+    };
+    let n: T = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("{name}: expected a whole number, got {raw:?}"))?;
+    if !range.contains(&n) {
+        return Err(format!(
+            "{name}: must be between {} and {}, got {n}",
+            range.start(),
+            range.end()
+        ));
+    }
+    Ok(n)
+}
+
+impl Settings {
+    /// Reads `.env` (when present) and then the environment.
+    pub fn from_env() -> Result<Self, String> {
+        // A missing .env is normal; a malformed one is worth stopping for.
+        if let Err(e) = dotenvy::dotenv() {
+            if !e.not_found() {
+                return Err(format!(".env: {e}"));
+            }
+        }
+        let database_url = DatabaseUrl::parse(
+            &var("DATABASE_URL").unwrap_or_else(|| "sqlite://threatwatch.db".into()),
+        )?;
+        let bind_raw = var("THREATWATCH_BIND").unwrap_or_else(|| "127.0.0.1:8000".into());
+        let bind = bind_raw.trim().parse().map_err(|_| {
+            format!("THREATWATCH_BIND: expected HOST:PORT such as 127.0.0.1:8000, got {bind_raw:?}")
+        })?;
+        let jwt_secret = var("THREATWATCH_JWT_SECRET");
+        if let Some(s) = &jwt_secret {
+            if s.len() < 32 {
+                return Err("THREATWATCH_JWT_SECRET: must be at least 32 characters".into());
+            }
+        }
+        let quota = |name: &str, default: &str| {
+            Quota::parse(name, &var(name).unwrap_or_else(|| default.to_string()))
+        };
+        let cors_origins = var("THREATWATCH_CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            database_url,
+            bind,
+            jwt_secret,
+            admin_password: var("THREATWATCH_ADMIN_PASSWORD"),
+            access_ttl: duration("THREATWATCH_ACCESS_TTL", "5m")?,
+            refresh_ttl: duration("THREATWATCH_REFRESH_TTL", "1d")?,
+            rate_anon: quota("THREATWATCH_RATE_ANON", "5/min")?,
+            rate_user: quota("THREATWATCH_RATE_USER", "100/min")?,
+            rate_sensor: quota("THREATWATCH_RATE_SENSOR", "6000/min")?,
+            cors_origins,
+            introspection: switch("THREATWATCH_INTROSPECTION", true)?,
+            rest_compat: switch("THREATWATCH_REST_COMPAT", true)?,
+            log_json: match var("THREATWATCH_LOG_FORMAT").as_deref().map(str::trim) {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "THREATWATCH_LOG_FORMAT: expected text or json, got {other:?}"
+                    ))
+                }
+            },
+            bcrypt_cost: number("THREATWATCH_BCRYPT_COST", 12, 4..=31)?,
+            db_pool_size: number("THREATWATCH_DB_POOL_SIZE", 8, 1..=256)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://tw.db").unwrap(),
+            DatabaseUrl::Sqlite("tw.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/tw.db").unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/tw.db".into())
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u@h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        let err = DatabaseUrl::parse("mysql://u:secret@h/db").unwrap_err();
+        assert!(
+            err.contains("DATABASE_URL") && !err.contains("secret"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn quotas() {
+        assert_eq!(
+            Quota::parse("X", "5/min").unwrap(),
+            Some(Quota {
+                count: 5,
+                per: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(Quota::parse("X", "off").unwrap(), None);
+        assert!(Quota::parse("X", "0/min").is_err());
+        assert!(Quota::parse("X", "5/fortnight")
+            .unwrap_err()
+            .starts_with("X:"));
+    }
+}

@@ -1,0 +1,57 @@
+//! Schema migrations, embedded in the binary and run at start.
+
+use diesel::connection::SimpleConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::{PgConn, SQLITE_PRAGMAS};
+use crate::config::DatabaseUrl;
+
+const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Several instances may start at once over one PostgreSQL; this advisory
+/// lock makes the others wait while one migrates.
+const PG_MIGRATION_LOCK: i64 = 0x7477_6d69_6772_6174; // "twmigrat"
+
+/// Brings the database to the latest schema; returns the versions applied.
+pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
+    let url = url.clone();
+    // Migrations are synchronous Diesel code (the PostgreSQL one through
+    // AsyncConnectionWrapper, which blocks on the runtime), so they run on
+    // a blocking thread.
+    tokio::task::spawn_blocking(move || match url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(&path).map_err(|e| {
+                anyhow::anyhow!("DATABASE_URL: cannot open SQLite file {path:?}: {e}")
+            })?;
+            conn.batch_execute(SQLITE_PRAGMAS)?;
+            apply(&mut conn, SQLITE)
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = AsyncConnectionWrapper::<PgConn>::establish(&url).map_err(|e| {
+                anyhow::anyhow!(
+                    "DATABASE_URL: cannot connect to {}: {e}",
+                    crate::config::redact_url(&url)
+                )
+            })?;
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))?;
+            let applied = apply(&mut conn, POSTGRES);
+            conn.batch_execute(&format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"))?;
+            applied
+        }
+    })
+    .await?
+}
+
+fn apply<C>(conn: &mut C, migrations: EmbeddedMigrations) -> anyhow::Result<Vec<String>>
+where
+    C: MigrationHarness<C::Backend> + Connection,
+{
+    let applied = conn
+        .run_pending_migrations(migrations)
+        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    Ok(applied.iter().map(|v| v.to_string()).collect())
+}

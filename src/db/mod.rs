@@ -1,0 +1,214 @@
+//! Storage: the only code that knows SQL and which database it talks to.
+//!
+//! One `Db` serves SQLite and PostgreSQL from the same Diesel code: the
+//! `run!` and `transaction!` macros expand a query body once per backend
+//! (diesel-async's `MultiConnection` does not support async connections, see
+//! CRATES.md), and the modules below hold every query the service makes.
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever
+/// backend is live. The body is compiled once per backend.
+macro_rules! run {
+    ($db:expr, |$conn:ident| $body:block) => {{
+        match $db.pool() {
+            $crate::db::Pool::Sqlite(pool) => {
+                let mut pooled = pool.get().await?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::db::Pool::Postgres(pool) => {
+                let mut pooled = pool.get().await?;
+                let $conn = &mut *pooled;
+                $body
+            }
+        }
+    }};
+}
+
+/// Runs `$body` in one write transaction; an `Err` rolls everything back.
+///
+/// The work runs on its own task, moving what it captures: a client that
+/// disconnects mid-request cannot cancel it between statements and leave a
+/// half-open transaction on a pooled connection. On SQLite it starts with
+/// `BEGIN IMMEDIATE` under the in-process write lock, so it never has to
+/// upgrade a read lock (which SQLite refuses without waiting).
+macro_rules! transaction {
+    ($db:expr, |$conn:ident| $body:block) => {{
+        let db: $crate::db::Db = ::std::clone::Clone::clone(&$db);
+        let work = async move {
+            match db.pool() {
+                $crate::db::Pool::Sqlite(pool) => {
+                    let _writer = db.write_lock().await;
+                    let mut pooled = pool.get().await?;
+                    pooled
+                        .immediate_transaction::<_, $crate::error::Error, _>(async |$conn| $body)
+                        .await
+                }
+                $crate::db::Pool::Postgres(pool) => {
+                    let mut pooled = pool.get().await?;
+                    ::diesel_async::AsyncConnection::transaction::<_, $crate::error::Error, _>(
+                        &mut *pooled,
+                        async |$conn| $body,
+                    )
+                    .await
+                }
+            }
+        };
+        match ::tokio::spawn(work).await {
+            Ok(result) => result,
+            Err(join) => Err($crate::error::Error::internal(join)),
+        }
+    }};
+}
+
+/// Applies a keyset page (see `domain::page`) to a boxed query ordered by
+/// `$id`: the bounds, the order for the page's direction, and the limit.
+macro_rules! paged {
+    ($query:expr, $page:expr, $id:expr) => {{
+        let page: &$crate::domain::page::Page = $page;
+        let mut query = $query;
+        if let Some(below) = page.below {
+            query = query.filter($id.lt(below));
+        }
+        if let Some(above) = page.above {
+            query = query.filter($id.gt(above));
+        }
+        match page.direction {
+            $crate::domain::page::Direction::Forward => query.order($id.desc()),
+            $crate::domain::page::Direction::Backward => query.order($id.asc()),
+        }
+        .limit(page.fetch_limit())
+    }};
+}
+
+pub mod alerts;
+pub mod audit;
+pub mod events;
+mod migrate;
+pub mod models;
+pub mod schema;
+pub mod settings;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::sqlite::SqliteConnection;
+use diesel_async::pooled_connection::bb8;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::FutureExt;
+
+use crate::config::DatabaseUrl;
+use crate::error::Result;
+
+pub use migrate::migrate;
+
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type PgConn = AsyncPgConnection;
+
+pub enum Pool {
+    Sqlite(bb8::Pool<SqliteConn>),
+    Postgres(bb8::Pool<PgConn>),
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Db(Arc<Inner>);
+
+struct Inner {
+    pool: Pool,
+    /// SQLite has one writer at a time. Taking this lock before `BEGIN
+    /// IMMEDIATE` queues this process's writers here instead of letting them
+    /// spin on SQLITE_BUSY; other processes (the CLI) still wait on the
+    /// busy timeout.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+/// Per-connection SQLite settings. WAL lets readers run beside the writer;
+/// `synchronous=FULL` makes every commit survive a power cut, which an audit
+/// trail needs.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = ON;
+PRAGMA busy_timeout = 10000;";
+
+/// How long a request waits for a connection before it fails cleanly, e.g.
+/// while PostgreSQL restarts.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Db {
+    /// Opens the pool. Run `migrate` first: this does not touch the schema.
+    pub async fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Self> {
+        let pool = match url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut config = ManagerConfig::<SqliteConn>::default();
+                config.custom_setup = Box::new(|path| {
+                    let path = path.to_string();
+                    async move {
+                        let mut conn = SqliteConn::establish(&path).await?;
+                        conn.batch_execute(SQLITE_PRAGMAS)
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    }
+                    .boxed()
+                });
+                let manager = AsyncDieselConnectionManager::new_with_config(path, config);
+                Pool::Sqlite(
+                    bb8::Pool::builder()
+                        .max_size(pool_size)
+                        .connection_timeout(CONNECTION_TIMEOUT)
+                        .build(manager)
+                        .await?,
+                )
+            }
+            DatabaseUrl::Postgres(url) => {
+                let manager = AsyncDieselConnectionManager::<PgConn>::new(url);
+                Pool::Postgres(
+                    bb8::Pool::builder()
+                        .max_size(pool_size)
+                        .connection_timeout(CONNECTION_TIMEOUT)
+                        .build(manager)
+                        .await?,
+                )
+            }
+        };
+        Ok(Self(Arc::new(Inner {
+            pool,
+            write_lock: tokio::sync::Mutex::new(()),
+        })))
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.0.pool
+    }
+
+    pub async fn write_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.0.write_lock.lock().await
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.pool() {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether the database answers; for `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        run!(self, |conn| {
+            conn.batch_execute("SELECT 1").await?;
+            Ok(())
+        })
+    }
+}
+
+/// Whether a failed statement broke a unique index, for the callers that
+/// turn that into a clear input error.
+pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
+    matches!(
+        err,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

@@ -1,0 +1,101 @@
+//! Rows as they come out of the database. Enum columns are parsed on the way
+//! out, so a row that breaks the schema's rules is an error, not a guess.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{alerts, audit_log, events, users};
+use crate::domain::{AlertStatus, AuditAction, Role, Severity};
+
+macro_rules! try_from_text {
+    ($($ty:ty),+) => {$(
+        impl TryFrom<String> for $ty {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+    )+};
+}
+try_from_text!(Severity, AlertStatus, Role, AuditAction);
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    #[diesel(deserialize_as = String)]
+    pub role: Role,
+    pub is_active: bool,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub id: i64,
+    pub source: String,
+    pub event_type: String,
+    #[diesel(deserialize_as = String)]
+    pub severity: Severity,
+    pub description: String,
+    pub created_at: NaiveDateTime,
+    pub external_id: Option<String>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = alerts)]
+pub struct AlertRow {
+    pub id: i64,
+    pub event_id: i64,
+    #[diesel(deserialize_as = String)]
+    pub severity: Severity,
+    #[diesel(deserialize_as = String)]
+    pub status: AlertStatus,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = audit_log)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: NaiveDateTime,
+    #[diesel(deserialize_as = String)]
+    pub action: AuditAction,
+    pub actor: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub detail: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// An alert with the event that raised it: what every alert query returns,
+/// loaded with one join so that `alert { event }` costs no extra query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertWithEvent {
+    pub alert: AlertRow,
+    pub event: EventRow,
+}
+
+/// An event with the alert it raised, if any (one left join).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventWithAlert {
+    pub event: EventRow,
+    pub alert: Option<AlertRow>,
+}
+
+/// An audit entry to append.
+#[derive(Insertable, Clone, Debug)]
+#[diesel(table_name = audit_log)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct NewAudit {
+    pub at: NaiveDateTime,
+    pub action: String,
+    pub actor: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub detail: Option<String>,
+    pub ip: Option<String>,
+}

@@ -1,0 +1,60 @@
+//! Diesel's view of the tables, shared by both backends: every column uses
+//! a type that SQLite and PostgreSQL both map the same way (BigInt ids,
+//! Text enums, Timestamp in UTC). Keep in step with `migrations/*`.
+
+diesel::table! {
+    settings (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        is_active -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        source -> Text,
+        event_type -> Text,
+        severity -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+        external_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    alerts (id) {
+        id -> BigInt,
+        event_id -> BigInt,
+        severity -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        action -> Text,
+        actor -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        ip -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(alerts -> events (event_id));
+diesel::allow_tables_to_appear_in_same_query!(settings, users, events, alerts, audit_log);

@@ -1,0 +1,37 @@
+//! The alert lifecycle.
+
+use super::AlertStatus;
+use crate::error::{Error, Result};
+
+/// What a status change means: `None` when the alert is already there.
+///
+/// Alerts only move forward (OPEN -> ACKNOWLEDGED -> RESOLVED, or straight to
+/// RESOLVED): a resolved alert is closed history that audit and repeat
+/// folding rely on, so reopening is refused rather than silently allowed.
+pub fn transition(from: AlertStatus, to: AlertStatus) -> Result<Option<AlertStatus>> {
+    use AlertStatus::*;
+    match (from, to) {
+        (a, b) if a == b => Ok(None),
+        (Open, Acknowledged) | (Open, Resolved) | (Acknowledged, Resolved) => Ok(Some(to)),
+        _ => Err(Error::bad_input(format!(
+            "status: an alert that is {from} cannot move back to {to}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AlertStatus::*;
+
+    #[test]
+    fn forward_moves_only() {
+        assert_eq!(transition(Open, Acknowledged).unwrap(), Some(Acknowledged));
+        assert_eq!(transition(Open, Resolved).unwrap(), Some(Resolved));
+        assert_eq!(transition(Acknowledged, Resolved).unwrap(), Some(Resolved));
+        assert_eq!(transition(Resolved, Resolved).unwrap(), None);
+        assert!(transition(Resolved, Open).is_err());
+        assert!(transition(Acknowledged, Open).is_err());
+        assert!(transition(Resolved, Acknowledged).is_err());
+    }
+}

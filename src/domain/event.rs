@@ -1,0 +1,169 @@
+//! A security event as a sensor reports it, validated.
+
+use super::Severity;
+use crate::error::{Error, Result};
+
+/// An event that passed validation and may be stored as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    pub source: String,
+    pub event_type: String,
+    pub severity: Severity,
+    pub description: String,
+    pub external_id: Option<String>,
+}
+
+/// What a client sent, before validation.
+#[derive(Clone, Debug, Default)]
+pub struct RawEvent {
+    pub source: String,
+    pub event_type: String,
+    pub severity: Option<Severity>,
+    pub description: String,
+    pub external_id: Option<String>,
+}
+
+pub const MAX_LABEL_CHARS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+pub const MAX_EXTERNAL_ID_CHARS: usize = 200;
+
+/// A short label (source, event type): trimmed, 1..=max characters, no
+/// control characters, since these end up in dashboards, logs and filters.
+pub fn label(field: &str, raw: &str, max: usize) -> Result<String> {
+    let value = raw.trim();
+    let chars = value.chars().count();
+    if chars == 0 {
+        return Err(Error::bad_input(format!("{field}: must not be empty")));
+    }
+    if chars > max {
+        return Err(Error::bad_input(format!(
+            "{field}: must be at most {max} characters, got {chars}"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::bad_input(format!(
+            "{field}: must not contain control characters"
+        )));
+    }
+    Ok(value.to_string())
+}
+
+/// Free text: 1..=max characters, not blank. Line breaks and tabs are kept;
+/// NUL is refused because PostgreSQL cannot store it in text.
+pub fn text(field: &str, raw: &str, max: usize) -> Result<String> {
+    if raw.trim().is_empty() {
+        return Err(Error::bad_input(format!("{field}: must not be empty")));
+    }
+    let chars = raw.chars().count();
+    if chars > max {
+        return Err(Error::bad_input(format!(
+            "{field}: must be at most {max} characters, got {chars}"
+        )));
+    }
+    if raw.contains('\0') {
+        return Err(Error::bad_input(format!(
+            "{field}: must not contain NUL characters"
+        )));
+    }
+    Ok(raw.to_string())
+}
+
+impl NewEvent {
+    /// Validates every field; `field_prefix` locates the input in the request
+    /// (e.g. `input.` or `inputs[3].`) so the message names the exact field.
+    pub fn parse(raw: RawEvent, field_prefix: &str) -> Result<Self> {
+        let f = |name: &str| format!("{field_prefix}{name}");
+        Ok(Self {
+            source: label(&f("source"), &raw.source, MAX_LABEL_CHARS)?,
+            event_type: label(&f("eventType"), &raw.event_type, MAX_LABEL_CHARS)?,
+            severity: raw
+                .severity
+                .ok_or_else(|| Error::bad_input(format!("{}: is required", f("severity"))))?,
+            description: text(&f("description"), &raw.description, MAX_DESCRIPTION_CHARS)?,
+            external_id: raw
+                .external_id
+                .map(|id| label(&f("externalId"), &id, MAX_EXTERNAL_ID_CHARS))
+                .transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawEvent {
+        RawEvent {
+            source: " Firewall-1 ".into(),
+            event_type: "Intrusion".into(),
+            severity: Some(Severity::High),
+            description: "Port scan from 10.0.0.8\nblocked".into(),
+            external_id: None,
+        }
+    }
+
+    #[test]
+    fn accepts_and_trims_labels() {
+        let e = NewEvent::parse(raw(), "input.").unwrap();
+        assert_eq!(e.source, "Firewall-1");
+        assert_eq!(e.description, "Port scan from 10.0.0.8\nblocked");
+    }
+
+    #[test]
+    fn names_the_field_and_rule() {
+        let cases: Vec<(RawEvent, &str)> = vec![
+            (
+                RawEvent {
+                    source: "  ".into(),
+                    ..raw()
+                },
+                "input.source: must not be empty",
+            ),
+            (
+                RawEvent {
+                    source: "x".repeat(101),
+                    ..raw()
+                },
+                "input.source: must be at most 100 characters, got 101",
+            ),
+            (
+                RawEvent {
+                    event_type: "a\u{7}b".into(),
+                    ..raw()
+                },
+                "input.eventType: must not contain control characters",
+            ),
+            (
+                RawEvent {
+                    description: "x".repeat(10_001),
+                    ..raw()
+                },
+                "input.description: must be at most 10000 characters, got 10001",
+            ),
+            (
+                RawEvent {
+                    description: "a\0b".into(),
+                    ..raw()
+                },
+                "input.description: must not contain NUL characters",
+            ),
+        ];
+        for (input, msg) in cases {
+            let err = NewEvent::parse(input, "input.").unwrap_err();
+            assert_eq!(err.to_string(), msg);
+            assert_eq!(err.code(), "BAD_USER_INPUT");
+        }
+    }
+
+    #[test]
+    fn limits_count_characters_not_bytes() {
+        let e = NewEvent::parse(
+            RawEvent {
+                source: "é".repeat(100),
+                ..raw()
+            },
+            "",
+        );
+        assert!(e.is_ok());
+    }
+}

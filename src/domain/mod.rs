@@ -1,0 +1,113 @@
+//! The service's vocabulary: validated input types and the rules that do not
+//! need storage (which severities raise alerts, which status moves are
+//! allowed, what a page request may ask for). Everything is parsed here once,
+//! at the edge; code behind it trusts these types.
+
+pub mod alert;
+pub mod event;
+pub mod id;
+pub mod page;
+pub mod user;
+
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The spelling used in the database and in the API.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(
+                        concat!("unknown ", stringify!($name), " {:?}"), other
+                    )),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// How bad an event is. HIGH and CRITICAL raise an alert.
+    Severity { Low => "LOW", Medium => "MEDIUM", High => "HIGH", Critical => "CRITICAL" }
+);
+text_enum!(
+    /// Where an alert is in its lifecycle: OPEN -> ACKNOWLEDGED -> RESOLVED.
+    AlertStatus { Open => "OPEN", Acknowledged => "ACKNOWLEDGED", Resolved => "RESOLVED" }
+);
+text_enum!(
+    /// What a principal may do; checked by guards on the GraphQL fields.
+    Role { Admin => "ADMIN", Analyst => "ANALYST", Sensor => "SENSOR" }
+);
+text_enum!(
+    /// Kinds of audit-log entries.
+    AuditAction {
+        AlertCreated => "ALERT_CREATED",
+        AlertStatusChanged => "ALERT_STATUS_CHANGED",
+        LoginSucceeded => "LOGIN_SUCCEEDED",
+        LoginFailed => "LOGIN_FAILED",
+        TokenRevoked => "TOKEN_REVOKED",
+        UserCreated => "USER_CREATED",
+        ApiKeyCreated => "API_KEY_CREATED",
+        ApiKeyRevoked => "API_KEY_REVOKED",
+    }
+);
+
+impl Severity {
+    /// The rule at the heart of the service: these severities need a human.
+    pub fn raises_alert(self) -> bool {
+        matches!(self, Severity::High | Severity::Critical)
+    }
+}
+
+/// The current time, cut to the microsecond that both databases store, so a
+/// value read back equals the value written.
+pub fn now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    let micros = now.and_utc().timestamp_micros();
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.naive_utc())
+        .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_through_text() {
+        for s in Severity::ALL {
+            assert_eq!(s.as_str().parse::<Severity>().unwrap(), *s);
+        }
+        for s in AlertStatus::ALL {
+            assert_eq!(s.as_str().parse::<AlertStatus>().unwrap(), *s);
+        }
+        assert!("high".parse::<Severity>().is_err());
+    }
+
+    #[test]
+    fn only_high_and_critical_raise_alerts() {
+        let raising: Vec<_> = Severity::ALL.iter().filter(|s| s.raises_alert()).collect();
+        assert_eq!(raising, [&Severity::High, &Severity::Critical]);
+    }
+}

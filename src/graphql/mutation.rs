@@ -1,0 +1,108 @@
+//! Write operations.
+
+use async_graphql::{Context, Object, ID};
+
+use super::guard::{principal, RoleGuard, ADMIN, INGESTERS};
+use super::types::*;
+use crate::domain::{id, AlertStatus};
+use crate::service::{ClientIp, Service};
+
+pub struct Mutation;
+
+fn service<'a>(ctx: &'a Context<'_>) -> &'a Service {
+    ctx.data_unchecked::<Service>()
+}
+
+fn ip<'a>(ctx: &'a Context<'_>) -> &'a ClientIp {
+    static NONE: ClientIp = ClientIp(None);
+    ctx.data_opt::<ClientIp>().unwrap_or(&NONE)
+}
+
+#[Object]
+impl Mutation {
+    /// Exchanges a username and password for tokens.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        username: String,
+        password: String,
+    ) -> async_graphql::Result<AuthPayload> {
+        Ok(service(ctx)
+            .login(&username, &password, ip(ctx))
+            .await?
+            .into())
+    }
+
+    /// Exchanges a refresh token for a new pair.
+    async fn refresh_token(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: String,
+    ) -> async_graphql::Result<AuthPayload> {
+        Ok(service(ctx).refresh(&refresh_token).await?.into())
+    }
+
+    /// Stores an event; HIGH and CRITICAL raise an alert in the same
+    /// transaction.
+    #[graphql(guard = "RoleGuard::new(INGESTERS)")]
+    async fn ingest_event(
+        &self,
+        ctx: &Context<'_>,
+        input: IngestEventInput,
+    ) -> async_graphql::Result<IngestEventPayload> {
+        let who = principal(ctx)?;
+        let mut done = service(ctx)
+            .ingest(who, vec![input.into()], "input", ip(ctx))
+            .await?;
+        Ok(done.remove(0).into())
+    }
+
+    /// Stores 1..1000 events in one transaction: all of them or none.
+    #[graphql(guard = "RoleGuard::new(INGESTERS)")]
+    async fn ingest_events(
+        &self,
+        ctx: &Context<'_>,
+        inputs: Vec<IngestEventInput>,
+    ) -> async_graphql::Result<Vec<IngestEventPayload>> {
+        let who = principal(ctx)?;
+        let raw = inputs.into_iter().map(Into::into).collect();
+        let done = service(ctx).ingest(who, raw, "inputs", ip(ctx)).await?;
+        Ok(done.into_iter().map(Into::into).collect())
+    }
+
+    /// Moves an alert forward: OPEN -> ACKNOWLEDGED -> RESOLVED.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn update_alert_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: AlertStatus,
+    ) -> async_graphql::Result<Alert> {
+        let id = id::parse("id", &id)?;
+        let who = principal(ctx)?;
+        let alert = service(ctx)
+            .update_alert_status(who, id, status, ip(ctx))
+            .await?;
+        Ok(Alert(alert))
+    }
+
+    /// Creates a person's account.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> async_graphql::Result<User> {
+        let who = principal(ctx)?;
+        let row = service(ctx)
+            .create_user(
+                &who.actor(),
+                &input.username,
+                &input.password,
+                input.role,
+                ip(ctx),
+            )
+            .await?;
+        Ok(User(row))
+    }
+}

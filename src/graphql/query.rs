@@ -1,0 +1,149 @@
+//! Read operations.
+
+use async_graphql::{Context, Object, ID};
+
+use super::guard::{principal, RoleGuard, ADMIN, ANYONE_SIGNED_IN, READERS};
+use super::types::*;
+use crate::auth::Principal;
+use crate::db::alerts::AlertFilter;
+use crate::domain::page::Page;
+use crate::domain::{id, AlertStatus, AuditAction, Severity};
+use crate::error::Error;
+use crate::service::Service;
+
+pub struct Query;
+
+fn service<'a>(ctx: &'a Context<'_>) -> &'a Service {
+    ctx.data_unchecked::<Service>()
+}
+
+#[Object]
+impl Query {
+    /// The signed-in person.
+    #[graphql(guard = "RoleGuard::new(ANYONE_SIGNED_IN)")]
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        let Principal::User { id, .. } = principal(ctx)? else {
+            return Err(
+                Error::forbidden("an API key is not a person; me needs a user's token").into(),
+            );
+        };
+        match service(ctx).db.user_by_id(*id).await? {
+            Some(u) if u.is_active => Ok(User(u)),
+            _ => Err(Error::unauthenticated("the account no longer exists or is disabled").into()),
+        }
+    }
+
+    /// Alerts, newest first.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn alerts(
+        &self,
+        ctx: &Context<'_>,
+        severity: Option<Severity>,
+        status: Option<AlertStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<AlertConnection> {
+        let page = Page::parse(first, after.as_deref(), last, before.as_deref())?;
+        let filter = AlertFilter { severity, status };
+        let rows = service(ctx).alerts(filter, page).await?;
+        Ok(AlertConnection::new(
+            rows,
+            Count::Alerts(filter),
+            Alert::keyed,
+        ))
+    }
+
+    /// One alert; null when the id names none.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    async fn alert(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Alert>> {
+        let id = id::parse("id", &id)?;
+        Ok(service(ctx).alert(id).await?.map(Alert))
+    }
+
+    /// Events, newest first.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        severity: Option<Severity>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<EventConnection> {
+        let page = Page::parse(first, after.as_deref(), last, before.as_deref())?;
+        let rows = service(ctx).events(severity, page).await?;
+        Ok(EventConnection::new(
+            rows,
+            Count::Events(severity),
+            Event::keyed,
+        ))
+    }
+
+    /// Alert totals by status and by severity.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    async fn alert_stats(&self, ctx: &Context<'_>) -> async_graphql::Result<AlertStats> {
+        let counts = service(ctx).db.alert_counts().await?;
+        let sum = |keep: &dyn Fn(AlertStatus, Severity) -> bool| {
+            let n: i64 = counts
+                .iter()
+                .filter(|(st, sv, _)| keep(*st, *sv))
+                .map(|c| c.2)
+                .sum();
+            i32::try_from(n).unwrap_or(i32::MAX)
+        };
+        Ok(AlertStats {
+            total: sum(&|_, _| true),
+            by_status: AlertStatus::ALL
+                .iter()
+                .map(|s| StatusCount {
+                    status: *s,
+                    count: sum(&|st, _| st == *s),
+                })
+                .collect(),
+            by_severity: Severity::ALL
+                .iter()
+                .map(|s| SeverityCount {
+                    severity: *s,
+                    count: sum(&|_, sv| sv == *s),
+                })
+                .collect(),
+        })
+    }
+
+    /// People's accounts, newest first.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<UserConnection> {
+        let page = Page::parse(first, after.as_deref(), None, None)?;
+        let rows = service(ctx).users(page).await?;
+        Ok(UserConnection::new(rows, Count::Users, User::keyed))
+    }
+
+    /// The audit log, newest first.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        action: Option<AuditAction>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<AuditEntryConnection> {
+        let page = Page::parse(first, after.as_deref(), last, before.as_deref())?;
+        let rows = service(ctx).db.audit_page(action, page).await?;
+        Ok(AuditEntryConnection::new(
+            page.finish(rows),
+            Count::Audit(action),
+            AuditEntry::keyed,
+        ))
+    }
+}

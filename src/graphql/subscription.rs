@@ -1,0 +1,70 @@
+//! Live alerts. Notices are published only after their transaction commits.
+
+use async_graphql::futures_util::stream::{self, Stream, StreamExt};
+use async_graphql::{Context, Subscription};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::guard::{RoleGuard, READERS};
+use super::types::Alert;
+use crate::domain::Severity;
+use crate::error::Error;
+use crate::service::{AlertNotice, Service};
+
+pub struct Subscription;
+
+/// The notices as a stream. A subscriber that falls further behind than the
+/// bus holds is told so and its stream ends, rather than silently missing
+/// alerts or slowing down everyone else.
+fn notices(rx: broadcast::Receiver<AlertNotice>) -> impl Stream<Item = Result<AlertNotice, Error>> {
+    stream::unfold(Some(rx), |state| async move {
+        let mut rx = state?;
+        match rx.recv().await {
+            Ok(notice) => Some((Ok(notice), Some(rx))),
+            Err(RecvError::Lagged(missed)) => Some((
+                Err(Error::bad_input(format!(
+                    "subscription fell {missed} alerts behind and was closed; subscribe again and read the gap with alerts(after:)"
+                ))),
+                None,
+            )),
+            Err(RecvError::Closed) => None,
+        }
+    })
+}
+
+#[Subscription]
+impl Subscription {
+    /// Each new alert, optionally only of one severity.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    async fn alert_created(
+        &self,
+        ctx: &Context<'_>,
+        severity: Option<Severity>,
+    ) -> impl Stream<Item = async_graphql::Result<Alert>> {
+        let rx = ctx.data_unchecked::<Service>().alerts.subscribe();
+        notices(rx).filter_map(move |notice| async move {
+            match notice {
+                Ok(AlertNotice::Created(a)) if severity.is_none_or(|s| a.alert.severity == s) => {
+                    Some(Ok(Alert(a)))
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(e.into())),
+            }
+        })
+    }
+
+    /// Each alert whose status changed.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    async fn alert_updated(
+        &self,
+        ctx: &Context<'_>,
+    ) -> impl Stream<Item = async_graphql::Result<Alert>> {
+        let rx = ctx.data_unchecked::<Service>().alerts.subscribe();
+        notices(rx).filter_map(|notice| async move {
+            match notice {
+                Ok(AlertNotice::Updated(a)) => Some(Ok(Alert(a))),
+                Ok(_) => None,
+                Err(e) => Some(Err(e.into())),
+            }
+        })
+    }
+}

@@ -1,0 +1,352 @@
+//! The GraphQL object types, as thin views over the rows storage returns.
+
+use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
+
+use super::scalars::DateTime;
+use crate::auth::token::TokenPair;
+use crate::db::alerts::AlertFilter;
+use crate::db::events::Ingested;
+use crate::db::models::{AlertWithEvent, AuditRow, EventWithAlert, UserRow};
+use crate::domain::event::RawEvent;
+use crate::domain::page::{encode_cursor, PageOf};
+use crate::domain::{id, AlertStatus, AuditAction, Role, Severity};
+use crate::service::Service;
+
+#[derive(Clone)]
+pub struct User(pub UserRow);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        id::format(self.0.id)
+    }
+    async fn username(&self) -> &str {
+        &self.0.username
+    }
+    async fn role(&self) -> Role {
+        self.0.role
+    }
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+}
+
+/// A security event reported by a sensor.
+#[derive(Clone)]
+pub struct Event(pub EventWithAlert);
+
+#[Object]
+impl Event {
+    async fn id(&self) -> ID {
+        id::format(self.0.event.id)
+    }
+    /// The sensor that reported it, e.g. "Firewall-1".
+    async fn source(&self) -> &str {
+        &self.0.event.source
+    }
+    /// What kind of event, e.g. "Intrusion".
+    async fn event_type(&self) -> &str {
+        &self.0.event.event_type
+    }
+    async fn severity(&self) -> Severity {
+        self.0.event.severity
+    }
+    async fn description(&self) -> &str {
+        &self.0.event.description
+    }
+    /// When the service recorded it.
+    async fn timestamp(&self) -> DateTime {
+        self.0.event.created_at.into()
+    }
+    /// The sensor's own id for the event, when it sent one.
+    async fn external_id(&self) -> Option<&str> {
+        self.0.event.external_id.as_deref()
+    }
+    /// The alert it raised; null for LOW and MEDIUM.
+    async fn alert(&self) -> Option<Alert> {
+        self.0.alert.clone().map(|alert| {
+            Alert(AlertWithEvent {
+                alert,
+                event: self.0.event.clone(),
+            })
+        })
+    }
+}
+
+/// An alert raised by a HIGH or CRITICAL event.
+#[derive(Clone)]
+pub struct Alert(pub AlertWithEvent);
+
+#[Object]
+impl Alert {
+    async fn id(&self) -> ID {
+        id::format(self.0.alert.id)
+    }
+    async fn status(&self) -> AlertStatus {
+        self.0.alert.status
+    }
+    /// The raising event's severity.
+    async fn severity(&self) -> Severity {
+        self.0.alert.severity
+    }
+    async fn created_at(&self) -> DateTime {
+        self.0.alert.created_at.into()
+    }
+    async fn updated_at(&self) -> DateTime {
+        self.0.alert.updated_at.into()
+    }
+    /// The event that raised it.
+    async fn event(&self) -> Event {
+        Event(EventWithAlert {
+            event: self.0.event.clone(),
+            alert: Some(self.0.alert.clone()),
+        })
+    }
+}
+
+/// One entry of the append-only audit log.
+#[derive(Clone)]
+pub struct AuditEntry(pub AuditRow);
+
+#[Object]
+impl AuditEntry {
+    async fn id(&self) -> ID {
+        id::format(self.0.id)
+    }
+    async fn at(&self) -> DateTime {
+        self.0.at.into()
+    }
+    async fn action(&self) -> AuditAction {
+        self.0.action
+    }
+    /// A username, "apikey:<name>", or "system".
+    async fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    async fn target_type(&self) -> Option<&str> {
+        self.0.target_type.as_deref()
+    }
+    async fn target_id(&self) -> Option<ID> {
+        self.0.target_id.clone().map(ID)
+    }
+    /// JSON text, e.g. {"from":"OPEN","to":"RESOLVED"}.
+    async fn detail(&self) -> Option<&str> {
+        self.0.detail.as_deref()
+    }
+    async fn ip(&self) -> Option<&str> {
+        self.0.ip.as_deref()
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Always "Bearer".
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i32,
+}
+
+impl From<TokenPair> for AuthPayload {
+    fn from(pair: TokenPair) -> Self {
+        Self {
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token,
+            token_type: "Bearer".into(),
+            expires_in: i32::try_from(pair.expires_in.as_secs()).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct IngestEventPayload {
+    pub event: Event,
+    /// The alert raised, for HIGH and CRITICAL events.
+    pub alert: Option<Alert>,
+}
+
+impl From<Ingested> for IngestEventPayload {
+    fn from(done: Ingested) -> Self {
+        let alert = done.alert.clone().map(|alert| {
+            Alert(AlertWithEvent {
+                alert,
+                event: done.event.clone(),
+            })
+        });
+        Self {
+            event: Event(EventWithAlert {
+                event: done.event,
+                alert: done.alert,
+            }),
+            alert,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct IngestEventInput {
+    /// The reporting sensor: 1..100 characters.
+    pub source: String,
+    /// 1..100 characters.
+    pub event_type: String,
+    pub severity: Severity,
+    /// 1..10000 characters.
+    pub description: String,
+    /// The sensor's own id; the same (source, externalId) twice stores one
+    /// event and returns it.
+    pub external_id: Option<String>,
+}
+
+impl From<IngestEventInput> for RawEvent {
+    fn from(i: IngestEventInput) -> Self {
+        RawEvent {
+            source: i.source,
+            event_type: i.event_type,
+            severity: Some(i.severity),
+            description: i.description,
+            external_id: i.external_id,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    pub username: String,
+    /// 8..72 bytes.
+    pub password: String,
+    pub role: Role,
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+/// What `totalCount` counts, kept so it is computed only when asked for.
+#[derive(Clone, Copy)]
+pub enum Count {
+    Alerts(AlertFilter),
+    Events(Option<Severity>),
+    Users,
+    Audit(Option<AuditAction>),
+}
+
+impl Count {
+    async fn get(self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        let db = &ctx.data_unchecked::<Service>().db;
+        let n = match self {
+            Count::Alerts(f) => db.count_alerts(f).await?,
+            Count::Events(s) => db.count_events(s).await?,
+            Count::Users => db.count_users().await?,
+            Count::Audit(a) => db.count_audit(a).await?,
+        };
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+}
+
+/// Defines a Relay connection type and its edge type over `$node`.
+macro_rules! connection {
+    ($conn:ident, $edge:ident, $node:ident) => {
+        #[derive(SimpleObject)]
+        pub struct $edge {
+            pub cursor: String,
+            pub node: $node,
+        }
+
+        pub struct $conn {
+            nodes: Vec<(i64, $node)>,
+            has_next_page: bool,
+            has_previous_page: bool,
+            count: Count,
+        }
+
+        impl $conn {
+            pub fn new<R>(page: PageOf<R>, count: Count, node: impl Fn(R) -> (i64, $node)) -> Self {
+                Self {
+                    nodes: page.rows.into_iter().map(node).collect(),
+                    has_next_page: page.has_next_page,
+                    has_previous_page: page.has_previous_page,
+                    count,
+                }
+            }
+        }
+
+        #[Object]
+        impl $conn {
+            async fn edges(&self) -> Vec<$edge> {
+                self.nodes
+                    .iter()
+                    .map(|(id, node)| $edge {
+                        cursor: encode_cursor(*id),
+                        node: node.clone(),
+                    })
+                    .collect()
+            }
+            async fn nodes(&self) -> Vec<$node> {
+                self.nodes.iter().map(|(_, n)| n.clone()).collect()
+            }
+            async fn page_info(&self) -> PageInfo {
+                PageInfo {
+                    has_next_page: self.has_next_page,
+                    has_previous_page: self.has_previous_page,
+                    start_cursor: self.nodes.first().map(|(id, _)| encode_cursor(*id)),
+                    end_cursor: self.nodes.last().map(|(id, _)| encode_cursor(*id)),
+                }
+            }
+            /// All items matching the filters, across every page. Counted
+            /// only when asked for.
+            async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+                self.count.get(ctx).await
+            }
+        }
+    };
+}
+
+connection!(AlertConnection, AlertEdge, Alert);
+connection!(EventConnection, EventEdge, Event);
+connection!(UserConnection, UserEdge, User);
+connection!(AuditEntryConnection, AuditEntryEdge, AuditEntry);
+
+impl Alert {
+    pub fn keyed(row: AlertWithEvent) -> (i64, Self) {
+        (row.alert.id, Self(row))
+    }
+}
+impl Event {
+    pub fn keyed(row: EventWithAlert) -> (i64, Self) {
+        (row.event.id, Self(row))
+    }
+}
+impl User {
+    pub fn keyed(row: UserRow) -> (i64, Self) {
+        (row.id, Self(row))
+    }
+}
+impl AuditEntry {
+    pub fn keyed(row: AuditRow) -> (i64, Self) {
+        (row.id, Self(row))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct StatusCount {
+    pub status: AlertStatus,
+    pub count: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct SeverityCount {
+    pub severity: Severity,
+    pub count: i32,
+}
+
+#[derive(SimpleObject)]
+pub struct AlertStats {
+    pub total: i32,
+    pub by_status: Vec<StatusCount>,
+    pub by_severity: Vec<SeverityCount>,
+}

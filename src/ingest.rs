@@ -1,0 +1,139 @@
+//! The ingest writer: group commit for concurrent `ingestEvent` calls.
+//!
+//! Every caller hands its events to one writer task and waits. The writer
+//! takes whatever is queued, commits it in one transaction and answers each
+//! caller only after that commit. On SQLite this turns many callers into one
+//! fsync, and the writer's single connection is SQLite's single writer.
+//! The writer is its own task, so a caller that goes away cannot cancel a
+//! commit half-way.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::events::{Ingest, Ingested};
+use crate::db::Db;
+use crate::error::{Error, Result};
+
+/// Most events committed in one transaction: large enough to amortise the
+/// commit, small enough that one batch does not hold the write lock long.
+const MAX_BATCH_EVENTS: usize = 2_000;
+/// Jobs that may wait for the writer before callers feel back-pressure.
+const QUEUE_DEPTH: usize = 8_192;
+
+struct Job {
+    items: Vec<Ingest>,
+    reply: oneshot::Sender<Result<Vec<Ingested>>>,
+}
+
+/// A handle for submitting events; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+/// Called with every committed batch (e.g. to publish new alerts); runs on
+/// the writer task, so it must not block.
+pub type OnCommit = Box<dyn Fn(&[Ingested]) + Send + Sync>;
+
+impl Writer {
+    /// Starts the writer task.
+    pub fn start(db: Db, on_commit: OnCommit) -> (Self, WriterTask) {
+        let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(run(db, rx, stopped, on_commit));
+        (Self { queue }, WriterTask { stop, task })
+    }
+
+    /// Stores the events (all or none) and returns what each became.
+    pub async fn submit(&self, items: Vec<Ingest>) -> Result<Vec<Ingested>> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { items, reply })
+            .await
+            .map_err(|_| Error::internal(anyhow::anyhow!("ingest writer has stopped")))?;
+        answer
+            .await
+            .map_err(|_| Error::internal(anyhow::anyhow!("ingest writer dropped a job")))?
+    }
+}
+
+/// The running writer, for shutting it down.
+pub struct WriterTask {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WriterTask {
+    /// Refuses new jobs, commits every job already queued, then returns:
+    /// nothing a caller was promised is lost on shutdown.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "ingest writer ended abnormally");
+        }
+    }
+}
+
+async fn run(
+    db: Db,
+    mut rx: mpsc::Receiver<Job>,
+    mut stop: oneshot::Receiver<()>,
+    on_commit: OnCommit,
+) {
+    loop {
+        let first = tokio::select! {
+            job = rx.recv() => job,
+            _ = &mut stop, if !rx.is_closed() => {
+                // Queued jobs are still received after close.
+                rx.close();
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
+        let mut jobs = vec![first];
+        let mut events = jobs[0].items.len();
+        while events < MAX_BATCH_EVENTS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    events += job.items.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        commit(&db, jobs, &on_commit).await;
+    }
+}
+
+/// Commits the jobs together; if that fails, commits each on its own so
+/// that one job's failure (say, a constraint another instance raced us to)
+/// is reported to that caller alone and the others still land.
+async fn commit(db: &Db, jobs: Vec<Job>, on_commit: &OnCommit) {
+    if jobs.len() == 1 {
+        for job in jobs {
+            let result = db.ingest(job.items).await;
+            if let Ok(done) = &result {
+                on_commit(done);
+            }
+            let _ = job.reply.send(result);
+        }
+        return;
+    }
+    let sizes: Vec<usize> = jobs.iter().map(|j| j.items.len()).collect();
+    let all: Vec<Ingest> = jobs.iter().flat_map(|j| j.items.iter().cloned()).collect();
+    match db.ingest(all).await {
+        Ok(done) => {
+            on_commit(&done);
+            let mut done = done.into_iter();
+            for (job, size) in jobs.into_iter().zip(sizes) {
+                // A caller that went away is fine: its events are stored.
+                let _ = job.reply.send(Ok(done.by_ref().take(size).collect()));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; committing jobs one by one");
+            for job in jobs {
+                Box::pin(commit(db, vec![job], on_commit)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! threatwatch: GraphQL threat monitoring and alert management.
+//!
+//! `cli` parses the command line; `app` starts the server; `http` and
+//! `graphql` are the front ends; `service` holds the domain operations;
+//! `domain` the validated types and rules; `db` the storage for SQLite and
+//! PostgreSQL; `auth` passwords and tokens; `ingest` the group-commit writer.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod ingest;
+pub mod service;
+pub mod telemetry;

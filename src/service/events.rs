@@ -1,0 +1,58 @@
+//! Ingesting and listing events.
+
+use super::{ClientIp, Service};
+use crate::auth::Principal;
+use crate::db::events::{Ingest, Ingested};
+use crate::db::models::EventWithAlert;
+use crate::domain::event::{NewEvent, RawEvent};
+use crate::domain::page::{Page, PageOf};
+use crate::domain::Severity;
+use crate::error::{Error, Result};
+
+/// Most events one `ingestEvents` call may carry.
+pub const MAX_EVENTS_PER_CALL: usize = 1_000;
+
+impl Service {
+    /// Validates every event first (so a bad one stores nothing), then
+    /// commits them all in one transaction through the group-commit writer.
+    pub async fn ingest(
+        &self,
+        principal: &Principal,
+        raw: Vec<RawEvent>,
+        field: &str,
+        ip: &ClientIp,
+    ) -> Result<Vec<Ingested>> {
+        if raw.is_empty() || raw.len() > MAX_EVENTS_PER_CALL {
+            return Err(Error::bad_input(format!(
+                "{field}: must hold 1 to {MAX_EVENTS_PER_CALL} events, got {}",
+                raw.len()
+            )));
+        }
+        let single = raw.len() == 1 && field == "input";
+        let items = raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let prefix = if single {
+                    format!("{field}.")
+                } else {
+                    format!("{field}[{i}].")
+                };
+                Ok(Ingest {
+                    event: NewEvent::parse(r, &prefix)?,
+                    actor: principal.actor(),
+                    ip: ip.0.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.writer.submit(items).await
+    }
+
+    pub async fn events(
+        &self,
+        severity: Option<Severity>,
+        page: Page,
+    ) -> Result<PageOf<EventWithAlert>> {
+        Ok(page.finish(self.db.events_page(severity, page).await?))
+    }
+}

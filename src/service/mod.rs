@@ -1,0 +1,98 @@
+//! The domain operations: what a login, an ingest or a status change does.
+//! GraphQL resolvers (and any other front end) call these and nothing below
+//! them; these call storage.
+
+mod alerts;
+mod auth;
+mod events;
+mod users;
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::auth::password::Passwords;
+use crate::auth::token::{random_secret, TokenKeys};
+use crate::config::Settings;
+use crate::db::models::{AlertWithEvent, NewAudit};
+use crate::db::Db;
+use crate::domain::AuditAction;
+use crate::ingest::{Writer, WriterTask};
+
+pub use alerts::AlertNotice;
+
+/// How many alert notices a slow subscriber may fall behind by.
+const ALERT_BUS_CAPACITY: usize = 4_096;
+
+/// The service's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    pub db: Db,
+    pub tokens: TokenKeys,
+    pub passwords: Passwords,
+    pub writer: Writer,
+    pub alerts: broadcast::Sender<AlertNotice>,
+    pub settings: Arc<Settings>,
+}
+
+/// Where a request came from, for the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct ClientIp(pub Option<String>);
+
+impl Service {
+    /// Builds the service on a migrated database; returns it with the ingest
+    /// writer's task, to be shut down after the last request.
+    pub async fn start(settings: Settings, db: Db) -> anyhow::Result<(Self, WriterTask)> {
+        let secret = match &settings.jwt_secret {
+            Some(s) => s.clone(),
+            // Kept with the data, so tokens survive restarts and every
+            // instance over one PostgreSQL signs with the same key.
+            None => {
+                db.setting_or_insert("jwt_secret", random_secret(48))
+                    .await?
+            }
+        };
+        let tokens = TokenKeys::new(&secret, settings.access_ttl, settings.refresh_ttl);
+        let passwords = Passwords::new(settings.bcrypt_cost).await?;
+        let (alerts, _) = broadcast::channel(ALERT_BUS_CAPACITY);
+        let bus = alerts.clone();
+        let (writer, writer_task) = Writer::start(
+            db.clone(),
+            Box::new(move |done| {
+                for item in done.iter().filter(|i| i.created) {
+                    if let Some(alert) = &item.alert {
+                        // No subscribers is the common case, not an error.
+                        let _ = bus.send(AlertNotice::Created(AlertWithEvent {
+                            alert: alert.clone(),
+                            event: item.event.clone(),
+                        }));
+                    }
+                }
+            }),
+        );
+        Ok((
+            Self {
+                db,
+                tokens,
+                passwords,
+                writer,
+                alerts,
+                settings: Arc::new(settings),
+            },
+            writer_task,
+        ))
+    }
+}
+
+/// An audit entry for `action` by `actor`; callers fill in the target.
+pub fn audit(action: AuditAction, actor: impl Into<String>, ip: &ClientIp) -> NewAudit {
+    NewAudit {
+        at: crate::domain::now(),
+        action: action.as_str().into(),
+        actor: actor.into(),
+        target_type: None,
+        target_id: None,
+        detail: None,
+        ip: ip.0.clone(),
+    }
+}

@@ -1,0 +1,81 @@
+//! People's accounts.
+
+use super::{audit, ClientIp, Service};
+use crate::auth::token::random_secret;
+use crate::db::models::UserRow;
+use crate::db::users::NewUser;
+use crate::domain::page::{Page, PageOf};
+use crate::domain::{user, AuditAction, Role};
+use crate::error::{Error, Result};
+
+impl Service {
+    /// Validates and creates an account; `actor` is who asked (a username,
+    /// or "system" for the bootstrap and the command line).
+    pub async fn create_user(
+        &self,
+        actor: &str,
+        username: &str,
+        password: &str,
+        role: Role,
+        ip: &ClientIp,
+    ) -> Result<UserRow> {
+        let username = user::username(username)?;
+        let password = user::password(password)?;
+        let password_hash = self.passwords.hash(&password).await?;
+        let mut entry = audit(AuditAction::UserCreated, actor, ip);
+        entry.target_type = Some("User".into());
+        entry.detail =
+            Some(serde_json::json!({ "username": username, "role": role.as_str() }).to_string());
+        self.db
+            .create_user(
+                NewUser {
+                    username,
+                    password_hash,
+                    role,
+                },
+                entry,
+            )
+            .await
+    }
+
+    pub async fn users(&self, page: Page) -> Result<PageOf<UserRow>> {
+        Ok(page.finish(self.db.users_page(page).await?))
+    }
+
+    pub async fn user(&self, id: i64) -> Result<UserRow> {
+        self.db
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("no user with id {id}")))
+    }
+
+    /// On a start that finds no users, creates `admin`. Returns the password
+    /// when it was generated, for the caller to show once.
+    pub async fn bootstrap_admin(&self) -> Result<Option<String>> {
+        if self.db.count_users().await? > 0 {
+            return Ok(None);
+        }
+        let (password, generated) = match &self.settings.admin_password {
+            Some(p) => (p.clone(), false),
+            None => (random_secret(18), true),
+        };
+        match self
+            .create_user(
+                "system",
+                "admin",
+                &password,
+                Role::Admin,
+                &ClientIp::default(),
+            )
+            .await
+        {
+            Ok(_) => Ok(generated.then_some(password)),
+            // Another instance over the same PostgreSQL got there first.
+            Err(Error::BadInput(msg)) if msg.contains("already taken") => Ok(None),
+            Err(Error::BadInput(msg)) => Err(Error::bad_input(format!(
+                "THREATWATCH_ADMIN_PASSWORD: {msg}"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::{code, TestApp, ADMIN_PASSWORD};
+
+async fn login_returns_a_token_pair(app: TestApp) {
+    let body = app.login("admin", ADMIN_PASSWORD).await;
+    let login = &body["data"]["login"];
+    assert_eq!(login["tokenType"], "Bearer");
+    assert_eq!(login["expiresIn"], 300);
+    let access = login["accessToken"].as_str().unwrap();
+    assert_ne!(access, login["refreshToken"].as_str().unwrap());
+
+    let me = app
+        .ok(
+            Some(access),
+            "{ me { id username role createdAt } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(me["me"]["username"], "admin");
+    assert_eq!(me["me"]["role"], "ADMIN");
+    assert!(me["me"]["createdAt"].as_str().unwrap().ends_with('Z'));
+}
+
+async fn wrong_password_and_unknown_user_answer_alike(app: TestApp) {
+    let wrong = app.login("admin", "not-the-password").await;
+    let unknown = app.login("nobody", "not-the-password").await;
+    assert_eq!(code(&wrong), "UNAUTHENTICATED");
+    assert_eq!(code(&unknown), "UNAUTHENTICATED");
+    assert_eq!(
+        wrong["errors"][0]["message"],
+        unknown["errors"][0]["message"]
+    );
+    assert!(wrong["data"].is_null());
+
+    let admin = app.admin().await;
+    let log = app
+        .ok(
+            Some(&admin),
+            "{ auditLog(action: LOGIN_FAILED) { totalCount nodes { actor ip detail } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(log["auditLog"]["totalCount"], 2);
+    let detail = log["auditLog"]["nodes"][0]["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("not-the-password"),
+        "password leaked into audit: {detail}"
+    );
+    assert_eq!(log["auditLog"]["nodes"][0]["ip"], "127.0.0.1");
+}
+
+async fn refresh_issues_a_new_pair_and_tokens_keep_their_type(app: TestApp) {
+    let body = app.login("admin", ADMIN_PASSWORD).await;
+    let access = body["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refresh = body["data"]["login"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let renewed = app
+        .ok(
+            None,
+            "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken refreshToken } }",
+            json!({ "t": refresh }),
+        )
+        .await;
+    let new_access = renewed["refreshToken"]["accessToken"].as_str().unwrap();
+    app.ok(Some(new_access), "{ me { username } }", json!({}))
+        .await;
+
+    // A refresh token is no access token, and the other way round.
+    let me = app
+        .gql(Some(&refresh), "{ me { username } }", json!({}))
+        .await;
+    assert_eq!(code(&me), "UNAUTHENTICATED");
+    let wrong = app
+        .gql(
+            None,
+            "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken } }",
+            json!({ "t": access }),
+        )
+        .await;
+    assert_eq!(code(&wrong), "UNAUTHENTICATED");
+}
+
+async fn bad_tokens_are_unauthenticated(app: TestApp) {
+    for token in ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."] {
+        let body = app
+            .gql(Some(token), "{ alerts { totalCount } }", json!({}))
+            .await;
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{token}");
+    }
+    let body = app.gql(None, "{ me { username } }", json!({})).await;
+    assert_eq!(code(&body), "UNAUTHENTICATED");
+    // A bad token does not stop a login in the same request.
+    let body = app.gql(Some("garbage"), &format!("mutation {{ login(username: \"admin\", password: \"{ADMIN_PASSWORD}\") {{ tokenType }} }}"), json!({})).await;
+    assert_eq!(body["data"]["login"]["tokenType"], "Bearer");
+}
+
+async fn roles_are_checked_on_each_field(app: TestApp) {
+    let analyst = app.user_with_role("ana", "ANALYST").await;
+    let sensor = app.user_with_role("cam", "SENSOR").await;
+
+    for q in ["{ users { totalCount } }", "{ auditLog { totalCount } }"] {
+        assert_eq!(
+            code(&app.gql(Some(&analyst), q, json!({})).await),
+            "FORBIDDEN",
+            "{q}"
+        );
+    }
+    for q in [
+        "{ alerts { totalCount } }",
+        "{ events { totalCount } }",
+        "{ alert(id: \"1\") { id } }",
+        "{ alertStats { total } }",
+    ] {
+        assert_eq!(
+            code(&app.gql(Some(&sensor), q, json!({})).await),
+            "FORBIDDEN",
+            "{q}"
+        );
+        app.ok(Some(&analyst), q, json!({})).await;
+    }
+    // The sensor may ingest; a forbidden field next to an allowed one fails alone.
+    app.ingest(&sensor, "LOW", "CCTV-Lobby").await;
+    let mixed = app
+        .gql(
+            Some(&analyst),
+            "{ me { username } users { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(mixed["data"]["me"]["username"], "ana");
+    assert_eq!(code(&mixed), "FORBIDDEN");
+    assert_eq!(mixed["errors"][0]["path"][0], "users");
+}
+
+both!(
+    login_returns_a_token_pair,
+    wrong_password_and_unknown_user_answer_alike,
+    refresh_issues_a_new_pair_and_tokens_keep_their_type,
+    bad_tokens_are_unauthenticated,
+    roles_are_checked_on_each_field,
+);

@@ -1,0 +1,202 @@
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::{code, TestApp};
+
+const INGEST: &str = "mutation($i: IngestEventInput!) { ingestEvent(input: $i) { event { id source eventType severity description timestamp alert { id } } alert { id status severity createdAt updatedAt event { id } } } }";
+
+async fn totals(app: &TestApp, token: &str) -> (i64, i64) {
+    let d = app
+        .ok(
+            Some(token),
+            "{ events { totalCount } alerts { totalCount } }",
+            json!({}),
+        )
+        .await;
+    (
+        d["events"]["totalCount"].as_i64().unwrap(),
+        d["alerts"]["totalCount"].as_i64().unwrap(),
+    )
+}
+
+async fn high_and_critical_raise_one_open_alert(app: TestApp) {
+    let admin = app.admin().await;
+    for (severity, raises) in [
+        ("LOW", false),
+        ("MEDIUM", false),
+        ("HIGH", true),
+        ("CRITICAL", true),
+    ] {
+        let d = app
+            .ok(Some(&admin), INGEST, json!({ "i": { "source": "Firewall-1", "eventType": "Malware", "severity": severity, "description": "found" } }))
+            .await;
+        let p = &d["ingestEvent"];
+        assert_eq!(p["event"]["severity"], severity);
+        assert_eq!(p["event"]["source"], "Firewall-1");
+        if raises {
+            assert_eq!(p["alert"]["status"], "OPEN");
+            assert_eq!(p["alert"]["severity"], severity);
+            assert_eq!(p["alert"]["event"]["id"], p["event"]["id"]);
+            assert_eq!(p["event"]["alert"]["id"], p["alert"]["id"]);
+        } else {
+            assert!(p["alert"].is_null(), "{severity} raised an alert");
+            assert!(p["event"]["alert"].is_null());
+        }
+    }
+    assert_eq!(totals(&app, &admin).await, (4, 2));
+    let log = app
+        .ok(Some(&admin), "{ auditLog(action: ALERT_CREATED) { totalCount nodes { actor targetType targetId } } }", json!({}))
+        .await;
+    assert_eq!(log["auditLog"]["totalCount"], 2);
+    assert_eq!(log["auditLog"]["nodes"][0]["actor"], "admin");
+    assert_eq!(log["auditLog"]["nodes"][0]["targetType"], "Alert");
+}
+
+async fn invalid_input_is_refused_and_stores_nothing(app: TestApp) {
+    let admin = app.admin().await;
+    let cases = [
+        (
+            json!({ "source": "", "eventType": "X", "severity": "HIGH", "description": "d" }),
+            "input.source",
+        ),
+        (
+            json!({ "source": "s".repeat(101), "eventType": "X", "severity": "HIGH", "description": "d" }),
+            "input.source",
+        ),
+        (
+            json!({ "source": "S", "eventType": "e".repeat(101), "severity": "HIGH", "description": "d" }),
+            "input.eventType",
+        ),
+        (
+            json!({ "source": "S", "eventType": "X", "severity": "HIGH", "description": "" }),
+            "input.description",
+        ),
+        (
+            json!({ "source": "S", "eventType": "X", "severity": "HIGH", "description": "d".repeat(10_001) }),
+            "input.description",
+        ),
+        (
+            json!({ "source": "S", "eventType": "X", "severity": "SEVERE", "description": "d" }),
+            "Severity",
+        ),
+        (
+            json!({ "source": "S", "eventType": "X", "description": "d" }),
+            "severity",
+        ),
+    ];
+    for (input, names) in cases {
+        let body = app.gql(Some(&admin), INGEST, json!({ "i": input })).await;
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{input}");
+        let msg = body["errors"][0]["message"].as_str().unwrap();
+        assert!(msg.contains(names), "message {msg:?} should name {names}");
+    }
+    // Limits are on characters: 100 multi-byte characters are fine.
+    app.ok(Some(&admin), INGEST, json!({ "i": { "source": "é".repeat(100), "eventType": "X", "severity": "LOW", "description": "d".repeat(10_000) } }))
+        .await;
+    assert_eq!(totals(&app, &admin).await, (1, 0));
+}
+
+async fn anonymous_cannot_ingest(app: TestApp) {
+    let body = app
+        .gql(None, INGEST, json!({ "i": { "source": "S", "eventType": "X", "severity": "HIGH", "description": "d" } }))
+        .await;
+    assert_eq!(code(&body), "UNAUTHENTICATED");
+    let admin = app.admin().await;
+    assert_eq!(totals(&app, &admin).await, (0, 0));
+}
+
+async fn batch_ingest_is_all_or_nothing(app: TestApp) {
+    let admin = app.admin().await;
+    let q = "mutation($i: [IngestEventInput!]!) { ingestEvents(inputs: $i) { event { id } alert { id } } }";
+    let good = |n: usize| json!({ "source": format!("S{n}"), "eventType": "X", "severity": if n % 2 == 0 { "HIGH" } else { "LOW" }, "description": "d" });
+    let mut inputs: Vec<_> = (0..5).map(good).collect();
+    inputs.push(json!({ "source": "", "eventType": "X", "severity": "HIGH", "description": "d" }));
+    let body = app.gql(Some(&admin), q, json!({ "i": inputs })).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("inputs[5].source"));
+    assert_eq!(totals(&app, &admin).await, (0, 0));
+
+    let body = app.gql(Some(&admin), q, json!({ "i": [] })).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+    let too_many: Vec<_> = (0..1001).map(good).collect();
+    assert_eq!(
+        code(&app.gql(Some(&admin), q, json!({ "i": too_many })).await),
+        "BAD_USER_INPUT"
+    );
+
+    let d = app
+        .ok(
+            Some(&admin),
+            q,
+            json!({ "i": (0..10).map(good).collect::<Vec<_>>() }),
+        )
+        .await;
+    let done = d["ingestEvents"].as_array().unwrap();
+    assert_eq!(done.len(), 10);
+    assert_eq!(done.iter().filter(|p| !p["alert"].is_null()).count(), 5);
+    assert_eq!(totals(&app, &admin).await, (10, 5));
+}
+
+async fn external_id_stores_one_event(app: TestApp) {
+    let admin = app.admin().await;
+    let input = json!({ "i": { "source": "IDS-2", "eventType": "Intrusion", "severity": "HIGH", "description": "d", "externalId": "ids-0001" } });
+    let first = app.ok(Some(&admin), INGEST, input.clone()).await;
+    let second = app.ok(Some(&admin), INGEST, input).await;
+    assert_eq!(
+        first["ingestEvent"]["event"]["id"],
+        second["ingestEvent"]["event"]["id"]
+    );
+    assert_eq!(
+        first["ingestEvent"]["alert"]["id"],
+        second["ingestEvent"]["alert"]["id"]
+    );
+    // The same external id from another source is another event.
+    app.ok(Some(&admin), INGEST, json!({ "i": { "source": "IDS-3", "eventType": "Intrusion", "severity": "HIGH", "description": "d", "externalId": "ids-0001" } }))
+        .await;
+    assert_eq!(totals(&app, &admin).await, (2, 2));
+}
+
+async fn concurrent_ingests_all_land(app: TestApp) {
+    let analyst = app.user_with_role("ana", "ANALYST").await;
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let client = app.client.clone();
+        let url = app.url("/graphql");
+        let token = analyst.clone();
+        tasks.push(tokio::spawn(async move {
+            let severity = if n % 4 == 0 { "CRITICAL" } else { "MEDIUM" };
+            let body: serde_json::Value = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": INGEST, "variables": { "i": { "source": format!("S{n}"), "eventType": "X", "severity": severity, "description": "d" } } }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(body.get("errors").is_none(), "{body}");
+            body["data"]["ingestEvent"]["event"]["id"].as_str().unwrap().to_string()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40);
+    assert_eq!(totals(&app, &analyst).await, (40, 10));
+}
+
+both!(
+    high_and_critical_raise_one_open_alert,
+    invalid_input_is_refused_and_stores_nothing,
+    anonymous_cannot_ingest,
+    batch_ingest_is_all_or_nothing,
+    external_id_stores_one_event,
+    concurrent_ingests_all_land,
+);

@@ -1,0 +1,12 @@
+//! Integration tests: the real server over real HTTP, each body run against
+//! SQLite and PostgreSQL.
+
+mod helpers;
+
+mod alerts;
+mod auth;
+mod cli;
+mod http;
+mod ingest;
+mod pagination;
+mod users;
