@@ -108,7 +108,7 @@ async fn anonymous_cannot_ingest(app: TestApp) {
 async fn batch_ingest_is_all_or_nothing(app: TestApp) {
     let admin = app.admin().await;
     let q = "mutation($i: [IngestEventInput!]!) { ingestEvents(inputs: $i) { event { id } alert { id } } }";
-    let good = |n: usize| json!({ "source": format!("S{n}"), "eventType": "X", "severity": if n % 2 == 0 { "HIGH" } else { "LOW" }, "description": "d" });
+    let good = |n: usize| json!({ "source": format!("S{n}"), "eventType": "X", "severity": if n.is_multiple_of(2) { "HIGH" } else { "LOW" }, "description": "d" });
     let mut inputs: Vec<_> = (0..5).map(good).collect();
     inputs.push(json!({ "source": "", "eventType": "X", "severity": "HIGH", "description": "d" }));
     let body = app.gql(Some(&admin), q, json!({ "i": inputs })).await;
@@ -162,12 +162,12 @@ async fn external_id_stores_one_event(app: TestApp) {
 async fn concurrent_ingests_all_land(app: TestApp) {
     let analyst = app.user_with_role("ana", "ANALYST").await;
     let mut tasks = Vec::new();
-    for n in 0..40 {
+    for n in 0..40u32 {
         let client = app.client.clone();
         let url = app.url("/graphql");
         let token = analyst.clone();
         tasks.push(tokio::spawn(async move {
-            let severity = if n % 4 == 0 { "CRITICAL" } else { "MEDIUM" };
+            let severity = if n.is_multiple_of(4) { "CRITICAL" } else { "MEDIUM" };
             let body: serde_json::Value = client
                 .post(url)
                 .bearer_auth(token)
