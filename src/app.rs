@@ -5,13 +5,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
@@ -24,6 +24,10 @@ use crate::service::Service;
 /// Large enough for `ingestEvents` with 1,000 typical events; a request
 /// past it is refused with 413 before it is read into memory.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The longest a request may take before it is answered with 408; a
+/// stuck query must not hold a connection and a database slot forever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A started (bound, migrated) server that has not begun serving yet.
 pub struct Server {
@@ -90,8 +94,8 @@ impl Server {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
-        drop(service);
         writer.shutdown().await;
+        service.flush_key_usage().await;
         tracing::info!("threatwatch stopped");
         Ok(())
     }
@@ -108,7 +112,10 @@ fn router(service: &Service) -> anyhow::Result<Router> {
         .route("/graphql", get(http::graphiql).post(http::graphql))
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(cors)
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -99,6 +99,8 @@ pub struct Settings {
     pub rate_anon: Option<Quota>,
     pub rate_user: Option<Quota>,
     pub rate_sensor: Option<Quota>,
+    /// Proxies whose `X-Forwarded-For` is believed for the client address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub cors_origins: Vec<String>,
     pub introspection: bool,
     pub rest_compat: bool,
@@ -188,8 +190,13 @@ impl Settings {
                     .collect()
             })
             .unwrap_or_default();
+        let trusted_proxies = var("THREATWATCH_TRUSTED_PROXIES")
+            .map(|v| parse_networks("THREATWATCH_TRUSTED_PROXIES", &v))
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
             database_url,
+            trusted_proxies,
             bind,
             jwt_secret,
             admin_password: var("THREATWATCH_ADMIN_PASSWORD"),
@@ -216,6 +223,19 @@ impl Settings {
     }
 }
 
+/// Comma-separated addresses or CIDRs; a bare address is its own /32 or /128.
+pub fn parse_networks(var: &str, raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{var}: {s:?} is not an address or CIDR"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +259,16 @@ mod tests {
             err.contains("DATABASE_URL") && !err.contains("secret"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn networks() {
+        let n = parse_networks("X", "10.0.0.0/8, 127.0.0.1,::1").unwrap();
+        assert_eq!(n.len(), 3);
+        assert!(n[1].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+        assert!(parse_networks("X", "10.0.0.0/33")
+            .unwrap_err()
+            .starts_with("X:"));
     }
 
     #[test]

@@ -1,22 +1,24 @@
 //! HTTP routes: GraphQL, the playground, health and readiness. Handlers
 //! only translate HTTP to the schema and back.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, BatchResponse, ServerError};
 use async_graphql_axum::GraphQLResponse;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
-use crate::auth::Credentials;
+use crate::app::MAX_BODY_BYTES;
+use crate::auth::{Credentials, Principal};
+use crate::error::Error;
 use crate::graphql::AppSchema;
 use crate::service::{ClientIp, Service};
+use crate::throttle::Subject;
+use ipnet::IpNet;
 
 /// Operations one HTTP request may carry in a JSON array (OWASP: cap
 /// batches, or one request multiplies into many).
@@ -38,25 +40,39 @@ fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Respons
     (status, Json(serde_json::json!({ "errors": [err] }))).into_response()
 }
 
+/// 413, closing the connection: the rest of the body is never read, so the
+/// connection cannot carry another request, and clients must not reuse it.
+fn too_large() -> Response {
+    let mut r = refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "BAD_USER_INPUT",
+        format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+    );
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
 pub async fn graphql(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
-    let body = match body {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Refused from the header alone, before a byte of the body is read.
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large();
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "BAD_USER_INPUT",
-                format!(
-                    "request body is larger than {} bytes",
-                    crate::app::MAX_BODY_BYTES
-                ),
-            )
-        }
-        Err(e) => return refuse(e.status(), "BAD_USER_INPUT", e.body_text()),
+        Err(_) => return too_large(),
     };
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -70,15 +86,9 @@ pub async fn graphql(
             "Content-Type must be application/json",
         );
     }
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let batch = match parse_batch(&body) {
         Ok(b) => b,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                format!("request body is not a GraphQL request in JSON: {e}"),
-            )
-        }
+        Err(msg) => return refuse(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", msg),
     };
     let operations = match &batch {
         BatchRequest::Single(_) => 1,
@@ -92,25 +102,88 @@ pub async fn graphql(
         );
     }
 
-    let credentials = credentials(&app.service, &headers);
-    let ip = ClientIp(Some(peer.ip().to_string()));
-    let batch = batch.data(credentials).data(ip);
+    let service = &app.service;
+    let ip = client_ip(peer.ip(), &headers, &service.settings.trusted_proxies);
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let api_key = headers
+        .get("x-api-key")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let credentials = service.authenticate(authorization, api_key).await;
+    let subject = match &credentials {
+        Credentials::Valid(Principal::User { id, .. }) => Subject::User(*id),
+        Credentials::Valid(Principal::ApiKey { id, .. }) => Subject::ApiKey(*id),
+        Credentials::None | Credentials::Invalid(_) => Subject::Anonymous(ip.into()),
+    };
+    if let Err(e) = service
+        .security
+        .throttle
+        .request(subject, operations as u32)
+    {
+        return rate_limited(&e);
+    }
+    let batch = batch.data(credentials).data(ClientIp(Some(ip.to_string())));
     let response: BatchResponse = app.schema.execute_batch(batch).await;
     GraphQLResponse::from(response).into_response()
 }
 
-/// Reads `Authorization: Bearer` or `X-API-Key`.
-fn credentials(service: &Service, headers: &HeaderMap) -> Credentials {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        return match value.to_str() {
-            Ok(v) => service.authenticate_bearer(v),
-            Err(_) => Credentials::Invalid("Authorization header is not valid text".into()),
-        };
+/// One operation (`{...}`) or a batch (`[{...}, ...]`). Decided by the
+/// first byte, since serde would also read a struct from an array.
+fn parse_batch(body: &[u8]) -> Result<BatchRequest, String> {
+    let bad = |e: serde_json::Error| format!("request body is not a GraphQL request in JSON: {e}");
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => serde_json::from_slice(body)
+            .map(BatchRequest::Single)
+            .map_err(bad),
+        Some(b'[') => serde_json::from_slice(body)
+            .map(BatchRequest::Batch)
+            .map_err(bad),
+        _ => Err("request body must be a JSON object {\"query\": ...} or an array of them".into()),
     }
-    if headers.contains_key("x-api-key") {
-        return Credentials::Invalid("unknown or revoked API key".into());
+}
+
+/// HTTP 429 with `Retry-After`, for a request refused as a whole.
+fn rate_limited(e: &Error) -> Response {
+    let secs = match e {
+        Error::RateLimited { retry_after_secs } => *retry_after_secs,
+        _ => 60,
+    };
+    let mut err = ServerError::new(e.to_string(), None);
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    ext.set("code", "RATE_LIMITED");
+    ext.set("retryAfter", secs);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, secs.to_string())],
+        Json(serde_json::json!({ "errors": [err] })),
+    )
+        .into_response()
+}
+
+/// The client's address: the socket's peer, unless that peer is a trusted
+/// proxy, in which case the nearest untrusted address in X-Forwarded-For
+/// (the rightmost, since each proxy appends; the leftmost is the client's
+/// own claim and can say anything).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
     }
-    Credentials::None
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(forwarded.first())
+        .copied()
+        .unwrap_or(peer)
 }
 
 pub async fn graphiql() -> Html<String> {

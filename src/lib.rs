@@ -17,3 +17,4 @@ pub mod http;
 pub mod ingest;
 pub mod service;
 pub mod telemetry;
+pub mod throttle;

@@ -1,5 +1,8 @@
-//! Who is calling: passwords, tokens, and the principal a request acts as.
+//! Who is calling: passwords, tokens, API keys, and the principal a request
+//! acts as.
 
+pub mod api_key;
+pub mod cache;
 pub mod password;
 pub mod principal;
 pub mod token;

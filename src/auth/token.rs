@@ -40,6 +40,8 @@ pub struct Claims {
     pub exp: i64,
     /// Unique per token, so that one refresh token can be retired.
     pub jti: String,
+    /// The login session this token belongs to; revoking it ends them all.
+    pub sid: String,
 }
 
 impl Serialize for Role {
@@ -61,7 +63,31 @@ pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
     pub expires_in: Duration,
-    pub refresh_claims: Claims,
+}
+
+/// The id and expiry of a refresh token about to be issued, chosen first so
+/// that it can be recorded in the same transaction that retires its
+/// predecessor.
+#[derive(Clone, Debug)]
+pub struct RefreshId {
+    pub jti: String,
+    pub exp: i64,
+}
+
+impl RefreshId {
+    pub fn expires_at(&self) -> chrono::NaiveDateTime {
+        chrono::DateTime::from_timestamp(self.exp, 0)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+            .naive_utc()
+    }
+}
+
+/// Whom a token is for.
+pub struct TokenSubject<'a> {
+    pub id: i64,
+    pub username: &'a str,
+    pub role: Role,
+    pub session: &'a str,
 }
 
 #[derive(Clone)]
@@ -103,40 +129,52 @@ impl TokenKeys {
 
     fn sign(
         &self,
-        id: i64,
-        username: &str,
-        role: Role,
+        user: &TokenSubject<'_>,
         typ: TokenType,
-    ) -> Result<(String, Claims)> {
-        let now = chrono::Utc::now().timestamp();
-        let ttl = match typ {
-            TokenType::Access => self.access_ttl,
-            TokenType::Refresh => self.refresh_ttl,
-        };
+        jti: String,
+        exp: i64,
+    ) -> Result<String> {
         let claims = Claims {
-            sub: id.to_string(),
-            username: username.to_string(),
-            role,
+            sub: user.id.to_string(),
+            username: user.username.to_string(),
+            role: user.role,
             typ,
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
-            iat: now,
-            exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
-            jti: random_secret(16),
+            iat: chrono::Utc::now().timestamp(),
+            exp,
+            jti,
+            sid: user.session.to_string(),
         };
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(Error::internal)?;
-        Ok((token, claims))
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(Error::internal)
     }
 
-    pub fn issue(&self, id: i64, username: &str, role: Role) -> Result<TokenPair> {
-        let (access_token, _) = self.sign(id, username, role, TokenType::Access)?;
-        let (refresh_token, refresh_claims) = self.sign(id, username, role, TokenType::Refresh)?;
+    fn expiry(ttl: Duration) -> i64 {
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        chrono::Utc::now().timestamp().saturating_add(ttl)
+    }
+
+    /// Picks the id and expiry of the next refresh token.
+    pub fn next_refresh(&self) -> RefreshId {
+        RefreshId {
+            jti: random_secret(16),
+            exp: Self::expiry(self.refresh_ttl),
+        }
+    }
+
+    pub fn issue(&self, user: &TokenSubject<'_>, refresh: &RefreshId) -> Result<TokenPair> {
+        let access_token = self.sign(
+            user,
+            TokenType::Access,
+            random_secret(16),
+            Self::expiry(self.access_ttl),
+        )?;
+        let refresh_token =
+            self.sign(user, TokenType::Refresh, refresh.jti.clone(), refresh.exp)?;
         Ok(TokenPair {
             access_token,
             refresh_token,
             expires_in: self.access_ttl,
-            refresh_claims,
         })
     }
 
@@ -176,6 +214,15 @@ impl Claims {
 mod tests {
     use super::*;
 
+    fn subject(role: Role) -> TokenSubject<'static> {
+        TokenSubject {
+            id: 7,
+            username: "alice",
+            role,
+            session: "s1",
+        }
+    }
+
     fn keys(secret: &str) -> TokenKeys {
         TokenKeys::new(secret, Duration::from_secs(300), Duration::from_secs(86400))
     }
@@ -183,7 +230,7 @@ mod tests {
     #[test]
     fn round_trip_and_type_separation() {
         let k = keys("a-secret-of-at-least-thirty-two-characters");
-        let pair = k.issue(7, "alice", Role::Analyst).unwrap();
+        let pair = k.issue(&subject(Role::Analyst), &k.next_refresh()).unwrap();
         let c = k.verify(&pair.access_token, TokenType::Access).unwrap();
         assert_eq!((c.user_id().unwrap(), c.role), (7, Role::Analyst));
         assert!(k.verify(&pair.refresh_token, TokenType::Access).is_err());
@@ -194,7 +241,9 @@ mod tests {
     fn refuses_other_secrets_and_none_algorithm() {
         let k = keys("a-secret-of-at-least-thirty-two-characters");
         let other = keys("another-secret-of-at-least-thirty-two-chars");
-        let pair = other.issue(7, "alice", Role::Admin).unwrap();
+        let pair = other
+            .issue(&subject(Role::Admin), &other.next_refresh())
+            .unwrap();
         assert_eq!(
             k.verify(&pair.access_token, TokenType::Access)
                 .unwrap_err()

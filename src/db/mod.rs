@@ -81,11 +81,13 @@ macro_rules! paged {
 }
 
 pub mod alerts;
+pub mod api_keys;
 pub mod audit;
 pub mod events;
 mod migrate;
 pub mod models;
 pub mod schema;
+pub mod sessions;
 pub mod settings;
 pub mod users;
 

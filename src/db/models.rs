@@ -99,3 +99,15 @@ pub struct NewAudit {
     pub detail: Option<String>,
     pub ip: Option<String>,
 }
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = super::schema::api_keys)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub name: String,
+    pub key_hash: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}

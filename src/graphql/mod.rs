@@ -3,6 +3,7 @@
 
 pub mod errors;
 pub mod guard;
+pub mod limits;
 mod mutation;
 mod query;
 pub mod scalars;
@@ -27,6 +28,7 @@ const MAX_COMPLEXITY: usize = 5_000;
 pub fn build(service: Option<Service>, introspection: bool) -> AppSchema {
     let mut builder = Schema::build(Query, Mutation, Subscription)
         .extension(errors::ErrorCodes)
+        .extension(limits::DocumentLimits { introspection })
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_directives(50);

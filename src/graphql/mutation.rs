@@ -39,7 +39,41 @@ impl Mutation {
         ctx: &Context<'_>,
         refresh_token: String,
     ) -> async_graphql::Result<AuthPayload> {
-        Ok(service(ctx).refresh(&refresh_token).await?.into())
+        Ok(service(ctx).refresh(&refresh_token, ip(ctx)).await?.into())
+    }
+
+    /// Ends the session the refresh token belongs to: it and every token
+    /// issued with it stop working.
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: String,
+    ) -> async_graphql::Result<bool> {
+        Ok(service(ctx).logout(&refresh_token, ip(ctx)).await?)
+    }
+
+    /// Creates a key for a sensor (role SENSOR). The key is in this answer
+    /// only; store it now.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<CreatedApiKey> {
+        let who = principal(ctx)?;
+        let (key, row) = service(ctx).create_api_key(who, &name, ip(ctx)).await?;
+        Ok(CreatedApiKey {
+            key,
+            api_key: ApiKey(row),
+        })
+    }
+
+    /// Revokes a key at once on this instance, within seconds on others.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKey> {
+        let id = id::parse("id", &id)?;
+        let who = principal(ctx)?;
+        Ok(ApiKey(service(ctx).revoke_api_key(who, id, ip(ctx)).await?))
     }
 
     /// Stores an event; HIGH and CRITICAL raise an alert in the same

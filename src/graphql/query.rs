@@ -127,6 +127,17 @@ impl Query {
         Ok(UserConnection::new(rows, Count::Users, User::keyed))
     }
 
+    /// Sensor API keys, newest first, revoked ones included.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKey>> {
+        Ok(service(ctx)
+            .api_keys()
+            .await?
+            .into_iter()
+            .map(ApiKey)
+            .collect())
+    }
+
     /// The audit log, newest first.
     #[graphql(guard = "RoleGuard::new(ADMIN)")]
     async fn audit_log(

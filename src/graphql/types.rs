@@ -6,7 +6,7 @@ use super::scalars::DateTime;
 use crate::auth::token::TokenPair;
 use crate::db::alerts::AlertFilter;
 use crate::db::events::Ingested;
-use crate::db::models::{AlertWithEvent, AuditRow, EventWithAlert, UserRow};
+use crate::db::models::{AlertWithEvent, ApiKeyRow, AuditRow, EventWithAlert, UserRow};
 use crate::domain::event::RawEvent;
 use crate::domain::page::{encode_cursor, PageOf};
 use crate::domain::{id, AlertStatus, AuditAction, Role, Severity};
@@ -136,6 +136,37 @@ impl AuditEntry {
     async fn ip(&self) -> Option<&str> {
         self.0.ip.as_deref()
     }
+}
+
+/// A sensor's API key (the key itself is shown only on creation).
+#[derive(Clone)]
+pub struct ApiKey(pub ApiKeyRow);
+
+#[Object]
+impl ApiKey {
+    async fn id(&self) -> ID {
+        id::format(self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+    /// Updated at most every few seconds, not on every request.
+    async fn last_used_at(&self) -> Option<DateTime> {
+        self.0.last_used_at.map(Into::into)
+    }
+    async fn revoked_at(&self) -> Option<DateTime> {
+        self.0.revoked_at.map(Into::into)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CreatedApiKey {
+    /// Send as `X-API-Key`. Shown this once; only a hash is stored.
+    pub key: String,
+    pub api_key: ApiKey,
 }
 
 #[derive(SimpleObject)]

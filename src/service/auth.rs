@@ -1,17 +1,31 @@
-//! Logging in, refreshing tokens, and turning credentials into a principal.
+//! Logging in and out, refreshing tokens, API keys, and turning credentials
+//! into a principal.
+
+use std::net::IpAddr;
 
 use super::{audit, ClientIp, Service};
-use crate::auth::token::{TokenPair, TokenType};
-use crate::auth::{Credentials, Principal};
-use crate::domain::AuditAction;
+use crate::auth::token::{random_secret, RefreshId, TokenPair, TokenSubject, TokenType};
+use crate::auth::{api_key, Credentials, Principal};
+use crate::db::models::{ApiKeyRow, UserRow};
+use crate::db::sessions::{Issued, Rotation, SessionState};
+use crate::domain::{event, AuditAction};
 use crate::error::{Error, Result};
 
 /// The one answer to every failed login, so that it does not tell an
 /// unknown user from a wrong password.
 const LOGIN_REFUSED: &str = "invalid username or password";
 
+fn issued(next: &RefreshId) -> Issued {
+    Issued {
+        jti: next.jti.clone(),
+        expires_at: next.expires_at(),
+    }
+}
+
 impl Service {
     pub async fn login(&self, username: &str, password: &str, ip: &ClientIp) -> Result<TokenPair> {
+        let ip_addr = ip.0.as_deref().and_then(|i| i.parse::<IpAddr>().ok());
+        self.security.throttle.login_attempt(ip_addr, username)?;
         let user = match self.db.user_by_username(username).await? {
             Some(u) if u.is_active => Some(u),
             _ => None,
@@ -23,56 +37,209 @@ impl Service {
         let user = match user {
             Some(u) if matched => u,
             _ => {
+                self.security.throttle.login_failed(username);
                 let mut entry = audit(AuditAction::LoginFailed, "anonymous", ip);
                 entry.target_type = Some("User".into());
                 // The name tried, cut short: it is attacker-chosen text.
-                entry.detail = Some(
-                    serde_json::json!({ "username": username.chars().take(150).collect::<String>() })
-                        .to_string(),
-                );
+                let tried: String = username.chars().take(150).collect();
+                entry.detail = Some(serde_json::json!({ "username": tried }).to_string());
                 self.db.append_audit(entry).await?;
                 return Err(Error::unauthenticated(LOGIN_REFUSED));
             }
         };
+        self.security.throttle.login_succeeded(username);
+        let session = random_secret(16);
+        let next = self.tokens.next_refresh();
+        let pair = self.tokens.issue(&subject(&user, &session), &next)?;
         let mut entry = audit(AuditAction::LoginSucceeded, &user.username, ip);
         entry.target_type = Some("User".into());
         entry.target_id = Some(user.id.to_string());
-        self.db.append_audit(entry).await?;
-        self.tokens.issue(user.id, &user.username, user.role)
+        self.db
+            .start_session(session, user.id, issued(&next), entry)
+            .await?;
+        Ok(pair)
     }
 
-    /// Exchanges a refresh token for a new pair. The user is read again, so
-    /// a deactivated account cannot refresh its way back in, and a changed
-    /// role takes effect.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
+    /// Exchanges a refresh token for a new pair and retires it. Presenting a
+    /// retired token again means two parties hold it: the whole session is
+    /// revoked, so the thief's copy dies with the victim's.
+    pub async fn refresh(&self, refresh_token: &str, ip: &ClientIp) -> Result<TokenPair> {
         let claims = self.tokens.verify(refresh_token, TokenType::Refresh)?;
-        let user = self
+        let next = self.tokens.next_refresh();
+        let mut entry = audit(AuditAction::TokenRevoked, &claims.username, ip);
+        entry.detail = Some(serde_json::json!({ "reason": "refresh token reused" }).to_string());
+        match self
             .db
-            .user_by_id(claims.user_id()?)
+            .rotate_refresh(claims.jti.clone(), issued(&next), entry)
             .await?
-            .filter(|u| u.is_active)
-            .ok_or_else(|| Error::unauthenticated("the account no longer exists or is disabled"))?;
-        self.tokens.issue(user.id, &user.username, user.role)
+        {
+            // The new pair carries the user's current name and role.
+            Rotation::Rotated(user) => self.tokens.issue(&subject(&user, &claims.sid), &next),
+            Rotation::Reused => {
+                self.security.sessions.clear();
+                tracing::warn!(user = %claims.username, "refresh token reused; session revoked");
+                Err(Error::unauthenticated(
+                    "refresh token was already used; its session has been revoked",
+                ))
+            }
+            Rotation::Revoked => Err(Error::unauthenticated("the session has been revoked")),
+            Rotation::Unknown => Err(Error::unauthenticated("refresh token is not known")),
+            Rotation::Inactive => Err(Error::unauthenticated(
+                "the account no longer exists or is disabled",
+            )),
+        }
     }
 
-    /// Reads the `Authorization` header's value.
-    pub fn authenticate_bearer(&self, header: &str) -> Credentials {
-        let Some(token) = header
+    /// Ends the session the refresh token belongs to.
+    pub async fn logout(&self, refresh_token: &str, ip: &ClientIp) -> Result<bool> {
+        let claims = self.tokens.verify(refresh_token, TokenType::Refresh)?;
+        let mut entry = audit(AuditAction::TokenRevoked, &claims.username, ip);
+        entry.target_type = Some("Session".into());
+        entry.target_id = Some(claims.sid.clone());
+        entry.detail = Some(serde_json::json!({ "reason": "logout" }).to_string());
+        self.db
+            .revoke_session(claims.sid.clone(), "logout", entry)
+            .await?;
+        self.security.sessions.clear();
+        Ok(true)
+    }
+
+    /// Resolves the request's credentials: `Authorization: Bearer` or
+    /// `X-API-Key`. Each token's session and each key is checked against the
+    /// database (cached for a few seconds), so logout, revocation and
+    /// disabled accounts take effect on every instance.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        api_key: Option<&str>,
+    ) -> Credentials {
+        let result = match (authorization, api_key) {
+            (Some(header), _) => self.bearer(header).await,
+            (None, Some(key)) => self.api_key(key).await,
+            (None, None) => return Credentials::None,
+        };
+        match result {
+            Ok(p) => Credentials::Valid(p),
+            Err(Error::Unauthenticated(why)) => Credentials::Invalid(why),
+            Err(e) => {
+                tracing::error!(error = ?e, "credential check failed");
+                Credentials::Invalid("credentials could not be checked; try again".into())
+            }
+        }
+    }
+
+    async fn bearer(&self, header: &str) -> Result<Principal> {
+        let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-        else {
-            return Credentials::Invalid("Authorization must be \"Bearer <accessToken>\"".into());
+            .ok_or_else(|| {
+                Error::unauthenticated("Authorization must be \"Bearer <accessToken>\"")
+            })?;
+        let claims = self.tokens.verify(token.trim(), TokenType::Access)?;
+        let id = claims.user_id()?;
+        let key = (claims.sid.clone(), id);
+        let state = match self.security.sessions.get(&key) {
+            Some(s) => s,
+            None => {
+                let s = self.db.session_state(&claims.sid, id).await?;
+                self.security.sessions.insert(key, s.clone());
+                s
+            }
         };
-        match self.tokens.verify(token.trim(), TokenType::Access) {
-            Ok(claims) => match claims.user_id() {
-                Ok(id) => Credentials::Valid(Principal::User {
-                    id,
-                    username: claims.username,
-                    role: claims.role,
-                }),
-                Err(e) => Credentials::Invalid(e.to_string()),
-            },
-            Err(e) => Credentials::Invalid(e.to_string()),
+        match state {
+            Some(SessionState {
+                live: true,
+                username,
+                role,
+            }) => Ok(Principal::User { id, username, role }),
+            Some(_) => Err(Error::unauthenticated(
+                "the session has ended (logged out, revoked, or account disabled)",
+            )),
+            None => Err(Error::unauthenticated("token is malformed or invalid")),
         }
+    }
+
+    async fn api_key(&self, key: &str) -> Result<Principal> {
+        let refused = || Error::unauthenticated("unknown or revoked API key");
+        if !key.starts_with(api_key::PREFIX) || key.len() > 100 {
+            return Err(refused());
+        }
+        let hash = api_key::hash(key);
+        let found = match self.security.keys.get(&hash) {
+            Some(f) => f,
+            None => {
+                let f = self
+                    .db
+                    .api_key_by_hash(&hash)
+                    .await?
+                    .map(|k| (k.id, k.name));
+                self.security.keys.insert(hash, f.clone());
+                f
+            }
+        };
+        let (id, name) = found.ok_or_else(refused)?;
+        self.security.key_usage.touch(id);
+        Ok(Principal::ApiKey { id, name })
+    }
+
+    /// Creates a sensor key; the key itself is returned once and never again.
+    pub async fn create_api_key(
+        &self,
+        who: &Principal,
+        name: &str,
+        ip: &ClientIp,
+    ) -> Result<(String, ApiKeyRow)> {
+        let name = event::label("name", name, 100)?;
+        let key = api_key::generate();
+        let mut entry = audit(AuditAction::ApiKeyCreated, who.actor(), ip);
+        entry.target_type = Some("ApiKey".into());
+        entry.detail = Some(serde_json::json!({ "name": name }).to_string());
+        let row = self
+            .db
+            .create_api_key(name, api_key::hash(&key), who.actor(), entry)
+            .await?;
+        Ok((key, row))
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        who: &Principal,
+        id: i64,
+        ip: &ClientIp,
+    ) -> Result<ApiKeyRow> {
+        let mut entry = audit(AuditAction::ApiKeyRevoked, who.actor(), ip);
+        entry.target_type = Some("ApiKey".into());
+        entry.target_id = Some(id.to_string());
+        let row = self.db.revoke_api_key(id, entry).await?;
+        self.security.keys.remove(&row.key_hash);
+        Ok(row)
+    }
+
+    /// Every key, newest first, with last-use times not yet written merged in.
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRow>> {
+        let mut keys = self.db.api_keys().await?;
+        for k in &mut keys {
+            if let Some(at) = self.security.key_usage.peek(k.id) {
+                k.last_used_at = Some(k.last_used_at.map_or(at, |db| db.max(at)));
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Writes coalesced key last-use times; run periodically and at shutdown.
+    pub async fn flush_key_usage(&self) {
+        let uses = self.security.key_usage.take();
+        if let Err(e) = self.db.touch_api_keys(uses).await {
+            tracing::warn!(error = ?e, "could not record API key use");
+        }
+    }
+}
+
+fn subject<'a>(user: &'a UserRow, session: &'a str) -> TokenSubject<'a> {
+    TokenSubject {
+        id: user.id,
+        username: &user.username,
+        role: user.role,
+        session,
     }
 }

@@ -8,18 +8,36 @@ mod events;
 mod users;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+use crate::auth::api_key::Usage;
+use crate::auth::cache::TtlCache;
 use crate::auth::password::Passwords;
 use crate::auth::token::{random_secret, TokenKeys};
 use crate::config::Settings;
 use crate::db::models::{AlertWithEvent, NewAudit};
+use crate::db::sessions::SessionState;
 use crate::db::Db;
 use crate::domain::AuditAction;
 use crate::ingest::{Writer, WriterTask};
+use crate::throttle::Throttle;
 
 pub use alerts::AlertNotice;
+
+/// How long a checked token session or API key is trusted before it is
+/// read again: the most a revocation can lag on another instance.
+const CREDENTIAL_CACHE_TTL: Duration = Duration::from_secs(5);
+const CREDENTIAL_CACHE_SIZE: usize = 50_000;
+
+/// Throttles and credential caches, shared by every request.
+pub struct Security {
+    pub throttle: Throttle,
+    pub sessions: TtlCache<(String, i64), Option<SessionState>>,
+    pub keys: TtlCache<String, Option<(i64, String)>>,
+    pub key_usage: Usage,
+}
 
 /// How many alert notices a slow subscriber may fall behind by.
 const ALERT_BUS_CAPACITY: usize = 4_096;
@@ -33,6 +51,7 @@ pub struct Service {
     pub writer: Writer,
     pub alerts: broadcast::Sender<AlertNotice>,
     pub settings: Arc<Settings>,
+    pub security: Arc<Security>,
 }
 
 /// Where a request came from, for the audit log.
@@ -70,17 +89,35 @@ impl Service {
                 }
             }),
         );
-        Ok((
-            Self {
-                db,
-                tokens,
-                passwords,
-                writer,
-                alerts,
-                settings: Arc::new(settings),
-            },
-            writer_task,
-        ))
+        let security = Arc::new(Security {
+            throttle: Throttle::new(settings.rate_anon, settings.rate_user, settings.rate_sensor),
+            sessions: TtlCache::new(CREDENTIAL_CACHE_TTL, CREDENTIAL_CACHE_SIZE),
+            keys: TtlCache::new(CREDENTIAL_CACHE_TTL, CREDENTIAL_CACHE_SIZE),
+            key_usage: Usage::default(),
+        });
+        let service = Self {
+            db,
+            tokens,
+            passwords,
+            writer,
+            alerts,
+            settings: Arc::new(settings),
+            security,
+        };
+        tokio::spawn(housekeeping(service.clone()));
+        Ok((service, writer_task))
+    }
+}
+
+/// Drops idle throttle keys and writes API key last-use times. Holds only
+/// what it needs weakly in spirit: it ends with the runtime.
+async fn housekeeping(service: Service) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        service.security.throttle.housekeeping();
+        service.flush_key_usage().await;
     }
 }
 

@@ -133,6 +133,7 @@ pub fn test_settings(url: &str) -> Settings {
         rate_anon: None,
         rate_user: None,
         rate_sensor: None,
+        trusted_proxies: vec![],
         cors_origins: vec![],
         introspection: true,
         rest_compat: true,
@@ -153,8 +154,54 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_tweaked(backend, |_| {}).await
+    }
+
+    pub async fn spawn_tweaked(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Option<Self> {
         let db = TestDb::create(backend).await?;
-        Some(Self::spawn_with(db, |_| {}).await)
+        Some(Self::spawn_with(db, tweak).await)
+    }
+
+    /// Another instance over the same database, as behind a load balancer.
+    pub async fn peer(&self) -> PeerApp {
+        let server = Server::build(test_settings(self._db.url()))
+            .await
+            .expect("peer starts");
+        let addr = server.local_addr().expect("bound");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = server
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        PeerApp { addr, _stop: stop }
+    }
+
+    /// Runs SQL on the test database behind the service's back.
+    pub async fn exec_sql(&self, sql: &str) {
+        match &self._db {
+            TestDb::Sqlite { url, .. } => {
+                use diesel::connection::SimpleConnection;
+                use diesel::Connection;
+                let path = url.trim_start_matches("sqlite://").to_string();
+                let sql = sql.to_string();
+                tokio::task::spawn_blocking(move || {
+                    let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+                    c.batch_execute(&sql).unwrap();
+                })
+                .await
+                .unwrap();
+            }
+            TestDb::Postgres { url, .. } => {
+                let mut c = AsyncPgConnection::establish(url).await.unwrap();
+                c.batch_execute(sql).await.unwrap();
+            }
+        }
     }
 
     pub async fn spawn_with(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Self {
@@ -248,6 +295,18 @@ impl TestApp {
     }
 }
 
+/// A second server over a test app's database; stops when dropped.
+pub struct PeerApp {
+    pub addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl PeerApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -264,6 +323,31 @@ pub fn code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+/// Runs one async test body against SQLite and against PostgreSQL, on a
+/// server whose settings `$tweak` adjusts.
+#[macro_export]
+macro_rules! both_with {
+    ($($name:ident => $tweak:expr),+ $(,)?) => {$(
+        mod $name {
+            use $crate::helpers::{Backend, TestApp};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) = TestApp::spawn_tweaked(Backend::Sqlite, $tweak).await {
+                    super::$name(app).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = TestApp::spawn_tweaked(Backend::Postgres, $tweak).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    )+};
 }
 
 /// Runs one async test body against SQLite and against PostgreSQL.

@@ -1,0 +1,211 @@
+//! Login sessions and their chains of single-use refresh tokens.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::models::{NewAudit, UserRow};
+use super::schema::{audit_log, refresh_tokens, sessions, users};
+use super::Db;
+use crate::domain::Role;
+use crate::error::Result;
+
+/// A refresh token to record as issued.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub jti: String,
+    pub expires_at: NaiveDateTime,
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug)]
+pub enum Rotation {
+    /// The token was live; it is now used and `next` is recorded in its place.
+    Rotated(UserRow),
+    /// The token is not on record (never issued here, or forged with the key).
+    Unknown,
+    /// The session was revoked earlier (logout, reuse, disabled account).
+    Revoked,
+    /// The token had been used before: someone holds a copy. The whole
+    /// session has now been revoked.
+    Reused,
+    /// The account is gone or disabled.
+    Inactive,
+}
+
+/// What the request-time check of an access token's session found.
+#[derive(Clone, Debug)]
+pub struct SessionState {
+    pub live: bool,
+    pub username: String,
+    pub role: Role,
+}
+
+/// Marks a live session revoked; `Ok(true)` when it was live. A macro, so
+/// that it expands inside each backend's transaction body.
+macro_rules! revoke {
+    ($conn:expr, $session_id:expr, $reason:expr, $now:expr) => {
+        diesel::update(
+            sessions::table
+                .filter(sessions::id.eq($session_id))
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set((
+            sessions::revoked_at.eq($now),
+            sessions::revoked_reason.eq($reason),
+        ))
+        .execute($conn)
+        .await
+        .map(|n| n > 0)
+    };
+}
+
+impl Db {
+    /// Records a new session with its first refresh token, together with the
+    /// login's audit entry.
+    pub async fn start_session(
+        &self,
+        session_id: String,
+        user_id: i64,
+        first: Issued,
+        audit: NewAudit,
+    ) -> Result<()> {
+        transaction!(self, |conn| {
+            let now = crate::domain::now();
+            diesel::insert_into(sessions::table)
+                .values((
+                    sessions::id.eq(&session_id),
+                    sessions::user_id.eq(user_id),
+                    sessions::created_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(refresh_tokens::table)
+                .values((
+                    refresh_tokens::jti.eq(&first.jti),
+                    refresh_tokens::session_id.eq(&session_id),
+                    refresh_tokens::issued_at.eq(now),
+                    refresh_tokens::expires_at.eq(first.expires_at),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(audit_log::table)
+                .values(&audit)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Retires refresh token `jti` and records `next` in its place, or, if
+    /// `jti` was already retired, revokes its session (reuse means theft).
+    /// `audit` is written when that happens.
+    pub async fn rotate_refresh(
+        &self,
+        jti: String,
+        next: Issued,
+        audit: NewAudit,
+    ) -> Result<Rotation> {
+        transaction!(self, |conn| {
+            let now = crate::domain::now();
+            let found: Option<(
+                Option<NaiveDateTime>,
+                String,
+                Option<NaiveDateTime>,
+                UserRow,
+            )> = refresh_tokens::table
+                .inner_join(sessions::table.inner_join(users::table))
+                .filter(refresh_tokens::jti.eq(&jti))
+                .select((
+                    refresh_tokens::used_at,
+                    sessions::id,
+                    sessions::revoked_at,
+                    UserRow::as_select(),
+                ))
+                .first(conn)
+                .await
+                .optional()?;
+            let Some((used_at, session_id, revoked_at, user)) = found else {
+                return Ok(Rotation::Unknown);
+            };
+            if revoked_at.is_some() {
+                return Ok(Rotation::Revoked);
+            }
+            if used_at.is_some() {
+                revoke!(conn, &session_id, "refresh token reused", now)?;
+                let audit = NewAudit {
+                    target_type: Some("Session".into()),
+                    target_id: Some(session_id.clone()),
+                    actor: user.username.clone(),
+                    ..audit.clone()
+                };
+                diesel::insert_into(audit_log::table)
+                    .values(&audit)
+                    .execute(conn)
+                    .await?;
+                return Ok(Rotation::Reused);
+            }
+            if !user.is_active {
+                return Ok(Rotation::Inactive);
+            }
+            diesel::update(refresh_tokens::table.find(&jti))
+                .set(refresh_tokens::used_at.eq(now))
+                .execute(conn)
+                .await?;
+            diesel::insert_into(refresh_tokens::table)
+                .values((
+                    refresh_tokens::jti.eq(&next.jti),
+                    refresh_tokens::session_id.eq(&session_id),
+                    refresh_tokens::issued_at.eq(now),
+                    refresh_tokens::expires_at.eq(next.expires_at),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(Rotation::Rotated(user))
+        })
+    }
+
+    /// Revokes a session (logout). Returns false when it was not live.
+    pub async fn revoke_session(
+        &self,
+        session_id: String,
+        reason: &'static str,
+        audit: NewAudit,
+    ) -> Result<bool> {
+        transaction!(self, |conn| {
+            let now = crate::domain::now();
+            let changed = revoke!(conn, &session_id, reason, now)?;
+            if changed {
+                diesel::insert_into(audit_log::table)
+                    .values(&audit)
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(changed)
+        })
+    }
+
+    /// The state behind an access token: whether its session is still live
+    /// and its user active, and the user's current name and role.
+    pub async fn session_state(
+        &self,
+        session_id: &str,
+        user_id: i64,
+    ) -> Result<Option<SessionState>> {
+        run!(self, |conn| {
+            let row: Option<(Option<NaiveDateTime>, UserRow)> = sessions::table
+                .inner_join(users::table)
+                .filter(sessions::id.eq(session_id))
+                .filter(sessions::user_id.eq(user_id))
+                .select((sessions::revoked_at, UserRow::as_select()))
+                .first(conn)
+                .await
+                .optional()?;
+            Ok(row.map(|(revoked_at, user)| SessionState {
+                live: revoked_at.is_none() && user.is_active,
+                username: user.username,
+                role: user.role,
+            }))
+        })
+    }
+}
