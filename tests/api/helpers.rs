@@ -184,6 +184,12 @@ impl TestApp {
 
     /// Runs SQL on the test database behind the service's back.
     pub async fn exec_sql(&self, sql: &str) {
+        if let Err(e) = self.try_exec_sql(sql).await {
+            panic!("{sql}: {e}");
+        }
+    }
+
+    pub async fn try_exec_sql(&self, sql: &str) -> Result<(), String> {
         match &self._db {
             TestDb::Sqlite { url, .. } => {
                 use diesel::connection::SimpleConnection;
@@ -191,15 +197,18 @@ impl TestApp {
                 let path = url.trim_start_matches("sqlite://").to_string();
                 let sql = sql.to_string();
                 tokio::task::spawn_blocking(move || {
-                    let mut c = diesel::SqliteConnection::establish(&path).unwrap();
-                    c.batch_execute(&sql).unwrap();
+                    let mut c =
+                        diesel::SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
+                    c.batch_execute(&sql).map_err(|e| e.to_string())
                 })
                 .await
-                .unwrap();
+                .unwrap()
             }
             TestDb::Postgres { url, .. } => {
-                let mut c = AsyncPgConnection::establish(url).await.unwrap();
-                c.batch_execute(sql).await.unwrap();
+                let mut c = AsyncPgConnection::establish(url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                c.batch_execute(sql).await.map_err(|e| e.to_string())
             }
         }
     }

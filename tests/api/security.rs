@@ -397,7 +397,24 @@ async fn forwarded_for_is_ignored_from_others(app: TestApp) {
     );
 }
 
+async fn the_audit_log_cannot_be_changed(app: TestApp) {
+    app.admin().await;
+    for sql in [
+        "UPDATE audit_log SET actor = 'someone-else'",
+        "DELETE FROM audit_log",
+    ] {
+        let err = app.try_exec_sql(sql).await.unwrap_err();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    let admin = app.admin().await;
+    let log = app
+        .ok(Some(&admin), "{ auditLog { nodes { actor } } }", json!({}))
+        .await;
+    assert!(!log.to_string().contains("someone-else"));
+}
+
 both!(
+    the_audit_log_cannot_be_changed,
     refresh_tokens_rotate_and_reuse_revokes_the_chain,
     logout_revokes_across_instances,
     disabled_accounts_lose_their_tokens,
