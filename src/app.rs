@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::routing::get;
-use axum::Router;
+use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -20,6 +21,7 @@ use crate::graphql;
 use crate::http::{self, AppState};
 use crate::ingest::WriterTask;
 use crate::service::Service;
+use crate::ws;
 
 /// Large enough for `ingestEvents` with 1,000 typical events; a request
 /// past it is refused with 413 before it is read into memory.
@@ -59,6 +61,7 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("THREATWATCH_BIND: cannot listen on {bind}: {e}"))?;
         let router = router(&service)?;
+        crate::live::start(&service);
         Ok(Self {
             listener,
             router,
@@ -88,6 +91,13 @@ impl Server {
             database = service.db.backend_name(),
             "threatwatch serving; GraphiQL at /graphql"
         );
+        let closing = service.shutdown.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Subscriptions are upgraded connections that graceful shutdown
+            // does not wait for: tell them to close now.
+            let _ = closing.send(true);
+        };
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -108,10 +118,21 @@ fn router(service: &Service) -> anyhow::Result<Router> {
         schema,
     };
     let cors = cors(&service.settings.cors_origins)?;
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+        let id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
+    });
     Ok(Router::new()
         .route("/graphql", get(http::graphiql).post(http::graphql))
+        .route("/graphql/ws", get(ws::subscriptions))
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
+        .route("/metrics", get(http::metrics))
+        .layer(middleware::from_fn(http::track))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -129,7 +150,9 @@ fn router(service: &Service) -> anyhow::Result<Router> {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(trace)
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state))
 }
 

@@ -7,8 +7,9 @@ use std::time::Duration;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, BatchResponse, ServerError};
 use async_graphql_axum::GraphQLResponse;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
@@ -198,6 +199,33 @@ pub async fn graphiql() -> Html<String> {
 
 pub async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Counts and times every request by route (the matched pattern, so ids in
+/// paths do not explode the label set) and status.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    crate::metrics::http_request(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// Prometheus text format. Not rate-limited: Prometheus polls it.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let (open, idle) = app.service.db.pool_state();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(open, idle),
+    )
+        .into_response()
 }
 
 /// Ready only while the database answers, so that a load balancer stops

@@ -172,3 +172,22 @@ impl Db {
         })
     }
 }
+
+impl Db {
+    /// The alerts with these ids, in one query (for relayed notices).
+    pub async fn alerts_by_ids(&self, ids: Vec<i64>) -> Result<Vec<AlertWithEvent>> {
+        run!(self, |conn| {
+            let rows: Vec<(AlertRow, EventRow)> = alerts::table
+                .inner_join(events::table)
+                .filter(alerts::id.eq_any(&ids))
+                .order(alerts::id.asc())
+                .select((AlertRow::as_select(), EventRow::as_select()))
+                .load(conn)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(alert, event)| AlertWithEvent { alert, event })
+                .collect())
+        })
+    }
+}

@@ -43,7 +43,11 @@ impl Db {
                 .values(&audit)
                 .execute(conn)
                 .await?;
-            Ok(row)
+            Ok((row, audit))
+        })
+        .map(|(row, audit)| {
+            super::audit::log(&audit);
+            row
         })
     }
 
@@ -90,15 +94,20 @@ impl Db {
                     .values(&audit)
                     .execute(conn)
                     .await?;
-                return Ok(row);
+                return Ok((row, Some(audit.clone())));
             }
-            api_keys::table
+            let row = api_keys::table
                 .find(id)
                 .select(ApiKeyRow::as_select())
                 .first(conn)
                 .await
                 .optional()?
-                .ok_or_else(|| Error::not_found(format!("id: no API key with id {id}")))
+                .ok_or_else(|| Error::not_found(format!("id: no API key with id {id}")))?;
+            Ok((row, None))
+        })
+        .map(|(row, audit)| {
+            audit.iter().for_each(super::audit::log);
+            row
         })
     }
 

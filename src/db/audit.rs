@@ -11,17 +11,35 @@ use crate::domain::page::Page;
 use crate::domain::AuditAction;
 use crate::error::Result;
 
+/// Audit entries also go to the log (target "audit"), for shipping to a
+/// SIEM. Called with each entry once its transaction has committed.
+pub fn log(entry: &NewAudit) {
+    tracing::info!(
+        target: "audit",
+        action = %entry.action,
+        actor = %entry.actor,
+        target_type = entry.target_type.as_deref().unwrap_or(""),
+        target_id = entry.target_id.as_deref().unwrap_or(""),
+        detail = entry.detail.as_deref().unwrap_or(""),
+        ip = entry.ip.as_deref().unwrap_or(""),
+        "audit"
+    );
+}
+
 impl Db {
     /// Appends one entry on its own (for events that change nothing else,
     /// such as a failed login).
     pub async fn append_audit(&self, entry: NewAudit) -> Result<()> {
+        let logged = entry.clone();
         transaction!(self, |conn| {
             diesel::insert_into(audit_log::table)
                 .values(&entry)
                 .execute(conn)
                 .await?;
             Ok(())
-        })
+        })?;
+        log(&logged);
+        Ok(())
     }
 
     pub async fn audit_page(

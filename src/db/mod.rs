@@ -86,6 +86,7 @@ pub mod audit;
 pub mod events;
 mod migrate;
 pub mod models;
+pub mod notify;
 pub mod schema;
 pub mod sessions;
 pub mod settings;
@@ -194,6 +195,20 @@ impl Db {
         match self.pool() {
             Pool::Sqlite(_) => "sqlite",
             Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Connections open and idle in the pool, for metrics.
+    pub fn pool_state(&self) -> (u32, u32) {
+        match self.pool() {
+            Pool::Sqlite(p) => {
+                let s = p.state();
+                (s.connections, s.idle_connections)
+            }
+            Pool::Postgres(p) => {
+                let s = p.state();
+                (s.connections, s.idle_connections)
+            }
         }
     }
 

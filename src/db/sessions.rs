@@ -70,6 +70,7 @@ impl Db {
         first: Issued,
         audit: NewAudit,
     ) -> Result<()> {
+        let logged = audit.clone();
         transaction!(self, |conn| {
             let now = crate::domain::now();
             diesel::insert_into(sessions::table)
@@ -94,7 +95,9 @@ impl Db {
                 .execute(conn)
                 .await?;
             Ok(())
-        })
+        })?;
+        super::audit::log(&logged);
+        Ok(())
     }
 
     /// Retires refresh token `jti` and records `next` in its place, or, if
@@ -143,6 +146,7 @@ impl Db {
                     .values(&audit)
                     .execute(conn)
                     .await?;
+                super::audit::log(&audit);
                 return Ok(Rotation::Reused);
             }
             if !user.is_active {
@@ -172,6 +176,7 @@ impl Db {
         reason: &'static str,
         audit: NewAudit,
     ) -> Result<bool> {
+        let logged = audit.clone();
         transaction!(self, |conn| {
             let now = crate::domain::now();
             let changed = revoke!(conn, &session_id, reason, now)?;
@@ -182,6 +187,11 @@ impl Db {
                     .await?;
             }
             Ok(changed)
+        })
+        .inspect(|changed| {
+            if *changed {
+                super::audit::log(&logged);
+            }
         })
     }
 

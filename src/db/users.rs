@@ -84,7 +84,11 @@ impl Db {
                 .values(&audit)
                 .execute(conn)
                 .await?;
-            Ok(row)
+            Ok((row, audit))
+        })
+        .map(|(row, audit)| {
+            super::audit::log(&audit);
+            row
         })
     }
 

@@ -28,6 +28,7 @@ impl ExtensionFactory for ErrorCodes {
 #[async_graphql::async_trait::async_trait]
 impl Extension for ErrorCodes {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        crate::metrics::graphql_operation();
         finish(next.run(ctx).await)
     }
 
@@ -59,6 +60,10 @@ pub fn classify(err: &mut ServerError) {
         Some(e) => (e.code(), None),
         None => ("BAD_USER_INPUT", None),
     };
+    crate::metrics::graphql_error(code);
+    if code == "RATE_LIMITED" {
+        crate::metrics::rate_limited("field");
+    }
     let ext = err.extensions.get_or_insert_with(Default::default);
     ext.set("code", code);
     if let Some(secs) = retry_after {

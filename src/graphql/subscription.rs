@@ -8,7 +8,7 @@ use super::guard::{RoleGuard, READERS};
 use super::types::Alert;
 use crate::domain::Severity;
 use crate::error::Error;
-use crate::service::{AlertNotice, Service};
+use crate::service::{AlertNotice, NoticeKind, Service};
 
 pub struct Subscription;
 
@@ -43,9 +43,11 @@ impl Subscription {
         let rx = ctx.data_unchecked::<Service>().alerts.subscribe();
         notices(rx).filter_map(move |notice| async move {
             match notice {
-                Ok(AlertNotice::Created(a)) if severity.is_none_or(|s| a.alert.severity == s) => {
-                    Some(Ok(Alert(a)))
-                }
+                Ok(AlertNotice {
+                    kind: NoticeKind::Created,
+                    alert,
+                    ..
+                }) if severity.is_none_or(|s| alert.alert.severity == s) => Some(Ok(Alert(alert))),
                 Ok(_) => None,
                 Err(e) => Some(Err(e.into())),
             }
@@ -61,7 +63,11 @@ impl Subscription {
         let rx = ctx.data_unchecked::<Service>().alerts.subscribe();
         notices(rx).filter_map(|notice| async move {
             match notice {
-                Ok(AlertNotice::Updated(a)) => Some(Ok(Alert(a))),
+                Ok(AlertNotice {
+                    kind: NoticeKind::Updated,
+                    alert,
+                    ..
+                }) => Some(Ok(Alert(alert))),
                 Ok(_) => None,
                 Err(e) => Some(Err(e.into())),
             }

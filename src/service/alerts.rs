@@ -10,9 +10,18 @@ use crate::error::Result;
 
 /// What live subscribers are told, after the change is committed.
 #[derive(Clone, Debug)]
-pub enum AlertNotice {
-    Created(AlertWithEvent),
-    Updated(AlertWithEvent),
+pub struct AlertNotice {
+    pub kind: NoticeKind,
+    pub alert: AlertWithEvent,
+    /// Raised through another instance and relayed here (see `live`); not
+    /// to be relayed again.
+    pub remote: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoticeKind {
+    Created,
+    Updated,
 }
 
 impl Service {
@@ -33,8 +42,13 @@ impl Service {
     ) -> Result<AlertWithEvent> {
         let entry = audit(AuditAction::AlertStatusChanged, principal.actor(), ip);
         let change = self.db.update_alert_status(id, status, entry).await?;
+
         if change.from.is_some() {
-            let _ = self.alerts.send(AlertNotice::Updated(change.alert.clone()));
+            let _ = self.alerts.send(AlertNotice {
+                kind: NoticeKind::Updated,
+                alert: change.alert.clone(),
+                remote: false,
+            });
         }
         Ok(change.alert)
     }

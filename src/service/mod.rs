@@ -24,7 +24,7 @@ use crate::domain::AuditAction;
 use crate::ingest::{Writer, WriterTask};
 use crate::throttle::Throttle;
 
-pub use alerts::AlertNotice;
+pub use alerts::{AlertNotice, NoticeKind};
 
 /// How long a checked token session or API key is trusted before it is
 /// read again: the most a revocation can lag on another instance.
@@ -52,6 +52,9 @@ pub struct Service {
     pub alerts: broadcast::Sender<AlertNotice>,
     pub settings: Arc<Settings>,
     pub security: Arc<Security>,
+    /// Flips to true when the server begins shutting down, so long-lived
+    /// connections (subscriptions) can close cleanly.
+    pub shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Where a request came from, for the audit log.
@@ -78,15 +81,31 @@ impl Service {
         let (writer, writer_task) = Writer::start(
             db.clone(),
             Box::new(move |done| {
+                let mut stored = 0;
                 for item in done.iter().filter(|i| i.created) {
-                    if let Some(alert) = &item.alert {
-                        // No subscribers is the common case, not an error.
-                        let _ = bus.send(AlertNotice::Created(AlertWithEvent {
+                    stored += 1;
+                    let Some(alert) = &item.alert else { continue };
+                    crate::metrics::alert_raised(alert.severity.as_str());
+                    tracing::info!(
+                        target: "audit",
+                        action = "ALERT_CREATED",
+                        alert = alert.id,
+                        event = item.event.id,
+                        severity = alert.severity.as_str(),
+                        source = %item.event.source,
+                        "audit"
+                    );
+                    // No subscribers is the common case, not an error.
+                    let _ = bus.send(AlertNotice {
+                        kind: NoticeKind::Created,
+                        alert: AlertWithEvent {
                             alert: alert.clone(),
                             event: item.event.clone(),
-                        }));
-                    }
+                        },
+                        remote: false,
+                    });
                 }
+                crate::metrics::events_ingested(stored);
             }),
         );
         let security = Arc::new(Security {
@@ -103,6 +122,7 @@ impl Service {
             alerts,
             settings: Arc::new(settings),
             security,
+            shutdown: Arc::new(tokio::sync::watch::channel(false).0),
         };
         tokio::spawn(housekeeping(service.clone()));
         Ok((service, writer_task))

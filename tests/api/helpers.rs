@@ -167,9 +167,13 @@ impl TestApp {
 
     /// Another instance over the same database, as behind a load balancer.
     pub async fn peer(&self) -> PeerApp {
-        let server = Server::build(test_settings(self._db.url()))
-            .await
-            .expect("peer starts");
+        self.peer_with(|_| {}).await
+    }
+
+    pub async fn peer_with(&self, tweak: impl FnOnce(&mut Settings)) -> PeerApp {
+        let mut settings = test_settings(self._db.url());
+        tweak(&mut settings);
+        let server = Server::build(settings).await.expect("peer starts");
         let addr = server.local_addr().expect("bound");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -238,6 +242,16 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server the way SIGTERM does, and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
     }
 
     /// Posts a GraphQL request and returns the JSON body.

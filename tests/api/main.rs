@@ -9,6 +9,7 @@ mod cli;
 mod hostile;
 mod http;
 mod ingest;
+mod live;
 mod pagination;
 mod security;
 mod users;
