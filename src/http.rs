@@ -122,6 +122,7 @@ pub async fn graphql(
         .throttle
         .request(subject, operations as u32)
     {
+        crate::metrics::rate_limited("request");
         return rate_limited(&e);
     }
     let batch = batch.data(credentials).data(ClientIp(Some(ip.to_string())));

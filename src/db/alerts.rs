@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::models::{AlertRow, AlertWithEvent, EventRow, NewAudit};
-use super::schema::{alerts, audit_log, events};
+use super::schema::{alert_counts, alerts, audit_log, events};
 use super::Db;
 use crate::domain::page::Page;
 use crate::domain::{alert, AlertStatus, Severity};
@@ -51,16 +51,18 @@ impl Db {
         })
     }
 
+    /// Served from the maintained counters: twelve rows at most.
     pub async fn count_alerts(&self, filter: AlertFilter) -> Result<i64> {
         run!(self, |conn| {
-            let mut query = alerts::table.into_boxed();
+            let mut query = alert_counts::table.select(alert_counts::count).into_boxed();
             if let Some(s) = filter.severity {
-                query = query.filter(alerts::severity.eq(s.as_str()));
+                query = query.filter(alert_counts::severity.eq(s.as_str()));
             }
             if let Some(s) = filter.status {
-                query = query.filter(alerts::status.eq(s.as_str()));
+                query = query.filter(alert_counts::status.eq(s.as_str()));
             }
-            Ok(query.count().get_result(conn).await?)
+            let counts: Vec<i64> = query.load(conn).await?;
+            Ok(counts.into_iter().sum())
         })
     }
 
@@ -97,13 +99,14 @@ impl Db {
                 .optional()?
                 .ok_or_else(|| Error::not_found(format!("id: no alert with id {id}")))?;
             let Some(to) = alert::transition(current.status, to)? else {
-                return Ok(StatusChange {
+                let unchanged = StatusChange {
                     alert: AlertWithEvent {
                         alert: current,
                         event,
                     },
                     from: None,
-                });
+                };
+                return Ok((unchanged, None));
             };
             let now = crate::domain::now();
             let updated: Option<AlertRow> = diesel::update(
@@ -135,25 +138,34 @@ impl Db {
                 .values(&audit)
                 .execute(conn)
                 .await?;
-            Ok(StatusChange {
+            count!(conn, current.status, current.severity, -1)?;
+            count!(conn, to, current.severity, 1)?;
+            let changed = StatusChange {
                 alert: AlertWithEvent {
                     alert: updated,
                     event,
                 },
                 from: Some(current.status),
-            })
+            };
+            Ok((changed, Some(audit)))
+        })
+        .map(|(change, audit)| {
+            audit.iter().for_each(super::audit::log);
+            change
         })
     }
 }
 
 impl Db {
-    /// Alert counts per (status, severity): one pass over an index, however
-    /// many alerts there are.
+    /// Alert counts per (status, severity), from the maintained counters.
     pub async fn alert_counts(&self) -> Result<Vec<(AlertStatus, Severity, i64)>> {
         run!(self, |conn| {
-            let rows: Vec<(String, String, i64)> = alerts::table
-                .group_by((alerts::status, alerts::severity))
-                .select((alerts::status, alerts::severity, diesel::dsl::count_star()))
+            let rows: Vec<(String, String, i64)> = alert_counts::table
+                .select((
+                    alert_counts::status,
+                    alert_counts::severity,
+                    alert_counts::count,
+                ))
                 .load(conn)
                 .await?;
             rows.into_iter()

@@ -142,6 +142,19 @@ impl Db {
                     created: true,
                 });
             }
+            // One counter update per severity per batch, not per alert.
+            for severity in Severity::ALL {
+                let raised = out
+                    .iter()
+                    .filter(|i| i.created)
+                    .filter_map(|i| i.alert.as_ref())
+                    .filter(|a| a.severity == *severity)
+                    .count();
+                if raised > 0 {
+                    let raised = i32::try_from(raised).unwrap_or(i32::MAX);
+                    count!(conn, AlertStatus::Open, severity, raised)?;
+                }
+            }
             Ok(out)
         })
     }

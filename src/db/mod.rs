@@ -80,6 +80,22 @@ macro_rules! paged {
     }};
 }
 
+/// Adds `$delta` to the alert counter of (`$status`, `$severity`) inside
+/// the caller's transaction.
+macro_rules! count {
+    ($conn:expr, $status:expr, $severity:expr, $delta:expr) => {{
+        use $crate::db::schema::alert_counts;
+        diesel::update(
+            alert_counts::table
+                .filter(alert_counts::status.eq($status.as_str()))
+                .filter(alert_counts::severity.eq($severity.as_str())),
+        )
+        .set(alert_counts::count.eq(alert_counts::count + i64::from($delta)))
+        .execute($conn)
+        .await
+    }};
+}
+
 pub mod alerts;
 pub mod api_keys;
 pub mod audit;

@@ -94,3 +94,11 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::allow_tables_to_appear_in_same_query!(sessions, refresh_tokens, api_keys, users);
+
+diesel::table! {
+    alert_counts (status, severity) {
+        status -> Text,
+        severity -> Text,
+        count -> BigInt,
+    }
+}

@@ -244,6 +244,10 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    pub fn db(&self) -> &TestDb {
+        &self._db
+    }
+
     /// Stops the server the way SIGTERM does, and waits for it.
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -316,6 +320,16 @@ impl TestApp {
         .await["ingestEvent"]
             .clone()
     }
+}
+
+/// Runs SQL on the PostgreSQL server's maintenance database.
+pub async fn admin_sql(sql: &str) {
+    let mut c = AsyncPgConnection::establish(&format!("{}/postgres", pg_server()))
+        .await
+        .expect("maintenance connection");
+    c.batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// A second server over a test app's database; stops when dropped.

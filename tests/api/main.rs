@@ -12,4 +12,5 @@ mod ingest;
 mod live;
 mod pagination;
 mod security;
+mod shutdown;
 mod users;
