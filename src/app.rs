@@ -46,7 +46,12 @@ impl Server {
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "database migrated");
         }
-        let db = Db::connect(&settings.database_url, settings.db_pool_size).await?;
+        let db = Db::connect(
+            &settings.database_url,
+            settings.db_pool_size,
+            settings.sqlite_synchronous,
+        )
+        .await?;
         let bind = settings.bind;
         let (service, writer) = Service::start(settings, db).await?;
         if let Some(password) = service.bootstrap_admin().await? {

@@ -139,7 +139,7 @@ async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<()>
         } => {
             let password = read_password(password_stdin)?;
             migrate(&settings.database_url).await?;
-            let db = Db::connect(&settings.database_url, 2).await?;
+            let db = Db::connect(&settings.database_url, 2, settings.sqlite_synchronous).await?;
             let (service, writer) = Service::start(settings, db).await?;
             let user = service
                 .create_user(

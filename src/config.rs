@@ -109,6 +109,27 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// Connections kept open for readers; SQLite also keeps one for writing.
     pub db_pool_size: u32,
+    /// Whether concurrent ingests share one transaction (see `ingest`). Off
+    /// only to measure what it buys.
+    pub group_commit: bool,
+    /// SQLite's `synchronous`: FULL (default) survives a power cut; NORMAL
+    /// in WAL mode may lose the last commits on one, never corrupts.
+    pub sqlite_synchronous: SqliteSync,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+impl SqliteSync {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
 }
 
 /// Reads a variable; an empty value counts as unset, as in most `.env` files.
@@ -219,6 +240,19 @@ impl Settings {
             },
             bcrypt_cost: number("THREATWATCH_BCRYPT_COST", 12, 4..=31)?,
             db_pool_size: number("THREATWATCH_DB_POOL_SIZE", 8, 1..=256)?,
+            group_commit: switch("THREATWATCH_GROUP_COMMIT", true)?,
+            sqlite_synchronous: match var("THREATWATCH_SQLITE_SYNCHRONOUS")
+                .map(|v| v.trim().to_ascii_uppercase())
+                .as_deref()
+            {
+                None | Some("FULL") => SqliteSync::Full,
+                Some("NORMAL") => SqliteSync::Normal,
+                Some(other) => {
+                    return Err(format!(
+                        "THREATWATCH_SQLITE_SYNCHRONOUS: expected full or normal, got {other:?}"
+                    ))
+                }
+            },
         })
     }
 }

@@ -36,10 +36,12 @@ pub type OnCommit = Box<dyn Fn(&[Ingested]) + Send + Sync>;
 
 impl Writer {
     /// Starts the writer task.
-    pub fn start(db: Db, on_commit: OnCommit) -> (Self, WriterTask) {
+    /// Starts the writer task; with `group` false each job commits alone.
+    pub fn start(db: Db, group: bool, on_commit: OnCommit) -> (Self, WriterTask) {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(db, rx, stopped, on_commit));
+        let max_batch = if group { MAX_BATCH_EVENTS } else { 0 };
+        let task = tokio::spawn(run(db, rx, stopped, max_batch, on_commit));
         (Self { queue }, WriterTask { stop, task })
     }
 
@@ -77,6 +79,7 @@ async fn run(
     db: Db,
     mut rx: mpsc::Receiver<Job>,
     mut stop: oneshot::Receiver<()>,
+    max_batch: usize,
     on_commit: OnCommit,
 ) {
     loop {
@@ -91,7 +94,7 @@ async fn run(
         let Some(first) = first else { break };
         let mut jobs = vec![first];
         let mut events = jobs[0].items.len();
-        while events < MAX_BATCH_EVENTS {
+        while events < max_batch {
             match rx.try_recv() {
                 Ok(job) => {
                     events += job.items.len();

@@ -6,8 +6,9 @@ use diesel::Connection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use super::{PgConn, SQLITE_PRAGMAS};
+use super::{sqlite_pragmas, PgConn};
 use crate::config::DatabaseUrl;
+use crate::config::SqliteSync;
 
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -27,7 +28,7 @@ pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
             let mut conn = SqliteConnection::establish(&path).map_err(|e| {
                 anyhow::anyhow!("DATABASE_URL: cannot open SQLite file {path:?}: {e}")
             })?;
-            conn.batch_execute(SQLITE_PRAGMAS)?;
+            conn.batch_execute(&sqlite_pragmas(SqliteSync::Full))?;
             apply(&mut conn, SQLITE)
         }
         DatabaseUrl::Postgres(url) => {

@@ -118,7 +118,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
-use crate::config::DatabaseUrl;
+use crate::config::{DatabaseUrl, SqliteSync};
 use crate::error::Result;
 
 pub use migrate::migrate;
@@ -147,10 +147,15 @@ struct Inner {
 /// Per-connection SQLite settings. WAL lets readers run beside the writer;
 /// `synchronous=FULL` makes every commit survive a power cut, which an audit
 /// trail needs.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL;
-PRAGMA synchronous = FULL;
+fn sqlite_pragmas(sync: SqliteSync) -> String {
+    format!(
+        "PRAGMA journal_mode = WAL;
+PRAGMA synchronous = {};
 PRAGMA foreign_keys = ON;
-PRAGMA busy_timeout = 10000;";
+PRAGMA busy_timeout = 10000;",
+        sync.pragma()
+    )
+}
 
 /// How long a request waits for a connection before it fails cleanly, e.g.
 /// while PostgreSQL restarts.
@@ -158,15 +163,21 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Db {
     /// Opens the pool. Run `migrate` first: this does not touch the schema.
-    pub async fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Self> {
+    pub async fn connect(
+        url: &DatabaseUrl,
+        pool_size: u32,
+        sync: SqliteSync,
+    ) -> anyhow::Result<Self> {
         let pool = match url {
             DatabaseUrl::Sqlite(path) => {
                 let mut config = ManagerConfig::<SqliteConn>::default();
-                config.custom_setup = Box::new(|path| {
+                let pragmas = sqlite_pragmas(sync);
+                config.custom_setup = Box::new(move |path| {
                     let path = path.to_string();
+                    let pragmas = pragmas.clone();
                     async move {
                         let mut conn = SqliteConn::establish(&path).await?;
-                        conn.batch_execute(SQLITE_PRAGMAS)
+                        conn.batch_execute(&pragmas)
                             .await
                             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                         Ok(conn)

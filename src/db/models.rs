@@ -2,22 +2,29 @@
 //! out, so a row that breaks the schema's rules is an error, not a guess.
 
 use chrono::NaiveDateTime;
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql};
 use diesel::prelude::*;
+use diesel::sql_types::Text;
 
 use super::schema::{alerts, audit_log, events, users};
 use crate::domain::{AlertStatus, AuditAction, Role, Severity};
 
-macro_rules! try_from_text {
+/// Enum columns are text; a value outside the enum is a read error.
+macro_rules! text_column {
     ($($ty:ty),+) => {$(
-        impl TryFrom<String> for $ty {
-            type Error = String;
-            fn try_from(s: String) -> Result<Self, Self::Error> {
-                s.parse()
+        impl<DB> FromSql<Text, DB> for $ty
+        where
+            DB: Backend,
+            String: FromSql<Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                Ok(String::from_sql(bytes)?.parse()?)
             }
         }
     )+};
 }
-try_from_text!(Severity, AlertStatus, Role, AuditAction);
+text_column!(Severity, AlertStatus, Role, AuditAction);
 
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = users)]
@@ -25,33 +32,29 @@ pub struct UserRow {
     pub id: i64,
     pub username: String,
     pub password_hash: String,
-    #[diesel(deserialize_as = String)]
     pub role: Role,
     pub is_active: bool,
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[derive(Queryable, QueryableByName, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = events)]
 pub struct EventRow {
     pub id: i64,
     pub source: String,
     pub event_type: String,
-    #[diesel(deserialize_as = String)]
     pub severity: Severity,
     pub description: String,
     pub created_at: NaiveDateTime,
     pub external_id: Option<String>,
 }
 
-#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[derive(Queryable, QueryableByName, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = alerts)]
 pub struct AlertRow {
     pub id: i64,
     pub event_id: i64,
-    #[diesel(deserialize_as = String)]
     pub severity: Severity,
-    #[diesel(deserialize_as = String)]
     pub status: AlertStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -62,7 +65,6 @@ pub struct AlertRow {
 pub struct AuditRow {
     pub id: i64,
     pub at: NaiveDateTime,
-    #[diesel(deserialize_as = String)]
     pub action: AuditAction,
     pub actor: String,
     pub target_type: Option<String>,

@@ -42,19 +42,30 @@ pub struct Security {
 /// How many alert notices a slow subscriber may fall behind by.
 const ALERT_BUS_CAPACITY: usize = 4_096;
 
-/// The service's shared state; cheap to clone.
+/// The service's shared state. A clone is one reference count: the HTTP
+/// layer clones it for every request.
 #[derive(Clone)]
-pub struct Service {
+pub struct Service(Arc<Parts>);
+
+pub struct Parts {
     pub db: Db,
     pub tokens: TokenKeys,
     pub passwords: Passwords,
     pub writer: Writer,
     pub alerts: broadcast::Sender<AlertNotice>,
     pub settings: Arc<Settings>,
-    pub security: Arc<Security>,
+    pub security: Security,
     /// Flips to true when the server begins shutting down, so long-lived
     /// connections (subscriptions) can close cleanly.
-    pub shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::ops::Deref for Service {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
 }
 
 /// Where a request came from, for the audit log.
@@ -80,6 +91,7 @@ impl Service {
         let bus = alerts.clone();
         let (writer, writer_task) = Writer::start(
             db.clone(),
+            settings.group_commit,
             Box::new(move |done| {
                 let mut stored = 0;
                 for item in done.iter().filter(|i| i.created) {
@@ -108,13 +120,13 @@ impl Service {
                 crate::metrics::events_ingested(stored);
             }),
         );
-        let security = Arc::new(Security {
+        let security = Security {
             throttle: Throttle::new(settings.rate_anon, settings.rate_user, settings.rate_sensor),
             sessions: TtlCache::new(CREDENTIAL_CACHE_TTL, CREDENTIAL_CACHE_SIZE),
             keys: TtlCache::new(CREDENTIAL_CACHE_TTL, CREDENTIAL_CACHE_SIZE),
             key_usage: Usage::default(),
-        });
-        let service = Self {
+        };
+        let service = Self(Arc::new(Parts {
             db,
             tokens,
             passwords,
@@ -122,8 +134,8 @@ impl Service {
             alerts,
             settings: Arc::new(settings),
             security,
-            shutdown: Arc::new(tokio::sync::watch::channel(false).0),
-        };
+            shutdown: tokio::sync::watch::channel(false).0,
+        }));
         tokio::spawn(housekeeping(service.clone()));
         Ok((service, writer_task))
     }

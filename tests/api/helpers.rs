@@ -140,6 +140,8 @@ pub fn test_settings(url: &str) -> Settings {
         log_json: false,
         bcrypt_cost: 4,
         db_pool_size: 4,
+        group_commit: true,
+        sqlite_synchronous: threatwatch::config::SqliteSync::Full,
     }
 }
 

@@ -157,6 +157,19 @@ async fn external_id_stores_one_event(app: TestApp) {
     app.ok(Some(&admin), INGEST, json!({ "i": { "source": "IDS-3", "eventType": "Intrusion", "severity": "HIGH", "description": "d", "externalId": "ids-0001" } }))
         .await;
     assert_eq!(totals(&app, &admin).await, (2, 2));
+
+    // Repeats inside one batch, and of an event stored earlier.
+    let q = "mutation($i: [IngestEventInput!]!) { ingestEvents(inputs: $i) { event { id } alert { id } } }";
+    let repeat = json!({ "source": "IDS-4", "eventType": "Intrusion", "severity": "CRITICAL", "description": "d", "externalId": "x-9" });
+    let earlier = json!({ "source": "IDS-2", "eventType": "Intrusion", "severity": "HIGH", "description": "d", "externalId": "ids-0001" });
+    let d = app
+        .ok(Some(&admin), q, json!({ "i": [repeat, earlier, repeat] }))
+        .await;
+    let done = d["ingestEvents"].as_array().unwrap();
+    assert_eq!(done[0]["event"]["id"], done[2]["event"]["id"]);
+    assert_eq!(done[0]["alert"]["id"], done[2]["alert"]["id"]);
+    assert_eq!(done[1]["event"]["id"], first["ingestEvent"]["event"]["id"]);
+    assert_eq!(totals(&app, &admin).await, (3, 3));
 }
 
 async fn concurrent_ingests_all_land(app: TestApp) {

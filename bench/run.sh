@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The threatwatch benchmark: one command, one table.
+#
+#   bench/run.sh [--alerts N] [--seconds S] [--backend sqlite|postgres|both]
+#
+# Builds in release mode, and for each backend: starts the server on a fresh
+# database, drives it with wrk (installed from the distribution if missing),
+# and prints ingest rates (single events at 1/16/64 connections, with and
+# without group commit, and 1000-event batches), p50/p99 latency, list latency
+# at depths 1 / 1,000 / 500,000 of a database filled to N alerts (default
+# 1,000,000), the server's peak RSS, and the raw-insert ceilings of the same
+# storage next to them. PostgreSQL: $THREATWATCH_BENCH_PG (default
+# postgres://postgres@127.0.0.1:5432) must allow creating a database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ALERTS=1000000
+SECONDS_PER_RUN=10
+BACKENDS="sqlite postgres"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --alerts) ALERTS=$2; shift 2 ;;
+    --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
+    --backend) BACKENDS=$([ "$2" = both ] && echo "sqlite postgres" || echo "$2"); shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+PG=${THREATWATCH_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk…" >&2
+  (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null
+fi
+command -v psql >/dev/null || BACKENDS=${BACKENDS/postgres/}
+
+cargo build --release --quiet --bin threatwatch --example raw_insert
+BIN=target/release/threatwatch
+RAW=target/release/examples/raw_insert
+WORK=$(mktemp -d)
+PORT=18765
+SERVER=""
+trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
+
+PASSWORD=bench-password-1
+RESULTS=()
+row() { RESULTS+=("$(printf '| %-9s | %-52s | %12s | %8s | %8s |' "$@")"); }
+
+start_server() { # url [extra env...]
+  local url=$1; shift
+  env DATABASE_URL="$url" THREATWATCH_BIND=127.0.0.1:$PORT THREATWATCH_ADMIN_PASSWORD=$PASSWORD \
+      THREATWATCH_RATE_ANON=off THREATWATCH_RATE_USER=off THREATWATCH_RATE_SENSOR=off \
+      THREATWATCH_BCRYPT_COST=4 THREATWATCH_DB_POOL_SIZE=16 RUST_LOG=warn "$@" \
+      "$BIN" >"$WORK/server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+  TOKEN=$(curl -s "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' \
+    -d "{\"query\":\"mutation{login(username:\\\"admin\\\",password:\\\"$PASSWORD\\\"){accessToken}}\"}" \
+    | sed -E 's/.*"accessToken":"([^"]+)".*/\1/')
+  export TOKEN
+}
+
+stop_server() { kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
+
+peak_rss_mib() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$SERVER/status"; }
+
+wrk_run() { # connections script [seconds]
+  local c=$1 script=$2 secs=${3:-$SECONDS_PER_RUN}
+  local t=$(( c < 2 ? 1 : 2 ))
+  wrk -t"$t" -c"$c" -d"${secs}s" --timeout 10s -s "bench/$script" "http://127.0.0.1:$PORT/graphql" \
+    | grep '^RESULT' | head -n1
+}
+field() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<"$2"; }
+
+cursor_at_depth() { # depth max_id
+  local id=$(( $2 - $1 ))
+  printf 'k1:%d' "$id" | base64 | tr '+/' '-_' | tr -d '=\n'
+}
+
+fresh_db() { # backend -> url
+  if [ "$1" = sqlite ]; then
+    rm -f "$WORK"/tw.db*; echo "sqlite://$WORK/tw.db"
+  else
+    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS threatwatch_bench WITH (FORCE)" >/dev/null
+    psql "$PG/postgres" -qc "CREATE DATABASE threatwatch_bench" >/dev/null
+    echo "$PG/threatwatch_bench"
+  fi
+}
+
+for backend in $BACKENDS; do
+  echo "== $backend" >&2
+  # Raw ceilings, on their own database.
+  url=$(fresh_db "$backend")
+  raw1=$("$RAW" "$url" single "$SECONDS_PER_RUN" | sed 's/rows_per_sec=//')
+  rawb=$("$RAW" "$url" batch "$SECONDS_PER_RUN" | sed 's/rows_per_sec=//')
+  row "$backend" "raw insert, 1 row per transaction (ceiling)" "$raw1 rows/s" "" ""
+  row "$backend" "raw insert, 1000 rows per transaction (ceiling)" "$rawb rows/s" "" ""
+
+  url=$(fresh_db "$backend")
+  start_server "$url" THREATWATCH_GROUP_COMMIT=off
+  r=$(wrk_run 64 ingest.lua)
+  row "$backend" "ingestEvent, 64 connections, group commit OFF" "$(field rps "$r") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+  stop_server
+
+  url=$(fresh_db "$backend")
+  start_server "$url"
+  for c in 1 16 64; do
+    r=$(wrk_run "$c" ingest.lua)
+    row "$backend" "ingestEvent, $c connection(s), group commit" "$(field rps "$r") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+  done
+  r=$(wrk_run 4 batch.lua)
+  rps=$(field rps "$r")
+  row "$backend" "ingestEvents x1000, 4 connections" "$(awk "BEGIN{printf \"%.0f\", $rps*1000}") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+
+  # Fill to $ALERTS alerts: batches of 1000 HIGH events.
+  have=$(curl -s "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \
+    -d '{"query":"{alertStats{total}}"}' | sed -E 's/.*"total":([0-9]+).*/\1/')
+  need=$(( (ALERTS - have + 999) / 1000 ))
+  if [ "$need" -gt 0 ]; then
+    body=$(python3 -c 'import json;print(json.dumps({"query":"mutation($i:[IngestEventInput!]!){ingestEvents(inputs:$i){event{id}}}","variables":{"i":[{"source":"fill-%d"%(i%100),"eventType":"Intrusion","severity":"HIGH","description":"fill"} for i in range(1000)]}}))')
+    echo "$body" >"$WORK/fill.json"
+    seq 1 "$need" | xargs -P 4 -I{} curl -s -o /dev/null "http://127.0.0.1:$PORT/graphql" \
+      -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" --data-binary @"$WORK/fill.json"
+  fi
+  max_id=$(curl -s "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \
+    -d '{"query":"{alerts(first:1){nodes{id}} alertStats{total}}"}')
+  total=$(sed -E 's/.*"total":([0-9]+).*/\1/' <<<"$max_id")
+  max_id=$(sed -E 's/.*"nodes":\[\{"id":"([0-9]+)".*/\1/' <<<"$max_id")
+  for depth in 1 1000 500000; do
+    [ "$depth" -ge "$total" ] && continue
+    CURSOR=$([ "$depth" = 1 ] && echo "" || cursor_at_depth "$depth" "$max_id") ; export CURSOR
+    r=$(wrk_run 16 list.lua)
+    row "$backend" "alerts page (10 + events) at depth $depth of $total, 16 conns" "$(field rps "$r") req/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+  done
+  row "$backend" "server peak RSS after all of the above" "$(peak_rss_mib) MiB" "" ""
+  stop_server
+  [ "$backend" = postgres ] && psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS threatwatch_bench WITH (FORCE)" >/dev/null
+done
+
+echo
+echo "threatwatch benchmark — $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), ${SECONDS_PER_RUN}s per run"
+echo
+printf '| %-9s | %-52s | %12s | %8s | %8s |\n' backend run rate "p50 ms" "p99 ms"
+printf '|%s|%s|%s|%s|%s|\n' ----------- ------------------------------------------------------ -------------- ---------- ----------
+printf '%s\n' "${RESULTS[@]}"
