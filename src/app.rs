@@ -10,7 +10,9 @@ use axum::routing::get;
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -157,7 +159,7 @@ fn router(service: &Service) -> anyhow::Result<Router> {
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
         .with_state(state))
 }
 
@@ -179,6 +181,33 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
             header::HeaderName::from_static("x-api-key"),
         ])
         .max_age(Duration::from_secs(600)))
+}
+
+/// Request ids for requests that bring none: a random per-process prefix
+/// and a counter. Unique per instance and across restarts, and free, where a
+/// UUID per request costs a getrandom system call.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: std::sync::Arc<str>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self {
+            prefix: crate::auth::token::random_secret(6).into(),
+            next: Default::default(),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

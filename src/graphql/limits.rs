@@ -11,22 +11,44 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, Variables};
 
+use crate::auth::cache::TtlCache;
+
 pub const MAX_QUERY_CHARS: usize = 15_000;
 pub const MAX_ALIASES: usize = 30;
 /// Fragments nested deeper than this are not followed (validation, which
 /// runs later, rejects cycles; this walk must not loop on one before that).
 const MAX_FRAGMENT_NESTING: usize = 16;
 
+/// Documents kept parsed: sensors and dashboards send the same few query
+/// strings over and over, with different variables.
+const CACHED_DOCUMENTS: usize = 512;
+/// Longer documents are parsed every time rather than kept.
+const MAX_CACHED_CHARS: usize = 4_096;
+
 pub struct DocumentLimits {
     /// When false, a document that asks for `__schema` or `__type` is
     /// refused with an error instead of quietly answered with null.
     pub introspection: bool,
+    cache: Arc<TtlCache<String, ExecutableDocument>>,
 }
+
+impl DocumentLimits {
+    pub fn new(introspection: bool) -> Self {
+        Self {
+            introspection,
+            cache: Arc::new(TtlCache::new(CACHE_TTL, CACHED_DOCUMENTS)),
+        }
+    }
+}
+
+/// Long enough to matter, short enough that the cache follows the clients.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl ExtensionFactory for DocumentLimits {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(DocumentLimits {
             introspection: self.introspection,
+            cache: self.cache.clone(),
         })
     }
 }
@@ -40,6 +62,9 @@ impl Extension for DocumentLimits {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        if let Some(doc) = self.cache.get(&query.to_string()) {
+            return Ok(doc);
+        }
         if query.len() > MAX_QUERY_CHARS {
             return Err(ServerError::new(
                 format!("query: longer than {MAX_QUERY_CHARS} characters"),
@@ -63,6 +88,9 @@ impl Extension for DocumentLimits {
                 "introspection is disabled on this server (THREATWATCH_INTROSPECTION=off)",
                 None,
             ));
+        }
+        if query.len() <= MAX_CACHED_CHARS {
+            self.cache.insert(query.to_string(), doc.clone());
         }
         Ok(doc)
     }

@@ -28,7 +28,7 @@ const MAX_COMPLEXITY: usize = 5_000;
 pub fn build(service: Option<Service>, introspection: bool) -> AppSchema {
     let mut builder = Schema::build(Query, Mutation, Subscription)
         .extension(errors::ErrorCodes)
-        .extension(limits::DocumentLimits { introspection })
+        .extension(limits::DocumentLimits::new(introspection))
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_directives(50);
