@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::models::{AlertRow, AlertWithEvent, EventRow, NewAudit};
-use super::schema::{alert_counts, alerts, audit_log, events};
+use super::schema::{alert_counts, alert_lifecycle, alerts, audit_log, events};
 use super::Db;
 use crate::domain::page::Page;
 use crate::domain::{alert, AlertStatus, Severity};
@@ -15,6 +15,15 @@ use crate::error::{Error, Result};
 pub struct AlertFilter {
     pub severity: Option<Severity>,
     pub status: Option<AlertStatus>,
+    pub assignee: Option<i64>,
+    pub unassigned: bool,
+}
+
+impl AlertFilter {
+    /// Whether the maintained (status, severity) counters can count it.
+    fn counted_by_counters(&self) -> bool {
+        self.assignee.is_none() && !self.unassigned
+    }
 }
 
 /// The outcome of a status change.
@@ -25,6 +34,130 @@ pub struct StatusChange {
     pub from: Option<AlertStatus>,
 }
 
+/// Applies an alert filter to a boxed query over `alerts`.
+macro_rules! filtered {
+    ($query:expr, $filter:expr) => {{
+        let filter: &AlertFilter = $filter;
+        let mut query = $query;
+        if let Some(s) = filter.severity {
+            query = query.filter(alerts::severity.eq(s.as_str()));
+        }
+        if let Some(s) = filter.status {
+            query = query.filter(alerts::status.eq(s.as_str()));
+        }
+        if let Some(a) = filter.assignee {
+            query = query.filter(alerts::assignee_id.eq(a));
+        }
+        if filter.unassigned {
+            query = query.filter(alerts::assignee_id.is_null());
+        }
+        query
+    }};
+}
+
+/// Moves alert `$id` to `$to` inside the caller's transaction: lifecycle
+/// times, counters and the audit entry included. Evaluates to
+/// `Result<(StatusChange, Option<NewAudit>)>`; the audit entry is `None`
+/// when the alert already had the status. `$field` names the argument in
+/// errors (`id`, `ids[3]`).
+macro_rules! change_status {
+    ($conn:expr, $id:expr, $to:expr, $audit:expr, $field:expr) => {
+        async {
+            let (id, to, field): (i64, AlertStatus, &str) = ($id, $to, $field);
+            let (current, event): (AlertRow, EventRow) = alerts::table
+                .inner_join(events::table)
+                .filter(alerts::id.eq(id))
+                .select((AlertRow::as_select(), EventRow::as_select()))
+                .first($conn)
+                .await
+                .optional()?
+                .ok_or_else(|| Error::not_found(format!("{field}: no alert with id {id}")))?;
+            let to = match alert::transition(current.status, to) {
+                Ok(Some(to)) => to,
+                Ok(None) => {
+                    let unchanged = StatusChange {
+                        alert: AlertWithEvent { alert: current, event },
+                        from: None,
+                    };
+                    return Ok((unchanged, None));
+                }
+                Err(e) => return Err(Error::bad_input(format!("{field}: {e}"))),
+            };
+            let now = crate::domain::now();
+            let updated: Option<AlertRow> = diesel::update(
+                alerts::table
+                    .filter(alerts::id.eq(id))
+                    .filter(alerts::status.eq(current.status.as_str())),
+            )
+            .set((alerts::status.eq(to.as_str()), alerts::updated_at.eq(now)))
+            .returning(AlertRow::as_returning())
+            .get_result($conn)
+            .await
+            .optional()?;
+            let Some(mut updated) = updated else {
+                return Err(Error::bad_input(format!(
+                    "{field}: the alert changed meanwhile; read it again and retry"
+                )));
+            };
+            let took = (now - current.created_at).num_milliseconds() as f64 / 1000.0;
+            if to == AlertStatus::Acknowledged && current.acknowledged_at.is_none() {
+                diesel::update(alerts::table.find(id))
+                    .set((
+                        alerts::acknowledged_at.eq(now),
+                        alerts::seconds_to_acknowledge.eq(took),
+                    ))
+                    .execute($conn)
+                    .await?;
+                diesel::update(alert_lifecycle::table)
+                    .set((
+                        alert_lifecycle::acknowledged.eq(alert_lifecycle::acknowledged + 1i64),
+                        alert_lifecycle::seconds_to_acknowledge
+                            .eq(alert_lifecycle::seconds_to_acknowledge + took),
+                    ))
+                    .execute($conn)
+                    .await?;
+                updated.acknowledged_at = Some(now);
+            }
+            if to == AlertStatus::Resolved && current.resolved_at.is_none() {
+                diesel::update(alerts::table.find(id))
+                    .set((alerts::resolved_at.eq(now), alerts::seconds_to_resolve.eq(took)))
+                    .execute($conn)
+                    .await?;
+                diesel::update(alert_lifecycle::table)
+                    .set((
+                        alert_lifecycle::resolved.eq(alert_lifecycle::resolved + 1i64),
+                        alert_lifecycle::seconds_to_resolve
+                            .eq(alert_lifecycle::seconds_to_resolve + took),
+                    ))
+                    .execute($conn)
+                    .await?;
+                updated.resolved_at = Some(now);
+            }
+            let audit = NewAudit {
+                at: now,
+                target_type: Some("Alert".into()),
+                target_id: Some(id.to_string()),
+                detail: Some(
+                    serde_json::json!({ "from": current.status.as_str(), "to": to.as_str() })
+                        .to_string(),
+                ),
+                ..$audit.clone()
+            };
+            diesel::insert_into(audit_log::table)
+                .values(&audit)
+                .execute($conn)
+                .await?;
+            count!($conn, current.status, current.severity, -1)?;
+            count!($conn, to, current.severity, 1)?;
+            let changed = StatusChange {
+                alert: AlertWithEvent { alert: updated, event },
+                from: Some(current.status),
+            };
+            Ok::<_, Error>((changed, Some(audit)))
+        }
+    };
+}
+
 impl Db {
     pub async fn alerts_page(
         &self,
@@ -32,16 +165,11 @@ impl Db {
         page: Page,
     ) -> Result<Vec<AlertWithEvent>> {
         run!(self, |conn| {
-            let mut query = alerts::table
+            let query = alerts::table
                 .inner_join(events::table)
                 .select((AlertRow::as_select(), EventRow::as_select()))
                 .into_boxed();
-            if let Some(s) = filter.severity {
-                query = query.filter(alerts::severity.eq(s.as_str()));
-            }
-            if let Some(s) = filter.status {
-                query = query.filter(alerts::status.eq(s.as_str()));
-            }
+            let query = filtered!(query, &filter);
             let rows: Vec<(AlertRow, EventRow)> =
                 paged!(query, &page, alerts::id).load(conn).await?;
             Ok(rows
@@ -51,8 +179,15 @@ impl Db {
         })
     }
 
-    /// Served from the maintained counters: twelve rows at most.
+    /// From the maintained counters (twelve rows at most) when the filter
+    /// is by status and severity only; otherwise an index count.
     pub async fn count_alerts(&self, filter: AlertFilter) -> Result<i64> {
+        if !filter.counted_by_counters() {
+            return run!(self, |conn| {
+                let query = filtered!(alerts::table.into_boxed(), &filter);
+                Ok(query.count().get_result(conn).await?)
+            });
+        }
         run!(self, |conn| {
             let mut query = alert_counts::table.select(alert_counts::count).into_boxed();
             if let Some(s) = filter.severity {
@@ -90,6 +225,50 @@ impl Db {
         audit: NewAudit,
     ) -> Result<StatusChange> {
         transaction!(self, |conn| {
+            change_status!(conn, id, to, audit, "id").await
+        })
+        .map(|(change, audit)| {
+            audit.iter().for_each(super::audit::log);
+            change
+        })
+    }
+
+    /// Moves every alert, or none: the first that cannot move fails them all.
+    pub async fn update_alert_statuses(
+        &self,
+        ids: Vec<i64>,
+        to: AlertStatus,
+        audit: NewAudit,
+    ) -> Result<Vec<StatusChange>> {
+        transaction!(self, |conn| {
+            let mut changes = Vec::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                let field = format!("ids[{i}]");
+                changes.push(change_status!(conn, *id, to, audit, &field).await?);
+            }
+            Ok(changes)
+        })
+        .map(|changes| {
+            changes
+                .into_iter()
+                .map(|(change, audit)| {
+                    audit.iter().for_each(super::audit::log);
+                    change
+                })
+                .collect()
+        })
+    }
+
+    /// Sets or clears the alert's owner, with its ALERT_ASSIGNED entry.
+    /// `allowed` sees the current owner and may refuse the change.
+    pub async fn assign_alert(
+        &self,
+        id: i64,
+        assignee: Option<i64>,
+        allowed: impl Fn(Option<i64>) -> Result<()> + Send + Sync + 'static,
+        audit: NewAudit,
+    ) -> Result<AlertWithEvent> {
+        transaction!(self, |conn| {
             let (current, event): (AlertRow, EventRow) = alerts::table
                 .inner_join(events::table)
                 .filter(alerts::id.eq(id))
@@ -98,39 +277,32 @@ impl Db {
                 .await
                 .optional()?
                 .ok_or_else(|| Error::not_found(format!("id: no alert with id {id}")))?;
-            let Some(to) = alert::transition(current.status, to)? else {
-                let unchanged = StatusChange {
-                    alert: AlertWithEvent {
+            allowed(current.assignee_id)?;
+            if current.assignee_id == assignee {
+                return Ok((
+                    AlertWithEvent {
                         alert: current,
                         event,
                     },
-                    from: None,
-                };
-                return Ok((unchanged, None));
-            };
-            let now = crate::domain::now();
-            let updated: Option<AlertRow> = diesel::update(
-                alerts::table
-                    .filter(alerts::id.eq(id))
-                    .filter(alerts::status.eq(current.status.as_str())),
-            )
-            .set((alerts::status.eq(to.as_str()), alerts::updated_at.eq(now)))
-            .returning(AlertRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?;
-            let Some(updated) = updated else {
-                return Err(Error::bad_input(
-                    "status: the alert changed meanwhile; read it again and retry",
+                    None,
                 ));
-            };
+            }
+            let now = crate::domain::now();
+            let updated: AlertRow = diesel::update(alerts::table.find(id))
+                .set((alerts::assignee_id.eq(assignee), alerts::updated_at.eq(now)))
+                .returning(AlertRow::as_returning())
+                .get_result(conn)
+                .await?;
             let audit = NewAudit {
                 at: now,
                 target_type: Some("Alert".into()),
                 target_id: Some(id.to_string()),
                 detail: Some(
-                    serde_json::json!({ "from": current.status.as_str(), "to": to.as_str() })
-                        .to_string(),
+                    serde_json::json!({
+                        "from": current.assignee_id.map(|a| a.to_string()),
+                        "to": assignee.map(|a| a.to_string()),
+                    })
+                    .to_string(),
                 ),
                 ..audit.clone()
             };
@@ -138,20 +310,54 @@ impl Db {
                 .values(&audit)
                 .execute(conn)
                 .await?;
-            count!(conn, current.status, current.severity, -1)?;
-            count!(conn, to, current.severity, 1)?;
-            let changed = StatusChange {
-                alert: AlertWithEvent {
+            Ok((
+                AlertWithEvent {
                     alert: updated,
                     event,
                 },
-                from: Some(current.status),
-            };
-            Ok((changed, Some(audit)))
+                Some(audit),
+            ))
         })
-        .map(|(change, audit)| {
+        .map(|(alert, audit)| {
             audit.iter().for_each(super::audit::log);
-            change
+            alert
+        })
+    }
+
+    /// Mean seconds to acknowledge and to resolve: all time from the
+    /// maintained sums, or for alerts created since `since` (an index range).
+    pub async fn lifecycle_means(
+        &self,
+        since: Option<chrono::NaiveDateTime>,
+    ) -> Result<(Option<f64>, Option<f64>)> {
+        run!(self, |conn| {
+            match since {
+                None => {
+                    let (acked, ack_sum, resolved, resolve_sum): (i64, f64, i64, f64) =
+                        alert_lifecycle::table
+                            .select((
+                                alert_lifecycle::acknowledged,
+                                alert_lifecycle::seconds_to_acknowledge,
+                                alert_lifecycle::resolved,
+                                alert_lifecycle::seconds_to_resolve,
+                            ))
+                            .first(conn)
+                            .await?;
+                    let mean = |n: i64, sum: f64| (n > 0).then(|| sum / n as f64);
+                    Ok((mean(acked, ack_sum), mean(resolved, resolve_sum)))
+                }
+                Some(since) => {
+                    let means: (Option<f64>, Option<f64>) = alerts::table
+                        .filter(alerts::created_at.ge(since))
+                        .select((
+                            diesel::dsl::avg(alerts::seconds_to_acknowledge),
+                            diesel::dsl::avg(alerts::seconds_to_resolve),
+                        ))
+                        .first(conn)
+                        .await?;
+                    Ok(means)
+                }
+            }
         })
     }
 }

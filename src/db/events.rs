@@ -195,6 +195,18 @@ impl Db {
             if audits.len() != raising.len() {
                 return Err(Error::internal(anyhow::anyhow!("an alert was not stored")));
             }
+            let linked: Vec<i64> = alert_of.keys().copied().collect();
+            for chunk in linked.chunks(ROWS_PER_STATEMENT) {
+                diesel::update(events::table.filter(events::id.eq_any(chunk)))
+                    .set(
+                        events::alert_id.eq(alerts::table
+                            .filter(alerts::event_id.eq(events::id))
+                            .select(alerts::id)
+                            .single_value()),
+                    )
+                    .execute(conn)
+                    .await?;
+            }
             for chunk in audits.chunks(ROWS_PER_STATEMENT) {
                 let mut query = diesel::sql_query(multi_row_insert(
                     style,
@@ -228,8 +240,9 @@ impl Db {
                 }
             }
 
-            for (&i, event) in fresh.iter().zip(stored) {
+            for (&i, mut event) in fresh.iter().zip(stored) {
                 let alert = alert_of.remove(&event.id);
+                event.alert_id = alert.as_ref().map(|a| a.id);
                 out[i] = Some(Ingested {
                     event,
                     alert,
@@ -256,8 +269,9 @@ impl Db {
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 const EVENT_COLUMNS: &str =
-    "id, source, event_type, severity, description, created_at, external_id";
-const ALERT_COLUMNS: &str = "id, event_id, severity, status, created_at, updated_at";
+    "id, source, event_type, severity, description, created_at, external_id, alert_id";
+const ALERT_COLUMNS: &str = "id, event_id, severity, status, created_at, updated_at, \
+     assignee_id, acknowledged_at, resolved_at";
 
 /// How the backend spells bind parameters. SQLite would accept `$N` too,
 /// but as *named* parameters, looked up by name one by one: quadratic in a
@@ -309,6 +323,39 @@ fn multi_row_insert(
         sql.push_str(returning);
     }
     sql
+}
+
+impl Db {
+    /// The events that belong to an alert, newest first.
+    pub async fn alert_events_page(
+        &self,
+        alert_id: i64,
+        page: Page,
+    ) -> Result<Vec<EventWithAlert>> {
+        run!(self, |conn| {
+            let query = events::table
+                .left_join(alerts::table)
+                .filter(events::alert_id.eq(alert_id))
+                .select((EventRow::as_select(), Option::<AlertRow>::as_select()))
+                .into_boxed();
+            let rows: Vec<(EventRow, Option<AlertRow>)> =
+                paged!(query, &page, events::id).load(conn).await?;
+            Ok(rows
+                .into_iter()
+                .map(|(event, alert)| EventWithAlert { event, alert })
+                .collect())
+        })
+    }
+
+    pub async fn count_alert_events(&self, alert_id: i64) -> Result<i64> {
+        run!(self, |conn| {
+            Ok(events::table
+                .filter(events::alert_id.eq(alert_id))
+                .count()
+                .get_result(conn)
+                .await?)
+        })
+    }
 }
 
 #[cfg(test)]

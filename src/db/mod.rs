@@ -99,6 +99,7 @@ macro_rules! count {
 pub mod alerts;
 pub mod api_keys;
 pub mod audit;
+pub mod comments;
 pub mod events;
 mod migrate;
 pub mod models;

@@ -47,6 +47,8 @@ pub struct EventRow {
     pub description: String,
     pub created_at: NaiveDateTime,
     pub external_id: Option<String>,
+    /// The alert the event raised or was folded into.
+    pub alert_id: Option<i64>,
 }
 
 #[derive(Queryable, QueryableByName, Selectable, Clone, Debug, PartialEq)]
@@ -58,6 +60,9 @@ pub struct AlertRow {
     pub status: AlertStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub assignee_id: Option<i64>,
+    pub acknowledged_at: Option<NaiveDateTime>,
+    pub resolved_at: Option<NaiveDateTime>,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
@@ -112,4 +117,14 @@ pub struct ApiKeyRow {
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = super::schema::alert_comments)]
+pub struct CommentRow {
+    pub id: i64,
+    pub alert_id: i64,
+    pub author: String,
+    pub body: String,
+    pub created_at: NaiveDateTime,
 }

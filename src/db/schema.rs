@@ -29,6 +29,7 @@ diesel::table! {
         description -> Text,
         created_at -> Timestamp,
         external_id -> Nullable<Text>,
+        alert_id -> Nullable<BigInt>,
     }
 }
 
@@ -40,6 +41,11 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        assignee_id -> Nullable<BigInt>,
+        acknowledged_at -> Nullable<Timestamp>,
+        resolved_at -> Nullable<Timestamp>,
+        seconds_to_acknowledge -> Nullable<Double>,
+        seconds_to_resolve -> Nullable<Double>,
     }
 }
 
@@ -100,5 +106,25 @@ diesel::table! {
         status -> Text,
         severity -> Text,
         count -> BigInt,
+    }
+}
+
+diesel::table! {
+    alert_comments (id) {
+        id -> BigInt,
+        alert_id -> BigInt,
+        author -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    alert_lifecycle (id) {
+        id -> Integer,
+        acknowledged -> BigInt,
+        seconds_to_acknowledge -> Double,
+        resolved -> BigInt,
+        seconds_to_resolve -> Double,
     }
 }

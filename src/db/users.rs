@@ -103,3 +103,16 @@ impl Db {
         })
     }
 }
+
+impl Db {
+    /// Users by id, in one query (for a page of alerts' assignees).
+    pub async fn users_by_ids(&self, ids: Vec<i64>) -> Result<Vec<UserRow>> {
+        run!(self, |conn| {
+            Ok(users::table
+                .filter(users::id.eq_any(&ids))
+                .select(UserRow::as_select())
+                .load(conn)
+                .await?)
+        })
+    }
+}

@@ -70,6 +70,8 @@ text_enum!(
         UserCreated => "USER_CREATED",
         ApiKeyCreated => "API_KEY_CREATED",
         ApiKeyRevoked => "API_KEY_REVOKED",
+        AlertAssigned => "ALERT_ASSIGNED",
+        AlertCommented => "ALERT_COMMENTED",
     }
 );
 

@@ -4,6 +4,7 @@
 pub mod errors;
 pub mod guard;
 pub mod limits;
+pub mod loaders;
 mod mutation;
 mod query;
 pub mod scalars;
@@ -33,7 +34,9 @@ pub fn build(service: Option<Service>, introspection: bool) -> AppSchema {
         .limit_complexity(MAX_COMPLEXITY)
         .limit_directives(50);
     if let Some(service) = service {
-        builder = builder.data(service);
+        builder = builder
+            .data(loaders::users(service.db.clone()))
+            .data(service);
     }
     if !introspection {
         builder = builder.disable_introspection();

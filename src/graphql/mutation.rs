@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Object, ID};
 
-use super::guard::{principal, RoleGuard, ADMIN, INGESTERS};
+use super::guard::{principal, RoleGuard, ADMIN, INGESTERS, READERS};
 use super::types::*;
 use crate::domain::{id, AlertStatus};
 use crate::service::{ClientIp, Service};
@@ -118,6 +118,62 @@ impl Mutation {
             .update_alert_status(who, id, status, ip(ctx))
             .await?;
         Ok(Alert(alert))
+    }
+
+    /// Moves 1..500 alerts at once: all of them or none.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn update_alert_statuses(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+        status: AlertStatus,
+    ) -> async_graphql::Result<Vec<Alert>> {
+        let ids = ids
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| id::parse(&format!("ids[{i}]"), raw))
+            .collect::<Result<Vec<_>, _>>()?;
+        let who = principal(ctx)?;
+        let alerts = service(ctx)
+            .update_alert_statuses(who, ids, status, ip(ctx))
+            .await?;
+        Ok(alerts.into_iter().map(Alert).collect())
+    }
+
+    /// Gives an alert an owner (null takes it away). ADMIN: anyone who works
+    /// alerts; ANALYST: only themselves, to or from.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    async fn assign_alert(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        assignee: Option<ID>,
+    ) -> async_graphql::Result<Alert> {
+        let id = id::parse("id", &id)?;
+        let assignee = assignee.map(|a| id::parse("assignee", &a)).transpose()?;
+        let who = principal(ctx)?;
+        Ok(Alert(
+            service(ctx)
+                .assign_alert(who, id, assignee, ip(ctx))
+                .await?,
+        ))
+    }
+
+    /// Adds a note (1..10000 characters) to an alert.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    async fn comment_on_alert(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        body: String,
+    ) -> async_graphql::Result<AlertComment> {
+        let id = id::parse("id", &id)?;
+        let who = principal(ctx)?;
+        Ok(AlertComment(
+            service(ctx)
+                .comment_on_alert(who, id, &body, ip(ctx))
+                .await?,
+        ))
     }
 
     /// Creates a person's account.

@@ -3,6 +3,7 @@
 use async_graphql::{Context, Object, ID};
 
 use super::guard::{principal, RoleGuard, ADMIN, ANYONE_SIGNED_IN, READERS};
+use super::scalars::DateTime;
 use super::types::*;
 use crate::auth::Principal;
 use crate::db::alerts::AlertFilter;
@@ -41,13 +42,27 @@ impl Query {
         ctx: &Context<'_>,
         severity: Option<Severity>,
         status: Option<AlertStatus>,
+        #[graphql(desc = "Only alerts owned by this user.")] assignee: Option<ID>,
+        #[graphql(desc = "true: only alerts nobody owns.")] unassigned: Option<bool>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<AlertConnection> {
         let page = Page::parse(first, after.as_deref(), last, before.as_deref())?;
-        let filter = AlertFilter { severity, status };
+        let assignee = assignee.map(|a| id::parse("assignee", &a)).transpose()?;
+        let unassigned = unassigned.unwrap_or(false);
+        if assignee.is_some() && unassigned {
+            return Err(
+                Error::bad_input("assignee, unassigned: give one of them, not both").into(),
+            );
+        }
+        let filter = AlertFilter {
+            severity,
+            status,
+            assignee,
+            unassigned,
+        };
         let rows = service(ctx).alerts(filter, page).await?;
         Ok(AlertConnection::new(
             rows,
@@ -83,9 +98,16 @@ impl Query {
         ))
     }
 
-    /// Alert totals by status and by severity.
+    /// Alert totals by status and by severity, and how fast alerts are
+    /// acknowledged and resolved (all time, or for alerts created since).
     #[graphql(guard = "RoleGuard::new(READERS)")]
-    async fn alert_stats(&self, ctx: &Context<'_>) -> async_graphql::Result<AlertStats> {
+    async fn alert_stats(
+        &self,
+        ctx: &Context<'_>,
+        since: Option<DateTime>,
+    ) -> async_graphql::Result<AlertStats> {
+        let (mean_seconds_to_acknowledge, mean_seconds_to_resolve) =
+            service(ctx).db.lifecycle_means(since.map(|s| s.0)).await?;
         let counts = service(ctx).db.alert_counts().await?;
         let sum = |keep: &dyn Fn(AlertStatus, Severity) -> bool| {
             let n: i64 = counts
@@ -111,6 +133,8 @@ impl Query {
                     count: sum(&|_, sv| sv == *s),
                 })
                 .collect(),
+            mean_seconds_to_acknowledge,
+            mean_seconds_to_resolve,
         })
     }
 

@@ -6,10 +6,15 @@ use super::scalars::DateTime;
 use crate::auth::token::TokenPair;
 use crate::db::alerts::AlertFilter;
 use crate::db::events::Ingested;
-use crate::db::models::{AlertWithEvent, ApiKeyRow, AuditRow, EventWithAlert, UserRow};
+use async_graphql::dataloader::DataLoader;
+
+use super::loaders;
+use crate::db::models::{AlertWithEvent, ApiKeyRow, AuditRow, CommentRow, EventWithAlert, UserRow};
 use crate::domain::event::RawEvent;
+use crate::domain::page::Page;
 use crate::domain::page::{encode_cursor, PageOf};
 use crate::domain::{id, AlertStatus, AuditAction, Role, Severity};
+use crate::error::Error;
 use crate::service::Service;
 
 #[derive(Clone)]
@@ -101,6 +106,84 @@ impl Alert {
             event: self.0.event.clone(),
             alert: Some(self.0.alert.clone()),
         })
+    }
+    /// Who owns it, if anyone.
+    async fn assignee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(id) = self.0.alert.assignee_id else {
+            return Ok(None);
+        };
+        let loader = ctx.data_unchecked::<DataLoader<loaders::Users>>();
+        let user = loader
+            .load_one(id)
+            .await
+            .map_err(|e| Error::internal(anyhow::anyhow!("loading the assignee failed: {e}")))?;
+        Ok(user.map(User))
+    }
+    /// When it was first acknowledged; null if it never was.
+    async fn acknowledged_at(&self) -> Option<DateTime> {
+        self.0.alert.acknowledged_at.map(Into::into)
+    }
+    /// When it was resolved; null while it is not.
+    async fn resolved_at(&self) -> Option<DateTime> {
+        self.0.alert.resolved_at.map(Into::into)
+    }
+    /// The events that belong to it, newest first.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<EventConnection> {
+        let page = Page::parse(first, after.as_deref(), None, None)?;
+        let db = &ctx.data_unchecked::<Service>().db;
+        let rows = db.alert_events_page(self.0.alert.id, page).await?;
+        Ok(EventConnection::new(
+            page.finish(rows),
+            Count::AlertEvents(self.0.alert.id),
+            Event::keyed,
+        ))
+    }
+    /// Analysts' notes, newest first.
+    async fn comments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<AlertCommentConnection> {
+        let page = Page::parse(first, after.as_deref(), None, None)?;
+        let db = &ctx.data_unchecked::<Service>().db;
+        let rows = db.comments_page(self.0.alert.id, page).await?;
+        Ok(AlertCommentConnection::new(
+            page.finish(rows),
+            Count::Comments(self.0.alert.id),
+            AlertComment::keyed,
+        ))
+    }
+}
+
+/// A note on an alert. Never edited or deleted.
+#[derive(Clone)]
+pub struct AlertComment(pub CommentRow);
+
+#[Object]
+impl AlertComment {
+    async fn id(&self) -> ID {
+        id::format(self.0.id)
+    }
+    async fn author(&self) -> &str {
+        &self.0.author
+    }
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+}
+
+impl AlertComment {
+    pub fn keyed(row: CommentRow) -> (i64, Self) {
+        (row.id, Self(row))
     }
 }
 
@@ -264,6 +347,8 @@ pub enum Count {
     Events(Option<Severity>),
     Users,
     Audit(Option<AuditAction>),
+    AlertEvents(i64),
+    Comments(i64),
 }
 
 impl Count {
@@ -274,6 +359,8 @@ impl Count {
             Count::Events(s) => db.count_events(s).await?,
             Count::Users => db.count_users().await?,
             Count::Audit(a) => db.count_audit(a).await?,
+            Count::AlertEvents(id) => db.count_alert_events(id).await?,
+            Count::Comments(id) => db.count_comments(id).await?,
         };
         Ok(i32::try_from(n).unwrap_or(i32::MAX))
     }
@@ -341,6 +428,7 @@ connection!(AlertConnection, AlertEdge, Alert);
 connection!(EventConnection, EventEdge, Event);
 connection!(UserConnection, UserEdge, User);
 connection!(AuditEntryConnection, AuditEntryEdge, AuditEntry);
+connection!(AlertCommentConnection, AlertCommentEdge, AlertComment);
 
 impl Alert {
     pub fn keyed(row: AlertWithEvent) -> (i64, Self) {
@@ -380,4 +468,9 @@ pub struct AlertStats {
     pub total: i32,
     pub by_status: Vec<StatusCount>,
     pub by_severity: Vec<SeverityCount>,
+    /// Mean seconds from creation to the first ACKNOWLEDGED, over the alerts
+    /// that got there; null when none did.
+    pub mean_seconds_to_acknowledge: Option<f64>,
+    /// Mean seconds from creation to RESOLVED; null when none got there.
+    pub mean_seconds_to_resolve: Option<f64>,
 }

@@ -4,9 +4,10 @@ use super::{audit, ClientIp, Service};
 use crate::auth::Principal;
 use crate::db::alerts::AlertFilter;
 use crate::db::models::AlertWithEvent;
+use crate::db::models::CommentRow;
 use crate::domain::page::{Page, PageOf};
-use crate::domain::{AlertStatus, AuditAction};
-use crate::error::Result;
+use crate::domain::{AlertStatus, AuditAction, Role};
+use crate::error::{Error, Result};
 
 /// What live subscribers are told, after the change is committed.
 #[derive(Clone, Debug)]
@@ -51,5 +52,106 @@ impl Service {
             });
         }
         Ok(change.alert)
+    }
+}
+
+/// Most alerts one `updateAlertStatuses` call may move.
+pub const MAX_BULK_IDS: usize = 500;
+
+impl Service {
+    /// Moves every alert, or none; one audit entry and one notice per alert
+    /// that changed.
+    pub async fn update_alert_statuses(
+        &self,
+        principal: &Principal,
+        ids: Vec<i64>,
+        status: AlertStatus,
+        ip: &ClientIp,
+    ) -> Result<Vec<AlertWithEvent>> {
+        if ids.is_empty() || ids.len() > MAX_BULK_IDS {
+            return Err(Error::bad_input(format!(
+                "ids: must hold 1 to {MAX_BULK_IDS} ids, got {}",
+                ids.len()
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
+            return Err(Error::bad_input(format!("ids: {dup} is listed twice")));
+        }
+        let entry = audit(AuditAction::AlertStatusChanged, principal.actor(), ip);
+        let changes = self.db.update_alert_statuses(ids, status, entry).await?;
+        Ok(changes
+            .into_iter()
+            .map(|change| {
+                if change.from.is_some() {
+                    let _ = self.alerts.send(AlertNotice {
+                        kind: NoticeKind::Updated,
+                        alert: change.alert.clone(),
+                        remote: false,
+                    });
+                }
+                change.alert
+            })
+            .collect())
+    }
+
+    /// Gives an alert an owner, or takes it away. ADMINs may assign anyone
+    /// who can work alerts (ADMIN or ANALYST); an ANALYST may only take an
+    /// unowned alert (or one already theirs) and give up their own.
+    pub async fn assign_alert(
+        &self,
+        principal: &Principal,
+        id: i64,
+        assignee: Option<i64>,
+        ip: &ClientIp,
+    ) -> Result<AlertWithEvent> {
+        let (me, role) = match principal {
+            Principal::User { id, role, .. } => (*id, *role),
+            Principal::ApiKey { .. } => return Err(Error::forbidden("API keys cannot own alerts")),
+        };
+        if let Some(user) = assignee {
+            let target = self
+                .db
+                .user_by_id(user)
+                .await?
+                .filter(|u| u.is_active)
+                .ok_or_else(|| {
+                    Error::not_found(format!("assignee: no active user with id {user}"))
+                })?;
+            if !matches!(target.role, Role::Admin | Role::Analyst) {
+                return Err(Error::bad_input(format!(
+                    "assignee: a {} cannot own alerts; choose an ADMIN or ANALYST",
+                    target.role
+                )));
+            }
+        }
+        let allowed = move |current: Option<i64>| -> Result<()> {
+            if role == Role::Admin {
+                return Ok(());
+            }
+            let mine_or_free = current.is_none() || current == Some(me);
+            match assignee {
+                Some(a) if a == me && mine_or_free => Ok(()),
+                None if current == Some(me) || current.is_none() => Ok(()),
+                _ => Err(Error::forbidden(
+                    "an ANALYST may only assign an unowned alert to themselves or unassign their own",
+                )),
+            }
+        };
+        let entry = audit(AuditAction::AlertAssigned, principal.actor(), ip);
+        self.db.assign_alert(id, assignee, allowed, entry).await
+    }
+
+    pub async fn comment_on_alert(
+        &self,
+        principal: &Principal,
+        id: i64,
+        body: &str,
+        ip: &ClientIp,
+    ) -> Result<CommentRow> {
+        let body =
+            crate::domain::event::text("body", body, crate::domain::event::MAX_DESCRIPTION_CHARS)?;
+        let entry = audit(AuditAction::AlertCommented, principal.actor(), ip);
+        self.db.comment(id, principal.actor(), body, entry).await
     }
 }

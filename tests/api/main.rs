@@ -13,4 +13,5 @@ mod live;
 mod pagination;
 mod security;
 mod shutdown;
+mod triage;
 mod users;

@@ -1,0 +1,13 @@
+DROP TABLE alert_lifecycle;
+DROP TABLE alert_comments;
+DROP FUNCTION alert_comments_append_only();
+DROP INDEX events_alert_id;
+ALTER TABLE events DROP COLUMN alert_id;
+DROP INDEX alerts_created_at;
+DROP INDEX alerts_assignee_status_id;
+DROP INDEX alerts_assignee_id;
+ALTER TABLE alerts DROP COLUMN seconds_to_resolve;
+ALTER TABLE alerts DROP COLUMN seconds_to_acknowledge;
+ALTER TABLE alerts DROP COLUMN resolved_at;
+ALTER TABLE alerts DROP COLUMN acknowledged_at;
+ALTER TABLE alerts DROP COLUMN assignee_id;
