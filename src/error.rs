@@ -45,6 +45,19 @@ impl Error {
         Self::Internal(err.into())
     }
 
+    /// Whether the database refused a write for a unique index, i.e. a
+    /// concurrent writer got there first and a retry will see its row.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Self::Internal(e) => e.chain().any(|cause| {
+                cause
+                    .downcast_ref::<diesel::result::Error>()
+                    .is_some_and(crate::db::is_unique_violation)
+            }),
+            _ => false,
+        }
+    }
+
     /// The contract's `extensions.code`.
     pub fn code(&self) -> &'static str {
         match self {

@@ -107,13 +107,32 @@ async fn run(
     }
 }
 
+/// Attempts at one job that lost a race on a unique index.
+const CONFLICT_RETRIES: usize = 3;
+
+/// Commits one job. Another instance may commit the same new dedupKey or
+/// externalId between our read and our insert; the unique index refuses
+/// ours, and the next attempt reads theirs and folds into it.
+async fn commit_one(db: &Db, items: Vec<Ingest>) -> Result<Vec<Ingested>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match db.ingest(items.clone()).await {
+            Err(e) if attempt < CONFLICT_RETRIES && e.is_conflict() => {
+                tracing::debug!(attempt, "ingest lost a race on a unique index; retrying");
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Commits the jobs together; if that fails, commits each on its own so
 /// that one job's failure (say, a constraint another instance raced us to)
 /// is reported to that caller alone and the others still land.
 async fn commit(db: &Db, jobs: Vec<Job>, on_commit: &OnCommit) {
     if jobs.len() == 1 {
         for job in jobs {
-            let result = db.ingest(job.items).await;
+            let result = commit_one(db, job.items).await;
             if let Ok(done) = &result {
                 on_commit(done);
             }

@@ -61,9 +61,10 @@ proptest! {
         event_type in "\\PC{0,120}",
         description in "(?s).{0,200}",
         external_id in prop::option::of("\\PC{0,210}"),
+        dedup_key in prop::option::of("\\PC{0,210}"),
         severity in severity(),
     ) {
-        let raw = RawEvent { source, event_type, severity, description, external_id };
+        let raw = RawEvent { source, event_type, severity, description, external_id, dedup_key };
         match NewEvent::parse(raw, "input.") {
             Ok(e) => {
                 for label in [&e.source, &e.event_type] {
@@ -74,7 +75,7 @@ proptest! {
                 }
                 prop_assert!(!e.description.trim().is_empty());
                 prop_assert!(!e.description.contains('\0'));
-                if let Some(x) = &e.external_id {
+                for x in e.external_id.iter().chain(&e.dedup_key) {
                     prop_assert!((1..=200).contains(&x.chars().count()));
                 }
             }

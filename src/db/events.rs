@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use diesel_async::RunQueryDsl;
 
-use super::models::{AlertRow, EventRow, EventWithAlert, NewAudit};
-use super::schema::{alerts, events};
+use super::models::{AlertRow, AlertWithEvent, EventRow, EventWithAlert, NewAudit, SilenceRow};
+use super::schema::{alerts, events, silences};
 use super::{Db, Pool};
 use crate::domain::page::Page;
 use crate::domain::{AlertStatus, AuditAction, Severity};
@@ -25,10 +25,45 @@ pub struct Ingest {
 #[derive(Clone, Debug)]
 pub struct Ingested {
     pub event: EventRow,
-    pub alert: Option<AlertRow>,
+    /// The alert it raised or was folded into, with that alert's raising
+    /// event; `None` for LOW/MEDIUM and for silenced events.
+    pub alert: Option<AlertWithEvent>,
     /// False when the (source, externalId) pair was already stored and this
     /// is the earlier event, returned again.
     pub created: bool,
+    /// True when this event raised its alert (rather than being folded into
+    /// an existing one or returned again).
+    pub raised: bool,
+}
+
+/// Events with the alert each belongs to (raised or folded into).
+macro_rules! with_alert {
+    () => {
+        events::table.left_join(alerts::table.on(alerts::id.nullable().eq(events::alert_id)))
+    };
+}
+
+/// An alert with the event that raised it, read inside the caller's
+/// transaction.
+macro_rules! alert_with_raising_event {
+    ($conn:expr, $alert:expr) => {{
+        let alert: AlertRow = $alert;
+        let event: EventRow = events::table
+            .find(alert.event_id)
+            .select(EventRow::as_select())
+            .first($conn)
+            .await?;
+        AlertWithEvent { alert, event }
+    }};
+}
+
+/// Where a raising event's alert comes from.
+#[derive(Clone, Copy)]
+enum Target {
+    /// A new alert, raised by the event at this index of `fresh`.
+    New(usize),
+    /// An alert stored before this batch, not yet RESOLVED.
+    Existing(i64),
 }
 
 impl Db {
@@ -38,8 +73,7 @@ impl Db {
         page: Page,
     ) -> Result<Vec<EventWithAlert>> {
         run!(self, |conn| {
-            let mut query = events::table
-                .left_join(alerts::table)
+            let mut query = with_alert!()
                 .select((EventRow::as_select(), Option::<AlertRow>::as_select()))
                 .into_boxed();
             if let Some(s) = severity {
@@ -64,11 +98,18 @@ impl Db {
         })
     }
 
-    /// Stores every event in one transaction, each HIGH or CRITICAL one with
-    /// its OPEN alert and ALERT_CREATED audit entry: all of them or none.
+    /// Stores every event in one transaction: all of them or none.
     ///
-    /// A batch costs a handful of statements whatever its size (one insert
-    /// per table, in chunks), which is what lets group commit scale.
+    /// A HIGH or CRITICAL event that no live silence matches raises an OPEN
+    /// alert with its ALERT_CREATED audit entry, unless it carries a
+    /// `dedupKey` whose (source, key) already has an alert that is not
+    /// RESOLVED: then it is folded into that one (`occurrences` + 1,
+    /// `lastSeenAt` moves). A unique index backs this: two instances raising
+    /// the same key at once cannot both commit, and the writer retries the
+    /// loser, which then folds.
+    ///
+    /// A batch costs a handful of statements whatever its size (one
+    /// multi-row insert per table), which is what lets group commit scale.
     pub async fn ingest(&self, batch: Vec<Ingest>) -> Result<Vec<Ingested>> {
         let style = match self.pool() {
             Pool::Sqlite(_) => Placeholders::Question,
@@ -77,7 +118,8 @@ impl Db {
         transaction!(self, |conn| {
             let now = crate::domain::now();
             let mut out: Vec<Option<Ingested>> = vec![None; batch.len()];
-            // (source, externalId) seen earlier in this batch -> its index.
+
+            // 1. Repeats of an external id return the earlier event.
             let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
             let mut repeats: Vec<(usize, usize)> = Vec::new();
             let mut fresh: Vec<usize> = Vec::with_capacity(batch.len());
@@ -88,8 +130,7 @@ impl Db {
                         repeats.push((i, first));
                         continue;
                     }
-                    let earlier: Option<(EventRow, Option<AlertRow>)> = events::table
-                        .left_join(alerts::table)
+                    let earlier: Option<(EventRow, Option<AlertRow>)> = with_alert!()
                         .filter(events::source.eq(&e.source))
                         .filter(events::external_id.eq(external_id))
                         .select((EventRow::as_select(), Option::<AlertRow>::as_select()))
@@ -97,10 +138,19 @@ impl Db {
                         .await
                         .optional()?;
                     if let Some((event, alert)) = earlier {
+                        let alert = match alert {
+                            Some(a) if a.event_id == event.id => Some(AlertWithEvent {
+                                alert: a,
+                                event: event.clone(),
+                            }),
+                            Some(a) => Some(alert_with_raising_event!(conn, a)),
+                            None => None,
+                        };
                         out[i] = Some(Ingested {
                             event,
                             alert,
                             created: false,
+                            raised: false,
                         });
                         continue;
                     }
@@ -109,12 +159,36 @@ impl Db {
                 fresh.push(i);
             }
 
+            // 2. Live silences: read from the database, so they hold on every
+            //    instance the moment they are created or expired.
+            let live: Vec<SilenceRow> = if fresh
+                .iter()
+                .any(|&i| batch[i].event.severity.raises_alert())
+            {
+                silences::table
+                    .filter(silences::expired_at.is_null())
+                    .filter(silences::ends_at.gt(now))
+                    .select(SilenceRow::as_select())
+                    .load(conn)
+                    .await?
+            } else {
+                Vec::new()
+            };
+            let silenced_by = |e: &crate::domain::event::NewEvent| -> Option<i64> {
+                if !e.severity.raises_alert() {
+                    return None;
+                }
+                live.iter().find(|s| s.matches(e)).map(|s| s.id)
+            };
+
+            // 3. The events, one statement per chunk.
             let mut stored: Vec<EventRow> = Vec::with_capacity(fresh.len());
             for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
                 let mut query = diesel::sql_query(multi_row_insert(
                     style,
-                    "events (source, event_type, severity, description, created_at, external_id)",
-                    6,
+                    "events (source, event_type, severity, description, created_at, external_id, \
+                     dedup_key, silenced_by)",
+                    8,
                     chunk.len(),
                     EVENT_COLUMNS,
                 ))
@@ -127,7 +201,9 @@ impl Db {
                         .bind::<Text, _>(e.severity.as_str())
                         .bind::<Text, _>(&e.description)
                         .bind::<Timestamp, _>(now)
-                        .bind::<Nullable<Text>, _>(e.external_id.as_deref());
+                        .bind::<Nullable<Text>, _>(e.external_id.as_deref())
+                        .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
+                        .bind::<Nullable<BigInt>, _>(silenced_by(e));
                 }
                 let mut got: Vec<EventRow> = query.load(conn).await?;
                 // Ids grow in the order rows were inserted; RETURNING's own
@@ -143,60 +219,114 @@ impl Db {
                 )));
             }
 
-            let raising: Vec<(usize, &EventRow)> = fresh
-                .iter()
-                .zip(&stored)
-                .filter(|(_, e)| e.severity.raises_alert())
-                .map(|(&i, e)| (i, e))
+            // 4. Which alert each raising event belongs to.
+            let raising: Vec<usize> = (0..stored.len())
+                .filter(|&k| stored[k].severity.raises_alert() && stored[k].silenced_by.is_none())
                 .collect();
-            let mut alert_of: HashMap<i64, AlertRow> = HashMap::with_capacity(raising.len());
-            for chunk in raising.chunks(ROWS_PER_STATEMENT) {
+            let keys: Vec<&str> = raising
+                .iter()
+                .filter_map(|&k| stored[k].dedup_key.as_deref())
+                .collect();
+            let mut open: HashMap<(String, String), AlertWithEvent> = HashMap::new();
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+                let found: Vec<(AlertRow, EventRow)> = alerts::table
+                    .inner_join(events::table.on(events::id.eq(alerts::event_id)))
+                    .filter(alerts::dedup_key.eq_any(chunk))
+                    .filter(alerts::status.ne(AlertStatus::Resolved.as_str()))
+                    .select((AlertRow::as_select(), EventRow::as_select()))
+                    .load(conn)
+                    .await?;
+                for (alert, event) in found {
+                    if let Some(key) = event.dedup_key.clone() {
+                        open.insert((event.source.clone(), key), AlertWithEvent { alert, event });
+                    }
+                }
+            }
+            let mut target: HashMap<usize, Target> = HashMap::with_capacity(raising.len());
+            let mut new_for_key: HashMap<(String, String), usize> = HashMap::new();
+            let mut folded_into_new: HashMap<usize, i64> = HashMap::new();
+            for &k in &raising {
+                let e = &stored[k];
+                let Some(key) = e.dedup_key.clone() else {
+                    target.insert(k, Target::New(k));
+                    continue;
+                };
+                let key = (e.source.clone(), key);
+                if let Some(existing) = open.get(&key) {
+                    target.insert(k, Target::Existing(existing.alert.id));
+                } else if let Some(&raiser) = new_for_key.get(&key) {
+                    target.insert(k, Target::New(raiser));
+                    *folded_into_new.entry(raiser).or_default() += 1;
+                } else {
+                    new_for_key.insert(key, k);
+                    target.insert(k, Target::New(k));
+                }
+            }
+
+            // 5. New alerts, one statement per chunk.
+            let raisers: Vec<usize> = raising
+                .iter()
+                .copied()
+                .filter(|k| matches!(target.get(k), Some(Target::New(r)) if r == k))
+                .collect();
+            let mut alert_of: HashMap<i64, AlertRow> = HashMap::with_capacity(raisers.len());
+            for chunk in raisers.chunks(ROWS_PER_STATEMENT) {
                 let mut query = diesel::sql_query(multi_row_insert(
                     style,
-                    "alerts (event_id, severity, status, created_at, updated_at)",
-                    5,
+                    "alerts (event_id, severity, status, created_at, updated_at, source, \
+                     dedup_key, occurrences, last_seen_at)",
+                    9,
                     chunk.len(),
                     ALERT_COLUMNS,
                 ))
                 .into_boxed();
-                for (_, e) in chunk {
+                for &k in chunk {
+                    let e = &stored[k];
                     query = query
                         .bind::<BigInt, _>(e.id)
                         .bind::<Text, _>(e.severity.as_str())
                         .bind::<Text, _>(AlertStatus::Open.as_str())
                         .bind::<Timestamp, _>(now)
+                        .bind::<Timestamp, _>(now)
+                        .bind::<Text, _>(&e.source)
+                        .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
+                        .bind::<BigInt, _>(1 + folded_into_new.get(&k).copied().unwrap_or(0))
                         .bind::<Timestamp, _>(now);
                 }
                 let got: Vec<AlertRow> = query.load(conn).await?;
                 alert_of.extend(got.into_iter().map(|a| (a.event_id, a)));
             }
-            let audits: Vec<NewAudit> = raising
-                .iter()
-                .filter_map(|(i, e)| {
-                    let alert = alert_of.get(&e.id)?;
-                    Some(NewAudit {
-                        at: now,
-                        action: AuditAction::AlertCreated.as_str().into(),
-                        actor: batch[*i].actor.clone(),
-                        target_type: Some("Alert".into()),
-                        target_id: Some(alert.id.to_string()),
-                        detail: Some(
-                            serde_json::json!({
-                                "eventId": e.id.to_string(),
-                                "severity": e.severity.as_str(),
-                                "source": e.source,
-                            })
-                            .to_string(),
-                        ),
-                        ip: batch[*i].ip.clone(),
-                    })
-                })
-                .collect();
-            if audits.len() != raising.len() {
+            if alert_of.len() != raisers.len() {
                 return Err(Error::internal(anyhow::anyhow!("an alert was not stored")));
             }
-            let linked: Vec<i64> = alert_of.keys().copied().collect();
-            for chunk in linked.chunks(ROWS_PER_STATEMENT) {
+
+            // 6. Repeats of alerts stored before: count them, move lastSeenAt.
+            let mut folds: HashMap<i64, i64> = HashMap::new();
+            for t in target.values() {
+                if let Target::Existing(id) = t {
+                    *folds.entry(*id).or_default() += 1;
+                }
+            }
+            for (id, n) in &folds {
+                diesel::update(alerts::table.find(*id))
+                    .set((
+                        alerts::occurrences.eq(alerts::occurrences + *n),
+                        alerts::last_seen_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            for existing in open.values_mut() {
+                if let Some(n) = folds.get(&existing.alert.id) {
+                    existing.alert.occurrences += n;
+                    existing.alert.last_seen_at = Some(now);
+                }
+            }
+
+            // 7. Every linked event points at its alert: raisers through their
+            //    alert's event_id, folded ones by id.
+            let raiser_ids: Vec<i64> = raisers.iter().map(|&k| stored[k].id).collect();
+            for chunk in raiser_ids.chunks(ROWS_PER_STATEMENT) {
                 diesel::update(events::table.filter(events::id.eq_any(chunk)))
                     .set(
                         events::alert_id.eq(alerts::table
@@ -207,6 +337,56 @@ impl Db {
                     .execute(conn)
                     .await?;
             }
+            let is_raiser: std::collections::HashSet<usize> = raisers.iter().copied().collect();
+            let mut by_alert: HashMap<i64, Vec<i64>> = HashMap::new();
+            let alert_id_of = |k: usize| -> Option<i64> {
+                match target.get(&k)? {
+                    Target::New(r) => alert_of.get(&stored[*r].id).map(|a| a.id),
+                    Target::Existing(id) => Some(*id),
+                }
+            };
+            for &k in &raising {
+                if is_raiser.contains(&k) {
+                    continue;
+                }
+                if let Some(a) = alert_id_of(k) {
+                    by_alert.entry(a).or_default().push(stored[k].id);
+                }
+            }
+            for (alert_id, ids) in &by_alert {
+                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                    diesel::update(events::table.filter(events::id.eq_any(chunk)))
+                        .set(events::alert_id.eq(*alert_id))
+                        .execute(conn)
+                        .await?;
+                }
+            }
+
+            // 8. Audit entries and counters for the alerts raised.
+            let audits: Vec<NewAudit> = raisers
+                .iter()
+                .filter_map(|&k| {
+                    let e = &stored[k];
+                    let alert = alert_of.get(&e.id)?;
+                    let item = &batch[fresh[k]];
+                    Some(NewAudit {
+                        at: now,
+                        action: AuditAction::AlertCreated.as_str().into(),
+                        actor: item.actor.clone(),
+                        target_type: Some("Alert".into()),
+                        target_id: Some(alert.id.to_string()),
+                        detail: Some(
+                            serde_json::json!({
+                                "eventId": e.id.to_string(),
+                                "severity": e.severity.as_str(),
+                                "source": e.source,
+                            })
+                            .to_string(),
+                        ),
+                        ip: item.ip.clone(),
+                    })
+                })
+                .collect();
             for chunk in audits.chunks(ROWS_PER_STATEMENT) {
                 let mut query = diesel::sql_query(multi_row_insert(
                     style,
@@ -240,18 +420,40 @@ impl Db {
                 }
             }
 
-            for (&i, mut event) in fresh.iter().zip(stored) {
-                let alert = alert_of.remove(&event.id);
-                event.alert_id = alert.as_ref().map(|a| a.id);
-                out[i] = Some(Ingested {
+            // 9. What each event became.
+            let raised_alerts: HashMap<i64, AlertWithEvent> = raisers
+                .iter()
+                .filter_map(|&k| {
+                    let event = stored[k].clone();
+                    let mut alert = alert_of.get(&event.id)?.clone();
+                    alert.occurrences = 1 + folded_into_new.get(&k).copied().unwrap_or(0);
+                    Some((alert.id, AlertWithEvent { alert, event }))
+                })
+                .collect();
+            let existing_by_id: HashMap<i64, AlertWithEvent> =
+                open.into_values().map(|a| (a.alert.id, a)).collect();
+            let alert_ids: Vec<Option<i64>> = (0..stored.len()).map(alert_id_of).collect();
+            for (k, mut event) in stored.into_iter().enumerate() {
+                let alert_id = alert_ids[k];
+                event.alert_id = alert_id;
+                let alert = alert_id.and_then(|id| {
+                    raised_alerts
+                        .get(&id)
+                        .or_else(|| existing_by_id.get(&id))
+                        .cloned()
+                });
+                let raised = alert.as_ref().is_some_and(|a| a.alert.event_id == event.id);
+                out[fresh[k]] = Some(Ingested {
                     event,
                     alert,
                     created: true,
+                    raised,
                 });
             }
             for (i, first) in repeats {
                 out[i] = out[first].clone().map(|done| Ingested {
                     created: false,
+                    raised: false,
                     ..done
                 });
             }
@@ -268,10 +470,10 @@ impl Db {
 /// 65,535 bound parameters, with up to seven columns a row.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
-const EVENT_COLUMNS: &str =
-    "id, source, event_type, severity, description, created_at, external_id, alert_id";
+const EVENT_COLUMNS: &str = "id, source, event_type, severity, description, created_at, \
+     external_id, alert_id, dedup_key, silenced_by";
 const ALERT_COLUMNS: &str = "id, event_id, severity, status, created_at, updated_at, \
-     assignee_id, acknowledged_at, resolved_at";
+     assignee_id, acknowledged_at, resolved_at, occurrences, last_seen_at";
 
 /// How the backend spells bind parameters. SQLite would accept `$N` too,
 /// but as *named* parameters, looked up by name one by one: quadratic in a
@@ -333,8 +535,7 @@ impl Db {
         page: Page,
     ) -> Result<Vec<EventWithAlert>> {
         run!(self, |conn| {
-            let query = events::table
-                .left_join(alerts::table)
+            let query = with_alert!()
                 .filter(events::alert_id.eq(alert_id))
                 .select((EventRow::as_select(), Option::<AlertRow>::as_select()))
                 .into_boxed();

@@ -107,6 +107,7 @@ pub mod notify;
 pub mod schema;
 pub mod sessions;
 pub mod settings;
+pub mod silences;
 pub mod users;
 
 use std::sync::Arc;

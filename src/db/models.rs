@@ -49,6 +49,9 @@ pub struct EventRow {
     pub external_id: Option<String>,
     /// The alert the event raised or was folded into.
     pub alert_id: Option<i64>,
+    pub dedup_key: Option<String>,
+    /// The silence that kept it from raising an alert.
+    pub silenced_by: Option<i64>,
 }
 
 #[derive(Queryable, QueryableByName, Selectable, Clone, Debug, PartialEq)]
@@ -63,6 +66,8 @@ pub struct AlertRow {
     pub assignee_id: Option<i64>,
     pub acknowledged_at: Option<NaiveDateTime>,
     pub resolved_at: Option<NaiveDateTime>,
+    pub occurrences: i64,
+    pub last_seen_at: Option<NaiveDateTime>,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
@@ -127,4 +132,32 @@ pub struct CommentRow {
     pub author: String,
     pub body: String,
     pub created_at: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = super::schema::silences)]
+pub struct SilenceRow {
+    pub id: i64,
+    pub source: Option<String>,
+    pub event_type: Option<String>,
+    pub severity: Option<Severity>,
+    pub dedup_key: Option<String>,
+    pub comment: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub ends_at: NaiveDateTime,
+    pub expired_at: Option<NaiveDateTime>,
+}
+
+impl SilenceRow {
+    /// Whether the silence covers this event (every matcher it has agrees).
+    pub fn matches(&self, e: &crate::domain::event::NewEvent) -> bool {
+        self.source.as_ref().is_none_or(|s| *s == e.source)
+            && self.event_type.as_ref().is_none_or(|t| *t == e.event_type)
+            && self.severity.is_none_or(|s| s == e.severity)
+            && self
+                .dedup_key
+                .as_ref()
+                .is_none_or(|k| Some(k) == e.dedup_key.as_ref())
+    }
 }

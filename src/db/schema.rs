@@ -30,6 +30,8 @@ diesel::table! {
         created_at -> Timestamp,
         external_id -> Nullable<Text>,
         alert_id -> Nullable<BigInt>,
+        dedup_key -> Nullable<Text>,
+        silenced_by -> Nullable<BigInt>,
     }
 }
 
@@ -46,6 +48,10 @@ diesel::table! {
         resolved_at -> Nullable<Timestamp>,
         seconds_to_acknowledge -> Nullable<Double>,
         seconds_to_resolve -> Nullable<Double>,
+        source -> Nullable<Text>,
+        dedup_key -> Nullable<Text>,
+        occurrences -> BigInt,
+        last_seen_at -> Nullable<Timestamp>,
     }
 }
 
@@ -126,5 +132,20 @@ diesel::table! {
         seconds_to_acknowledge -> Double,
         resolved -> BigInt,
         seconds_to_resolve -> Double,
+    }
+}
+
+diesel::table! {
+    silences (id) {
+        id -> BigInt,
+        source -> Nullable<Text>,
+        event_type -> Nullable<Text>,
+        severity -> Nullable<Text>,
+        dedup_key -> Nullable<Text>,
+        comment -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        ends_at -> Timestamp,
+        expired_at -> Nullable<Timestamp>,
     }
 }

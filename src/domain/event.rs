@@ -11,6 +11,7 @@ pub struct NewEvent {
     pub severity: Severity,
     pub description: String,
     pub external_id: Option<String>,
+    pub dedup_key: Option<String>,
 }
 
 /// What a client sent, before validation.
@@ -21,6 +22,7 @@ pub struct RawEvent {
     pub severity: Option<Severity>,
     pub description: String,
     pub external_id: Option<String>,
+    pub dedup_key: Option<String>,
 }
 
 pub const MAX_LABEL_CHARS: usize = 100;
@@ -84,6 +86,10 @@ impl NewEvent {
                 .external_id
                 .map(|id| label(&f("externalId"), &id, MAX_EXTERNAL_ID_CHARS))
                 .transpose()?,
+            dedup_key: raw
+                .dedup_key
+                .map(|k| label(&f("dedupKey"), &k, MAX_EXTERNAL_ID_CHARS))
+                .transpose()?,
         })
     }
 }
@@ -99,6 +105,7 @@ mod tests {
             severity: Some(Severity::High),
             description: "Port scan from 10.0.0.8\nblocked".into(),
             external_id: None,
+            dedup_key: None,
         }
     }
 

@@ -72,6 +72,8 @@ text_enum!(
         ApiKeyRevoked => "API_KEY_REVOKED",
         AlertAssigned => "ALERT_ASSIGNED",
         AlertCommented => "ALERT_COMMENTED",
+        SilenceCreated => "SILENCE_CREATED",
+        SilenceExpired => "SILENCE_EXPIRED",
     }
 );
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
-use crate::db::models::UserRow;
+use crate::db::models::{SilenceRow, UserRow};
 use crate::db::Db;
 use crate::error::Error;
 
@@ -21,6 +21,26 @@ impl Loader<i64> for Users {
         let rows = self.0.users_by_ids(ids.to_vec()).await.map_err(Arc::new)?;
         Ok(rows.into_iter().map(|u| (u.id, u)).collect())
     }
+}
+
+pub struct Silences(Db);
+
+impl Loader<i64> for Silences {
+    type Value = SilenceRow;
+    type Error = Arc<Error>;
+
+    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, SilenceRow>, Arc<Error>> {
+        let rows = self
+            .0
+            .silences_by_ids(ids.to_vec())
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows.into_iter().map(|s| (s.id, s)).collect())
+    }
+}
+
+pub fn silences(db: Db) -> DataLoader<Silences> {
+    DataLoader::new(Silences(db), tokio::spawn).delay(Duration::ZERO)
 }
 
 /// No cache (a user's row may change between requests) and no delay: the

@@ -36,6 +36,7 @@ pub fn build(service: Option<Service>, introspection: bool) -> AppSchema {
     if let Some(service) = service {
         builder = builder
             .data(loaders::users(service.db.clone()))
+            .data(loaders::silences(service.db.clone()))
             .data(service);
     }
     if !introspection {

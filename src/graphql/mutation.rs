@@ -5,6 +5,7 @@ use async_graphql::{Context, Object, ID};
 use super::guard::{principal, RoleGuard, ADMIN, INGESTERS, READERS};
 use super::types::*;
 use crate::domain::{id, AlertStatus};
+use crate::service::silences::SilenceRequest;
 use crate::service::{ClientIp, Service};
 
 pub struct Mutation;
@@ -173,6 +174,38 @@ impl Mutation {
             service(ctx)
                 .comment_on_alert(who, id, &body, ip(ctx))
                 .await?,
+        ))
+    }
+
+    /// Silences matching events until `endsAt`: they are stored but raise
+    /// no alert.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn create_silence(
+        &self,
+        ctx: &Context<'_>,
+        input: SilenceInput,
+    ) -> async_graphql::Result<Silence> {
+        let who = principal(ctx)?;
+        let req = SilenceRequest {
+            source: input.source,
+            event_type: input.event_type,
+            severity: input.severity,
+            dedup_key: input.dedup_key,
+            comment: input.comment,
+            ends_at: input.ends_at.0,
+        };
+        Ok(Silence(
+            service(ctx).create_silence(who, req, ip(ctx)).await?,
+        ))
+    }
+
+    /// Ends a silence now.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn expire_silence(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Silence> {
+        let id = id::parse("id", &id)?;
+        let who = principal(ctx)?;
+        Ok(Silence(
+            service(ctx).expire_silence(who, id, ip(ctx)).await?,
         ))
     }
 

@@ -151,6 +151,23 @@ impl Query {
         Ok(UserConnection::new(rows, Count::Users, User::keyed))
     }
 
+    /// Silences, newest first: `active: true` only those in force, `false`
+    /// only those that have ended.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    async fn silences(
+        &self,
+        ctx: &Context<'_>,
+        active: Option<bool>,
+    ) -> async_graphql::Result<Vec<Silence>> {
+        Ok(service(ctx)
+            .db
+            .silences(active)
+            .await?
+            .into_iter()
+            .map(Silence)
+            .collect())
+    }
+
     /// Sensor API keys, newest first, revoked ones included.
     #[graphql(guard = "RoleGuard::new(ADMIN)")]
     async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKey>> {

@@ -9,7 +9,9 @@ use crate::db::events::Ingested;
 use async_graphql::dataloader::DataLoader;
 
 use super::loaders;
-use crate::db::models::{AlertWithEvent, ApiKeyRow, AuditRow, CommentRow, EventWithAlert, UserRow};
+use crate::db::models::{
+    AlertWithEvent, ApiKeyRow, AuditRow, CommentRow, EventWithAlert, SilenceRow, UserRow,
+};
 use crate::domain::event::RawEvent;
 use crate::domain::page::Page;
 use crate::domain::page::{encode_cursor, PageOf};
@@ -67,14 +69,37 @@ impl Event {
     async fn external_id(&self) -> Option<&str> {
         self.0.event.external_id.as_deref()
     }
-    /// The alert it raised; null for LOW and MEDIUM.
-    async fn alert(&self) -> Option<Alert> {
-        self.0.alert.clone().map(|alert| {
-            Alert(AlertWithEvent {
-                alert,
+    /// Repeats with the same (source, dedupKey) fold into one alert.
+    async fn dedup_key(&self) -> Option<&str> {
+        self.0.event.dedup_key.as_deref()
+    }
+    /// The alert it raised or was folded into; null for LOW and MEDIUM and
+    /// for silenced events.
+    async fn alert(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Alert>> {
+        let Some(alert) = &self.0.alert else {
+            return Ok(None);
+        };
+        if alert.event_id == self.0.event.id {
+            return Ok(Some(Alert(AlertWithEvent {
+                alert: alert.clone(),
                 event: self.0.event.clone(),
-            })
-        })
+            })));
+        }
+        // A folded repeat: the alert's event is the one that raised it.
+        let db = &ctx.data_unchecked::<Service>().db;
+        Ok(db.alert(alert.id).await?.map(Alert))
+    }
+    /// The silence that kept this event from raising an alert.
+    async fn silenced_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Silence>> {
+        let Some(id) = self.0.event.silenced_by else {
+            return Ok(None);
+        };
+        let loader = ctx.data_unchecked::<DataLoader<loaders::Silences>>();
+        let silence = loader
+            .load_one(id)
+            .await
+            .map_err(|e| Error::internal(anyhow::anyhow!("loading the silence failed: {e}")))?;
+        Ok(silence.map(Silence))
     }
 }
 
@@ -119,6 +144,18 @@ impl Alert {
             .map_err(|e| Error::internal(anyhow::anyhow!("loading the assignee failed: {e}")))?;
         Ok(user.map(User))
     }
+    /// Events folded into this alert, the first included.
+    async fn occurrences(&self) -> i32 {
+        i32::try_from(self.0.alert.occurrences).unwrap_or(i32::MAX)
+    }
+    /// When its latest event arrived.
+    async fn last_seen_at(&self) -> DateTime {
+        self.0
+            .alert
+            .last_seen_at
+            .unwrap_or(self.0.alert.created_at)
+            .into()
+    }
     /// When it was first acknowledged; null if it never was.
     async fn acknowledged_at(&self) -> Option<DateTime> {
         self.0.alert.acknowledged_at.map(Into::into)
@@ -159,6 +196,59 @@ impl Alert {
             AlertComment::keyed,
         ))
     }
+}
+
+/// While a silence matches (every matcher it has agrees with the event),
+/// events are stored but raise no alert.
+#[derive(Clone)]
+pub struct Silence(pub SilenceRow);
+
+#[Object]
+impl Silence {
+    async fn id(&self) -> ID {
+        id::format(self.0.id)
+    }
+    async fn source(&self) -> Option<&str> {
+        self.0.source.as_deref()
+    }
+    async fn event_type(&self) -> Option<&str> {
+        self.0.event_type.as_deref()
+    }
+    async fn severity(&self) -> Option<Severity> {
+        self.0.severity
+    }
+    async fn dedup_key(&self) -> Option<&str> {
+        self.0.dedup_key.as_deref()
+    }
+    /// Why: required, so that the next analyst knows.
+    async fn comment(&self) -> &str {
+        &self.0.comment
+    }
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+    async fn ends_at(&self) -> DateTime {
+        self.0.ends_at.into()
+    }
+    /// When it was ended early with expireSilence.
+    async fn expired_at(&self) -> Option<DateTime> {
+        self.0.expired_at.map(Into::into)
+    }
+}
+
+#[derive(InputObject)]
+pub struct SilenceInput {
+    pub source: Option<String>,
+    pub event_type: Option<String>,
+    pub severity: Option<Severity>,
+    pub dedup_key: Option<String>,
+    /// Required: why this noise is known.
+    pub comment: String,
+    /// Must be in the future.
+    pub ends_at: DateTime,
 }
 
 /// A note on an alert. Never edited or deleted.
@@ -282,18 +372,12 @@ pub struct IngestEventPayload {
 
 impl From<Ingested> for IngestEventPayload {
     fn from(done: Ingested) -> Self {
-        let alert = done.alert.clone().map(|alert| {
-            Alert(AlertWithEvent {
-                alert,
-                event: done.event.clone(),
-            })
-        });
         Self {
             event: Event(EventWithAlert {
                 event: done.event,
-                alert: done.alert,
+                alert: done.alert.as_ref().map(|a| a.alert.clone()),
             }),
-            alert,
+            alert: done.alert.map(Alert),
         }
     }
 }
@@ -310,6 +394,9 @@ pub struct IngestEventInput {
     /// The sensor's own id; the same (source, externalId) twice stores one
     /// event and returns it.
     pub external_id: Option<String>,
+    /// 1..200 characters. Repeats of (source, dedupKey) fold into the alert
+    /// that is not RESOLVED instead of raising another.
+    pub dedup_key: Option<String>,
 }
 
 impl From<IngestEventInput> for RawEvent {
@@ -320,6 +407,7 @@ impl From<IngestEventInput> for RawEvent {
             severity: Some(i.severity),
             description: i.description,
             external_id: i.external_id,
+            dedup_key: i.dedup_key,
         }
     }
 }

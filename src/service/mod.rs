@@ -5,6 +5,7 @@
 mod alerts;
 mod auth;
 mod events;
+pub mod silences;
 mod users;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use crate::auth::cache::TtlCache;
 use crate::auth::password::Passwords;
 use crate::auth::token::{random_secret, TokenKeys};
 use crate::config::Settings;
-use crate::db::models::{AlertWithEvent, NewAudit};
+use crate::db::models::NewAudit;
 use crate::db::sessions::SessionState;
 use crate::db::Db;
 use crate::domain::AuditAction;
@@ -96,24 +97,23 @@ impl Service {
                 let mut stored = 0;
                 for item in done.iter().filter(|i| i.created) {
                     stored += 1;
-                    let Some(alert) = &item.alert else { continue };
-                    crate::metrics::alert_raised(alert.severity.as_str());
+                    let Some(alert) = item.alert.as_ref().filter(|_| item.raised) else {
+                        continue;
+                    };
+                    crate::metrics::alert_raised(alert.alert.severity.as_str());
                     tracing::info!(
                         target: "audit",
                         action = "ALERT_CREATED",
-                        alert = alert.id,
+                        alert = alert.alert.id,
                         event = item.event.id,
-                        severity = alert.severity.as_str(),
+                        severity = alert.alert.severity.as_str(),
                         source = %item.event.source,
                         "audit"
                     );
                     // No subscribers is the common case, not an error.
                     let _ = bus.send(AlertNotice {
                         kind: NoticeKind::Created,
-                        alert: AlertWithEvent {
-                            alert: alert.clone(),
-                            event: item.event.clone(),
-                        },
+                        alert: alert.clone(),
                         remote: false,
                     });
                 }

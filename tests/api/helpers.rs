@@ -250,6 +250,10 @@ impl TestApp {
         &self._db
     }
 
+    pub fn db_is_postgres(&self) -> bool {
+        matches!(self._db, TestDb::Postgres { .. })
+    }
+
     /// Stops the server the way SIGTERM does, and waits for it.
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {

@@ -379,3 +379,287 @@ both!(
     bulk_changes_are_all_or_nothing,
     lifecycle_times_and_means,
 );
+
+const REPEAT: &str = "mutation($i: IngestEventInput!) { ingestEvent(input: $i) { event { id alert { id occurrences event { id } } } alert { id occurrences lastSeenAt createdAt } } }";
+
+fn repeat(source: &str, key: Option<&str>, severity: &str) -> Value {
+    json!({ "i": { "source": source, "eventType": "BruteForce", "severity": severity, "description": "failed logins", "dedupKey": key } })
+}
+
+async fn repeats_fold_into_the_open_alert(app: TestApp) {
+    let admin = app.admin().await;
+    let first = app
+        .ok(
+            Some(&admin),
+            REPEAT,
+            repeat("Server-1", Some("ssh-brute"), "HIGH"),
+        )
+        .await["ingestEvent"]
+        .clone();
+    let a1 = first["alert"]["id"].as_str().unwrap().to_string();
+    assert_eq!(first["alert"]["occurrences"], 1);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = app
+        .ok(
+            Some(&admin),
+            REPEAT,
+            repeat("Server-1", Some("ssh-brute"), "CRITICAL"),
+        )
+        .await["ingestEvent"]
+        .clone();
+    assert_eq!(second["alert"]["id"], a1.as_str());
+    assert_eq!(second["alert"]["occurrences"], 2);
+    assert!(
+        second["alert"]["lastSeenAt"].as_str().unwrap()
+            > second["alert"]["createdAt"].as_str().unwrap()
+    );
+    // The repeat points at the alert, whose event is still the first one.
+    assert_eq!(second["event"]["alert"]["id"], a1.as_str());
+    assert_eq!(
+        second["event"]["alert"]["event"]["id"],
+        first["event"]["id"]
+    );
+
+    // Another source, no key, or a LOW event: no folding.
+    let other = app
+        .ok(
+            Some(&admin),
+            REPEAT,
+            repeat("Server-2", Some("ssh-brute"), "HIGH"),
+        )
+        .await;
+    assert_ne!(other["ingestEvent"]["alert"]["id"], a1.as_str());
+    let plain = app
+        .ok(Some(&admin), REPEAT, repeat("Server-1", None, "HIGH"))
+        .await;
+    assert_ne!(plain["ingestEvent"]["alert"]["id"], a1.as_str());
+    let low = app
+        .ok(
+            Some(&admin),
+            REPEAT,
+            repeat("Server-1", Some("ssh-brute"), "LOW"),
+        )
+        .await;
+    assert!(low["ingestEvent"]["alert"].is_null());
+
+    let d = app
+        .ok(Some(&admin), "query($id: ID!) { alert(id: $id) { occurrences events(first: 10) { totalCount nodes { id } } } }", json!({ "id": a1 }))
+        .await;
+    assert_eq!(d["alert"]["occurrences"], 2);
+    assert_eq!(d["alert"]["events"]["totalCount"], 2);
+    assert_eq!(
+        d["alert"]["events"]["nodes"][0]["id"],
+        second["event"]["id"]
+    );
+
+    // Once resolved, a repeat raises a new alert.
+    app.ok(
+        Some(&admin),
+        "mutation($id: ID!) { updateAlertStatus(id: $id, status: RESOLVED) { id } }",
+        json!({ "id": a1 }),
+    )
+    .await;
+    let again = app
+        .ok(
+            Some(&admin),
+            REPEAT,
+            repeat("Server-1", Some("ssh-brute"), "HIGH"),
+        )
+        .await;
+    assert_ne!(again["ingestEvent"]["alert"]["id"], a1.as_str());
+    assert_eq!(again["ingestEvent"]["alert"]["occurrences"], 1);
+
+    let log = app
+        .ok(
+            Some(&admin),
+            "{ auditLog(action: ALERT_CREATED) { totalCount } alertStats { total } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(log["auditLog"]["totalCount"], 4);
+    assert_eq!(log["alertStats"]["total"], 4);
+
+    // Repeats inside one batch fold too.
+    let q = "mutation($i: [IngestEventInput!]!) { ingestEvents(inputs: $i) { alert { id occurrences } } }";
+    let one = json!({ "source": "IDS-1", "eventType": "X", "severity": "HIGH", "description": "d", "dedupKey": "batch-key" });
+    let d = app
+        .ok(Some(&admin), q, json!({ "i": [one, one, one] }))
+        .await;
+    let done = d["ingestEvents"].as_array().unwrap();
+    assert!(done
+        .iter()
+        .all(|p| p["alert"]["id"] == done[0]["alert"]["id"]));
+    let id = done[0]["alert"]["id"].as_str().unwrap();
+    let d = app
+        .ok(
+            Some(&admin),
+            "query($id: ID!) { alert(id: $id) { occurrences } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(d["alert"]["occurrences"], 3);
+}
+
+/// Many clients repeat one key at once, through two instances on
+/// PostgreSQL: exactly one alert, and every event counted.
+async fn concurrent_repeats_raise_one_alert(app: TestApp) {
+    let admin = app.admin().await;
+    let peer = if app.db_is_postgres() {
+        Some(app.peer().await)
+    } else {
+        None
+    };
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let client = app.client.clone();
+        let url = match (&peer, n % 2) {
+            (Some(p), 1) => p.url("/graphql"),
+            _ => app.url("/graphql"),
+        };
+        let token = admin.clone();
+        tasks.push(tokio::spawn(async move {
+            let body: Value = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": REPEAT, "variables": repeat("Firewall-1", Some("syn-flood"), "CRITICAL") }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(body.get("errors").is_none(), "{body}");
+            body["data"]["ingestEvent"]["alert"]["id"].as_str().unwrap().to_string()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one alert for all repeats: {ids:?}");
+    let d = app.ok(Some(&admin), "query($id: ID!) { alert(id: $id) { occurrences events { totalCount } } alerts { totalCount } }", json!({ "id": ids[0] })).await;
+    assert_eq!(d["alert"]["occurrences"], 40);
+    assert_eq!(d["alert"]["events"]["totalCount"], 40);
+    assert_eq!(d["alerts"]["totalCount"], 1);
+}
+
+const SILENCE: &str = "mutation($i: SilenceInput!) { createSilence(input: $i) { id source severity comment createdBy endsAt expiredAt } }";
+
+async fn silences_hold_events_back_while_they_last(app: TestApp) {
+    let admin = app.admin().await;
+    let in_secs = |s: i64| (chrono::Utc::now() + chrono::Duration::seconds(s)).to_rfc3339();
+    let s = app
+        .ok(Some(&admin), SILENCE, json!({ "i": { "source": "Scanner-1", "severity": "HIGH", "comment": "weekly pentest", "endsAt": in_secs(2) } }))
+        .await;
+    let sid = s["createSilence"]["id"].as_str().unwrap().to_string();
+    assert_eq!(s["createSilence"]["createdBy"], "admin");
+
+    let q = "mutation($i: IngestEventInput!) { ingestEvent(input: $i) { event { id silencedBy { id comment } } alert { id } } }";
+    let ev = |source: &str, severity: &str| json!({ "i": { "source": source, "eventType": "PortScan", "severity": severity, "description": "d" } });
+    let held = app.ok(Some(&admin), q, ev("Scanner-1", "HIGH")).await;
+    assert!(held["ingestEvent"]["alert"].is_null());
+    assert_eq!(
+        held["ingestEvent"]["event"]["silencedBy"]["id"],
+        sid.as_str()
+    );
+    // Other severities or sources are not matched.
+    assert!(
+        app.ok(Some(&admin), q, ev("Scanner-1", "CRITICAL")).await["ingestEvent"]["alert"]
+            .is_object()
+    );
+    assert!(
+        app.ok(Some(&admin), q, ev("Scanner-2", "HIGH")).await["ingestEvent"]["alert"].is_object()
+    );
+
+    let analyst = app.user_with_role("ana", "ANALYST").await;
+    let live = app
+        .ok(
+            Some(&analyst),
+            "{ silences(active: true) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(live["silences"][0]["id"], sid.as_str());
+
+    // It ends by itself while events keep arriving.
+    tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
+    assert!(
+        app.ok(Some(&admin), q, ev("Scanner-1", "HIGH")).await["ingestEvent"]["alert"].is_object()
+    );
+    let d = app.ok(Some(&analyst), "{ active: silences(active: true) { id } ended: silences(active: false) { id } all: silences { id } }", json!({})).await;
+    assert_eq!(d["active"].as_array().unwrap().len(), 0);
+    assert_eq!(d["ended"].as_array().unwrap().len(), 1);
+
+    // Or early, with expireSilence.
+    let s2 = app.ok(Some(&admin), SILENCE, json!({ "i": { "eventType": "PortScan", "comment": "noise", "endsAt": in_secs(3600) } })).await;
+    let s2 = s2["createSilence"]["id"].as_str().unwrap().to_string();
+    assert!(
+        app.ok(Some(&admin), q, ev("Scanner-9", "HIGH")).await["ingestEvent"]["alert"].is_null()
+    );
+    let e = app
+        .ok(
+            Some(&admin),
+            "mutation($id: ID!) { expireSilence(id: $id) { expiredAt } }",
+            json!({ "id": s2 }),
+        )
+        .await;
+    assert!(e["expireSilence"]["expiredAt"].is_string());
+    assert!(
+        app.ok(Some(&admin), q, ev("Scanner-9", "HIGH")).await["ingestEvent"]["alert"].is_object()
+    );
+
+    let log = app.ok(Some(&admin), "{ c: auditLog(action: SILENCE_CREATED) { totalCount } e: auditLog(action: SILENCE_EXPIRED) { totalCount } }", json!({})).await;
+    assert_eq!(log["c"]["totalCount"], 2);
+    assert_eq!(log["e"]["totalCount"], 1);
+
+    for (input, rule) in [
+        (
+            json!({ "comment": "x", "endsAt": in_secs(60) }),
+            "at least one",
+        ),
+        (
+            json!({ "source": "S", "comment": "x", "endsAt": in_secs(-60) }),
+            "future",
+        ),
+        (
+            json!({ "source": "S", "comment": "", "endsAt": in_secs(60) }),
+            "comment",
+        ),
+    ] {
+        let body = app.gql(Some(&admin), SILENCE, json!({ "i": input })).await;
+        assert_eq!(code(&body), "BAD_USER_INPUT");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(rule),
+            "{body}"
+        );
+    }
+    let body = app
+        .gql(
+            Some(&analyst),
+            SILENCE,
+            json!({ "i": { "source": "S", "comment": "x", "endsAt": in_secs(60) } }),
+        )
+        .await;
+    assert_eq!(code(&body), "FORBIDDEN");
+    assert_eq!(
+        code(
+            &app.gql(
+                Some(&admin),
+                "mutation { expireSilence(id: \"999999\") { id } }",
+                json!({})
+            )
+            .await
+        ),
+        "NOT_FOUND"
+    );
+}
+
+both!(
+    repeats_fold_into_the_open_alert,
+    concurrent_repeats_raise_one_alert,
+    silences_hold_events_back_while_they_last,
+);
