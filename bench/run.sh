@@ -49,7 +49,7 @@ start_server() { # url [extra env...]
   local url=$1; shift
   env DATABASE_URL="$url" THREATWATCH_BIND=127.0.0.1:$PORT THREATWATCH_ADMIN_PASSWORD=$PASSWORD \
       THREATWATCH_RATE_ANON=off THREATWATCH_RATE_USER=off THREATWATCH_RATE_SENSOR=off \
-      THREATWATCH_BCRYPT_COST=4 THREATWATCH_DB_POOL_SIZE=16 RUST_LOG=warn "$@" \
+      THREATWATCH_BCRYPT_COST=4 THREATWATCH_ACCESS_TTL=2h RUST_LOG=warn "$@" \
       "$BIN" >"$WORK/server.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
@@ -107,6 +107,13 @@ for backend in $BACKENDS; do
     r=$(wrk_run "$c" ingest.lua)
     row "$backend" "ingestEvent, $c connection(s), group commit" "$(field rps "$r") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
   done
+  export REPEAT=0
+  r=$(wrk_run 64 repeat.lua)
+  plain=$(field rps "$r")
+  row "$backend" "ingestEvent, 64 conns, all HIGH, no dedupKey" "$plain ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+  export REPEAT=1
+  r=$(wrk_run 64 repeat.lua)
+  row "$backend" "ingestEvent, 64 conns, all HIGH, 90% repeat 1000 keys" "$(field rps "$r") ev/s ($(awk "BEGIN{printf \"%.0f\", 100*$(field rps "$r")/$plain}")%)" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
   r=$(wrk_run 4 batch.lua)
   rps=$(field rps "$r")
   row "$backend" "ingestEvents x1000, 4 connections" "$(awk "BEGIN{printf \"%.0f\", $rps*1000}") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"

@@ -133,7 +133,11 @@ fn router(service: &Service) -> anyhow::Result<Router> {
             .unwrap_or("");
         tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
     });
-    Ok(Router::new()
+    let mut routes = Router::new();
+    if service.settings.rest_compat {
+        routes = routes.merge(crate::rest::routes());
+    }
+    Ok(routes
         .route("/graphql", get(http::graphiql).post(http::graphql))
         .route("/graphql/ws", get(ws::subscriptions))
         .route("/healthz", get(http::healthz))

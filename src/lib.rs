@@ -17,6 +17,7 @@ pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod rest;
 pub mod service;
 pub mod telemetry;
 pub mod throttle;

@@ -179,6 +179,35 @@ impl Db {
         })
     }
 
+    /// A page by offset, for the old REST API's numbered pages (its clients
+    /// ask for page N; the cost grows with N, as it did there).
+    pub async fn alerts_offset_page(
+        &self,
+        filter: AlertFilter,
+        newest_first: bool,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<AlertWithEvent>> {
+        run!(self, |conn| {
+            let query = alerts::table
+                .inner_join(events::table)
+                .select((AlertRow::as_select(), EventRow::as_select()))
+                .into_boxed();
+            let query = filtered!(query, &filter);
+            let query = if newest_first {
+                query.order(alerts::id.desc())
+            } else {
+                query.order(alerts::id.asc())
+            };
+            let rows: Vec<(AlertRow, EventRow)> =
+                query.offset(offset).limit(limit).load(conn).await?;
+            Ok(rows
+                .into_iter()
+                .map(|(alert, event)| AlertWithEvent { alert, event })
+                .collect())
+        })
+    }
+
     /// From the maintained counters (twelve rows at most) when the filter
     /// is by status and severity only; otherwise an index count.
     pub async fn count_alerts(&self, filter: AlertFilter) -> Result<i64> {

@@ -11,6 +11,7 @@ mod http;
 mod ingest;
 mod live;
 mod pagination;
+mod rest;
 mod security;
 mod shutdown;
 mod triage;
