@@ -181,57 +181,38 @@ impl Db {
                 live.iter().find(|s| s.matches(e)).map(|s| s.id)
             };
 
-            // 3. The events, one statement per chunk.
-            let mut stored: Vec<EventRow> = Vec::with_capacity(fresh.len());
-            for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
-                let mut query = diesel::sql_query(multi_row_insert(
-                    style,
-                    "events (source, event_type, severity, description, created_at, external_id, \
-                     dedup_key, silenced_by)",
-                    8,
-                    chunk.len(),
-                    EVENT_COLUMNS,
-                ))
-                .into_boxed();
-                for &i in chunk {
-                    let e = &batch[i].event;
-                    query = query
-                        .bind::<Text, _>(&e.source)
-                        .bind::<Text, _>(&e.event_type)
-                        .bind::<Text, _>(e.severity.as_str())
-                        .bind::<Text, _>(&e.description)
-                        .bind::<Timestamp, _>(now)
-                        .bind::<Nullable<Text>, _>(e.external_id.as_deref())
-                        .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
-                        .bind::<Nullable<BigInt>, _>(silenced_by(e));
-                }
-                let mut got: Vec<EventRow> = query.load(conn).await?;
-                // Ids grow in the order rows were inserted; RETURNING's own
-                // order is not promised, so the ids put them back in order.
-                got.sort_unstable_by_key(|e| e.id);
-                stored.extend(got);
-            }
-            if stored.len() != fresh.len() {
-                return Err(Error::internal(anyhow::anyhow!(
-                    "stored {} events of {}",
-                    stored.len(),
-                    fresh.len()
-                )));
-            }
-
             // 4. Which alert each raising event belongs to.
-            let raising: Vec<usize> = (0..stored.len())
-                .filter(|&k| stored[k].severity.raises_alert() && stored[k].silenced_by.is_none())
-                .collect();
-            let keys: Vec<&str> = raising
+            //    Decided before the events are stored, so that repeats of
+            //    alerts stored earlier are inserted already pointing at them.
+            let silenced: Vec<Option<i64>> = fresh
                 .iter()
-                .filter_map(|&k| stored[k].dedup_key.as_deref())
+                .map(|&i| silenced_by(&batch[i].event))
                 .collect();
+            let raising: Vec<usize> = (0..fresh.len())
+                .filter(|&k| batch[fresh[k]].event.severity.raises_alert() && silenced[k].is_none())
+                .collect();
+            let mut keys: Vec<&str> = raising
+                .iter()
+                .filter_map(|&k| batch[fresh[k]].event.dedup_key.as_deref())
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let mut sources: Vec<&str> = raising
+                .iter()
+                .filter(|&&k| batch[fresh[k]].event.dedup_key.is_some())
+                .map(|&k| batch[fresh[k]].event.source.as_str())
+                .collect();
+            sources.sort_unstable();
+            sources.dedup();
             let mut open: HashMap<(String, String), AlertWithEvent> = HashMap::new();
             for chunk in keys.chunks(ROWS_PER_STATEMENT) {
                 let found: Vec<(AlertRow, EventRow)> = alerts::table
                     .inner_join(events::table.on(events::id.eq(alerts::event_id)))
+                    // Spelled to match the partial unique index's own
+                    // predicate, so both databases search that index.
+                    .filter(alerts::source.eq_any(&sources))
                     .filter(alerts::dedup_key.eq_any(chunk))
+                    .filter(alerts::dedup_key.is_not_null())
                     .filter(alerts::status.ne(AlertStatus::Resolved.as_str()))
                     .select((AlertRow::as_select(), EventRow::as_select()))
                     .load(conn)
@@ -246,7 +227,7 @@ impl Db {
             let mut new_for_key: HashMap<(String, String), usize> = HashMap::new();
             let mut folded_into_new: HashMap<usize, i64> = HashMap::new();
             for &k in &raising {
-                let e = &stored[k];
+                let e = &batch[fresh[k]].event;
                 let Some(key) = e.dedup_key.clone() else {
                     target.insert(k, Target::New(k));
                     continue;
@@ -261,6 +242,51 @@ impl Db {
                     new_for_key.insert(key, k);
                     target.insert(k, Target::New(k));
                 }
+            }
+
+            // 3. The events, one statement per chunk.
+            let mut stored: Vec<EventRow> = Vec::with_capacity(fresh.len());
+            let mut offset = 0usize;
+            for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+                let mut query = diesel::sql_query(multi_row_insert(
+                    style,
+                    "events (source, event_type, severity, description, created_at, external_id, \
+                     dedup_key, silenced_by, alert_id)",
+                    9,
+                    chunk.len(),
+                    EVENT_COLUMNS,
+                ))
+                .into_boxed();
+                for (&i, k) in chunk.iter().zip(offset..) {
+                    let e = &batch[i].event;
+                    let existing = match target.get(&k) {
+                        Some(Target::Existing(id)) => Some(*id),
+                        _ => None,
+                    };
+                    query = query
+                        .bind::<Text, _>(&e.source)
+                        .bind::<Text, _>(&e.event_type)
+                        .bind::<Text, _>(e.severity.as_str())
+                        .bind::<Text, _>(&e.description)
+                        .bind::<Timestamp, _>(now)
+                        .bind::<Nullable<Text>, _>(e.external_id.as_deref())
+                        .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
+                        .bind::<Nullable<BigInt>, _>(silenced[k])
+                        .bind::<Nullable<BigInt>, _>(existing);
+                }
+                offset += chunk.len();
+                let mut got: Vec<EventRow> = query.load(conn).await?;
+                // Ids grow in the order rows were inserted; RETURNING's own
+                // order is not promised, so the ids put them back in order.
+                got.sort_unstable_by_key(|e| e.id);
+                stored.extend(got);
+            }
+            if stored.len() != fresh.len() {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "stored {} events of {}",
+                    stored.len(),
+                    fresh.len()
+                )));
             }
 
             // 5. New alerts, one statement per chunk.
@@ -307,15 +333,19 @@ impl Db {
                     *folds.entry(*id).or_default() += 1;
                 }
             }
-            for (id, n) in &folds {
-                diesel::update(alerts::table.find(*id))
-                    .set((
-                        alerts::occurrences.eq(alerts::occurrences + *n),
-                        alerts::last_seen_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
+            if !folds.is_empty() {
+                let folds: Vec<(i64, i64)> = folds.iter().map(|(a, n)| (*a, *n)).collect();
+                let mut query = diesel::sql_query(fold_update(style, folds.len())).into_boxed();
+                for (id, n) in &folds {
+                    query = query.bind::<BigInt, _>(*id).bind::<BigInt, _>(*n);
+                }
+                query = query.bind::<Timestamp, _>(now);
+                for (id, _) in &folds {
+                    query = query.bind::<BigInt, _>(*id);
+                }
+                query.execute(conn).await?;
             }
+            let folds: HashMap<i64, i64> = folds;
             for existing in open.values_mut() {
                 if let Some(n) = folds.get(&existing.alert.id) {
                     existing.alert.occurrences += n;
@@ -346,7 +376,8 @@ impl Db {
                 }
             };
             for &k in &raising {
-                if is_raiser.contains(&k) {
+                // Repeats of earlier alerts were inserted pointing at them.
+                if is_raiser.contains(&k) || matches!(target.get(&k), Some(Target::Existing(_))) {
                     continue;
                 }
                 if let Some(a) = alert_id_of(k) {
@@ -484,6 +515,44 @@ enum Placeholders {
     Question,
 }
 
+impl Placeholders {
+    fn push(self, sql: &mut String, n: &mut usize) {
+        *n += 1;
+        match self {
+            Placeholders::Dollar => {
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            }
+            Placeholders::Question => sql.push('?'),
+        }
+    }
+}
+
+/// `UPDATE alerts SET occurrences = occurrences + CASE id WHEN ? THEN ? …
+/// END, last_seen_at = ? WHERE id IN (…)`: every fold of a batch in one
+/// statement. Binds: (id, n) per alert, the time, then the ids again.
+fn fold_update(style: Placeholders, alerts: usize) -> String {
+    let mut sql = String::from("UPDATE alerts SET occurrences = occurrences + CASE id");
+    let mut n = 0;
+    for _ in 0..alerts {
+        sql.push_str(" WHEN ");
+        style.push(&mut sql, &mut n);
+        sql.push_str(" THEN ");
+        style.push(&mut sql, &mut n);
+    }
+    sql.push_str(" ELSE 0 END, last_seen_at = ");
+    style.push(&mut sql, &mut n);
+    sql.push_str(" WHERE id IN (");
+    for i in 0..alerts {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        style.push(&mut sql, &mut n);
+    }
+    sql.push(')');
+    sql
+}
+
 /// `INSERT INTO <target> VALUES ($1, …), (…) [RETURNING <returning>]` for
 /// `rows` rows of `columns` values. Diesel's own batch insert does not reach
 /// SQLite through diesel-async, and one statement per row would cost a
@@ -561,6 +630,15 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fold_update_numbers_every_value() {
+        assert_eq!(
+            super::fold_update(super::Placeholders::Dollar, 2),
+            "UPDATE alerts SET occurrences = occurrences + CASE id WHEN $1 THEN $2 WHEN $3 THEN $4 \
+             ELSE 0 END, last_seen_at = $5 WHERE id IN ($6, $7)"
+        );
+    }
+
     #[test]
     fn multi_row_insert_numbers_every_value() {
         assert_eq!(
