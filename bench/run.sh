@@ -62,6 +62,9 @@ start_server() { # url [extra env...]
 stop_server() { kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
 
 peak_rss_mib() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$SERVER/status"; }
+# Resident memory now, split: anonymous (the heap) and file-backed (SQLite's
+# memory-mapped database pages, which the kernel reclaims under pressure).
+rss_split() { awk '/RssAnon/ {a=$2} /RssFile/ {f=$2} END {printf "%.0f anon + %.0f file", a/1024, f/1024}' "/proc/$SERVER/status"; }
 
 wrk_run() { # connections script [seconds]
   local c=$1 script=$2 secs=${3:-$SECONDS_PER_RUN}
@@ -138,7 +141,8 @@ for backend in $BACKENDS; do
     r=$(wrk_run 16 list.lua)
     row "$backend" "alerts page (10 + events) at depth $depth of $total, 16 conns" "$(field rps "$r") req/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
   done
-  row "$backend" "server peak RSS after all of the above" "$(peak_rss_mib) MiB" "" ""
+  row "$backend" "server RSS now, after all of the above (MiB)" "$(rss_split)" "" ""
+  row "$backend" "server peak RSS (VmHWM)" "$(peak_rss_mib) MiB" "" ""
   stop_server
   [ "$backend" = postgres ] && psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS threatwatch_bench WITH (FORCE)" >/dev/null
 done

@@ -155,6 +155,7 @@ fn sqlite_pragmas(sync: SqliteSync) -> String {
 PRAGMA synchronous = {};
 PRAGMA foreign_keys = ON;
 PRAGMA temp_store = MEMORY;
+PRAGMA mmap_size = 268435456;
 PRAGMA busy_timeout = 10000;",
         sync.pragma()
     )
