@@ -28,14 +28,63 @@ impl Passwords {
         let real = hash.is_some();
         let hash = hash.unwrap_or(&self.decoy).to_string();
         let password = password.to_string();
-        let matched = tokio::task::spawn_blocking(move || {
-            // A malformed stored hash counts as a mismatch, not a crash.
-            bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
-        })
-        .await
-        .map_err(Error::internal)?;
+        let matched = tokio::task::spawn_blocking(move || check(&password, &hash))
+            .await
+            .map_err(Error::internal)?;
         Ok(real && matched)
     }
+
+    /// Whether a stored hash should be replaced by a bcrypt hash at this
+    /// work factor on the next successful login (hashes brought over from
+    /// Django, or bcrypt at a lower cost).
+    pub fn needs_rehash(&self, hash: &str) -> bool {
+        match hash.strip_prefix("$2").and_then(|rest| rest.get(2..4)) {
+            Some(cost) => cost.parse::<u32>().map_or(true, |c| c < self.cost),
+            None => true,
+        }
+    }
+}
+
+/// Verifies bcrypt hashes (ours) and the password hashes of Django, so
+/// that accounts brought over keep their passwords:
+/// `pbkdf2_sha256$<iterations>$<salt>$<base64>` and
+/// `bcrypt_sha256$<bcrypt of the hex SHA-256 of the password>`. A malformed
+/// or unknown hash counts as a mismatch, never as a crash.
+fn check(password: &str, hash: &str) -> bool {
+    if let Some(rest) = hash.strip_prefix("pbkdf2_sha256$") {
+        return django_pbkdf2(password, rest).unwrap_or(false);
+    }
+    if let Some(inner) = hash.strip_prefix("bcrypt_sha256$") {
+        use sha2::{Digest, Sha256};
+        let hex: String = Sha256::digest(password.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        return bcrypt::verify(hex.as_bytes(), inner).unwrap_or(false);
+    }
+    bcrypt::verify(password.as_bytes(), hash).unwrap_or(false)
+}
+
+fn django_pbkdf2(password: &str, rest: &str) -> Option<bool> {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    let mut parts = rest.splitn(3, '$');
+    let iterations: u32 = parts.next()?.parse().ok()?;
+    let salt = parts.next()?;
+    let expected = STANDARD.decode(parts.next()?).ok()?;
+    // Django's own counts stay far below this; a larger one is a trap.
+    if expected.is_empty() || expected.len() > 64 || !(1..=10_000_000).contains(&iterations) {
+        return None;
+    }
+    let mut got = vec![0u8; expected.len()];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut got);
+    // Compared in constant time.
+    Some(
+        got.iter()
+            .zip(&expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0,
+    )
 }
 
 async fn hash_blocking(password: String, cost: u32) -> Result<String> {
@@ -57,5 +106,30 @@ mod tests {
         assert!(!p.verify("wrong horse", Some(&h)).await.unwrap());
         assert!(!p.verify("correct horse", None).await.unwrap());
         assert!(!p.verify("x", Some("not a hash")).await.unwrap());
+        assert!(!p.needs_rehash(&h) || h.contains("$04$"));
+    }
+
+    #[test]
+    fn django_hashes() {
+        // Made like Django's PBKDF2PasswordHasher: base64 of PBKDF2-HMAC-SHA256.
+        use base64::Engine;
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"s3cret-pass", b"NaClNaCl", 1000, &mut out);
+        let stored = format!(
+            "pbkdf2_sha256$1000$NaClNaCl${}",
+            base64::engine::general_purpose::STANDARD.encode(out)
+        );
+        assert!(check("s3cret-pass", &stored));
+        assert!(!check("other-pass", &stored));
+        assert!(!check("s3cret-pass", "pbkdf2_sha256$1000$NaClNaCl$!!!"));
+        assert!(!check("s3cret-pass", "pbkdf2_sha256$999999999999$x$AAAA"));
+        use sha2::{Digest, Sha256};
+        let hex: String = Sha256::digest(b"s3cret-pass")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let inner = bcrypt::hash(hex.as_bytes(), 4).unwrap();
+        assert!(check("s3cret-pass", &format!("bcrypt_sha256${inner}")));
+        assert!(!check("nope", &format!("bcrypt_sha256${inner}")));
     }
 }

@@ -48,6 +48,19 @@ impl Service {
             }
         };
         self.security.throttle.login_succeeded(username);
+        if self.passwords.needs_rehash(&user.password_hash) {
+            // A hash brought over from Django (or at a lower cost) is replaced
+            // now that the password is known; a failure here costs nothing
+            // but the upgrade, so the login goes on.
+            match self.passwords.hash(password).await {
+                Ok(hash) => {
+                    if let Err(e) = self.db.set_password_hash(user.id, hash).await {
+                        tracing::warn!(error = ?e, user = %user.username, "password rehash not stored");
+                    }
+                }
+                Err(e) => tracing::warn!(error = ?e, "password rehash failed"),
+            }
+        }
         let session = random_secret(16);
         let next = self.tokens.next_refresh();
         let pair = self.tokens.issue(&subject(&user, &session), &next)?;

@@ -140,7 +140,36 @@ async fn roles_are_checked_on_each_field(app: TestApp) {
     assert_eq!(mixed["errors"][0]["path"][0], "users");
 }
 
+/// Accounts brought over from the Django system keep their passwords: its
+/// hashes are verified, and replaced by bcrypt on the first login.
+async fn django_password_hashes_upgrade_on_login(app: TestApp) {
+    use base64::Engine;
+    app.user_with_role("legacy", "ANALYST").await;
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"old-django-pass", b"Zq3xSalt", 20_000, &mut out);
+    let hash = format!(
+        "pbkdf2_sha256$20000$Zq3xSalt${}",
+        base64::engine::general_purpose::STANDARD.encode(out)
+    );
+    app.exec_sql(&format!(
+        "UPDATE users SET password_hash = '{hash}' WHERE username = 'legacy'"
+    ))
+    .await;
+    assert_eq!(
+        code(&app.login("legacy", "wrong-password").await),
+        "UNAUTHENTICATED"
+    );
+    let token = app.token("legacy", "old-django-pass").await;
+    app.ok(Some(&token), "{ me { username } }", json!({})).await;
+    let now = app
+        .text_sql("SELECT password_hash AS value FROM users WHERE username = 'legacy'")
+        .await;
+    assert!(now.starts_with("$2"), "rehashed with bcrypt: {now}");
+    app.token("legacy", "old-django-pass").await;
+}
+
 both!(
+    django_password_hashes_upgrade_on_login,
     login_returns_a_token_pair,
     wrong_password_and_unknown_user_answer_alike,
     refresh_issues_a_new_pair_and_tokens_keep_their_type,

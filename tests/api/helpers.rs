@@ -195,6 +195,40 @@ impl TestApp {
         }
     }
 
+    /// The text in column `value` of the first row `sql` returns.
+    pub async fn text_sql(&self, sql: &str) -> String {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        match &self._db {
+            TestDb::Sqlite { url, .. } => {
+                use diesel::{Connection, RunQueryDsl};
+                let path = url.trim_start_matches("sqlite://").to_string();
+                let sql = sql.to_string();
+                tokio::task::spawn_blocking(move || {
+                    let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+                    diesel::sql_query(sql)
+                        .get_result::<Row>(&mut c)
+                        .unwrap()
+                        .value
+                })
+                .await
+                .unwrap()
+            }
+            TestDb::Postgres { url, .. } => {
+                use diesel_async::RunQueryDsl;
+                let mut c = AsyncPgConnection::establish(url).await.unwrap();
+                diesel::sql_query(sql)
+                    .get_result::<Row>(&mut c)
+                    .await
+                    .unwrap()
+                    .value
+            }
+        }
+    }
+
     pub async fn try_exec_sql(&self, sql: &str) -> Result<(), String> {
         match &self._db {
             TestDb::Sqlite { url, .. } => {
