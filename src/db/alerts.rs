@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::models::{AlertRow, AlertWithEvent, EventRow, NewAudit};
-use super::schema::{alert_counts, alert_lifecycle, alerts, audit_log, events};
+use super::schema::{alert_counts, alert_lifecycle, alerts, events};
 use super::Db;
 use crate::domain::page::Page;
 use crate::domain::{alert, AlertStatus, Severity};
@@ -143,10 +143,7 @@ macro_rules! change_status {
                 ),
                 ..$audit.clone()
             };
-            diesel::insert_into(audit_log::table)
-                .values(&audit)
-                .execute($conn)
-                .await?;
+            append_audit!($conn, &audit)?;
             count!($conn, current.status, current.severity, -1)?;
             count!($conn, to, current.severity, 1)?;
             let changed = StatusChange {
@@ -256,10 +253,7 @@ impl Db {
         transaction!(self, |conn| {
             change_status!(conn, id, to, audit, "id").await
         })
-        .map(|(change, audit)| {
-            audit.iter().for_each(super::audit::log);
-            change
-        })
+        .map(super::audit::logged_if)
     }
 
     /// Moves every alert, or none: the first that cannot move fails them all.
@@ -277,15 +271,7 @@ impl Db {
             }
             Ok(changes)
         })
-        .map(|changes| {
-            changes
-                .into_iter()
-                .map(|(change, audit)| {
-                    audit.iter().for_each(super::audit::log);
-                    change
-                })
-                .collect()
-        })
+        .map(|changes| changes.into_iter().map(super::audit::logged_if).collect())
     }
 
     /// Sets or clears the alert's owner, with its ALERT_ASSIGNED entry.
@@ -335,10 +321,7 @@ impl Db {
                 ),
                 ..audit.clone()
             };
-            diesel::insert_into(audit_log::table)
-                .values(&audit)
-                .execute(conn)
-                .await?;
+            append_audit!(conn, &audit)?;
             Ok((
                 AlertWithEvent {
                     alert: updated,
@@ -347,10 +330,7 @@ impl Db {
                 Some(audit),
             ))
         })
-        .map(|(alert, audit)| {
-            audit.iter().for_each(super::audit::log);
-            alert
-        })
+        .map(super::audit::logged_if)
     }
 
     /// Mean seconds to acknowledge and to resolve: all time from the

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::models::{ApiKeyRow, NewAudit};
-use super::schema::{api_keys, audit_log};
+use super::schema::api_keys;
 use super::{is_unique_violation, Db};
 use crate::error::{Error, Result};
 
@@ -39,16 +39,10 @@ impl Db {
                 target_id: Some(row.id.to_string()),
                 ..audit.clone()
             };
-            diesel::insert_into(audit_log::table)
-                .values(&audit)
-                .execute(conn)
-                .await?;
+            append_audit!(conn, &audit)?;
             Ok((row, audit))
         })
-        .map(|(row, audit)| {
-            super::audit::log(&audit);
-            row
-        })
+        .map(super::audit::logged)
     }
 
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRow>> {
@@ -90,10 +84,7 @@ impl Db {
             .await
             .optional()?;
             if let Some(row) = changed {
-                diesel::insert_into(audit_log::table)
-                    .values(&audit)
-                    .execute(conn)
-                    .await?;
+                append_audit!(conn, &audit)?;
                 return Ok((row, Some(audit.clone())));
             }
             let row = api_keys::table
@@ -105,10 +96,7 @@ impl Db {
                 .ok_or_else(|| Error::not_found(format!("id: no API key with id {id}")))?;
             Ok((row, None))
         })
-        .map(|(row, audit)| {
-            audit.iter().for_each(super::audit::log);
-            row
-        })
+        .map(super::audit::logged_if)
     }
 
     /// Writes the coalesced last-use times of keys (see `auth::api_key`).

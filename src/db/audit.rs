@@ -26,16 +26,27 @@ pub fn log(entry: &NewAudit) {
     );
 }
 
+/// Logs the entry a committed transaction wrote and hands back its value.
+pub fn logged<T>((value, entry): (T, NewAudit)) -> T {
+    log(&entry);
+    value
+}
+
+/// Like `logged`, for transactions that may have written no entry.
+pub fn logged_if<T>((value, entry): (T, Option<NewAudit>)) -> T {
+    if let Some(entry) = &entry {
+        log(entry);
+    }
+    value
+}
+
 impl Db {
     /// Appends one entry on its own (for events that change nothing else,
     /// such as a failed login).
     pub async fn append_audit(&self, entry: NewAudit) -> Result<()> {
         let logged = entry.clone();
         transaction!(self, |conn| {
-            diesel::insert_into(audit_log::table)
-                .values(&entry)
-                .execute(conn)
-                .await?;
+            append_audit!(conn, &entry)?;
             Ok(())
         })?;
         log(&logged);

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::models::{CommentRow, NewAudit};
-use super::schema::{alert_comments, alerts, audit_log};
+use super::schema::{alert_comments, alerts};
 use super::Db;
 use crate::domain::page::Page;
 use crate::error::{Error, Result};
@@ -46,16 +46,10 @@ impl Db {
                 detail: Some(serde_json::json!({ "commentId": row.id.to_string() }).to_string()),
                 ..audit.clone()
             };
-            diesel::insert_into(audit_log::table)
-                .values(&audit)
-                .execute(conn)
-                .await?;
+            append_audit!(conn, &audit)?;
             Ok((row, audit))
         })
-        .map(|(row, audit)| {
-            super::audit::log(&audit);
-            row
-        })
+        .map(super::audit::logged)
     }
 
     pub async fn comments_page(&self, alert_id: i64, page: Page) -> Result<Vec<CommentRow>> {

@@ -96,6 +96,16 @@ macro_rules! count {
     }};
 }
 
+/// Appends `$entry` to the audit log inside the caller's transaction.
+macro_rules! append_audit {
+    ($conn:expr, $entry:expr) => {
+        diesel::insert_into($crate::db::schema::audit_log::table)
+            .values($entry)
+            .execute($conn)
+            .await
+    };
+}
+
 pub mod alerts;
 pub mod api_keys;
 pub mod audit;

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::models::{NewAudit, UserRow};
-use super::schema::{audit_log, refresh_tokens, sessions, users};
+use super::schema::{refresh_tokens, sessions, users};
 use super::Db;
 use crate::domain::Role;
 use crate::error::Result;
@@ -90,10 +90,7 @@ impl Db {
                 ))
                 .execute(conn)
                 .await?;
-            diesel::insert_into(audit_log::table)
-                .values(&audit)
-                .execute(conn)
-                .await?;
+            append_audit!(conn, &audit)?;
             Ok(())
         })?;
         super::audit::log(&logged);
@@ -142,10 +139,7 @@ impl Db {
                     actor: user.username.clone(),
                     ..audit.clone()
                 };
-                diesel::insert_into(audit_log::table)
-                    .values(&audit)
-                    .execute(conn)
-                    .await?;
+                append_audit!(conn, &audit)?;
                 super::audit::log(&audit);
                 return Ok(Rotation::Reused);
             }
@@ -181,10 +175,7 @@ impl Db {
             let now = crate::domain::now();
             let changed = revoke!(conn, &session_id, reason, now)?;
             if changed {
-                diesel::insert_into(audit_log::table)
-                    .values(&audit)
-                    .execute(conn)
-                    .await?;
+                append_audit!(conn, &audit)?;
             }
             Ok(changed)
         })

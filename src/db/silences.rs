@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::models::{NewAudit, SilenceRow};
-use super::schema::{audit_log, silences};
+use super::schema::silences;
 use super::Db;
 use crate::domain::Severity;
 use crate::error::{Error, Result};
@@ -46,16 +46,10 @@ impl Db {
                 target_id: Some(row.id.to_string()),
                 ..audit.clone()
             };
-            diesel::insert_into(audit_log::table)
-                .values(&audit)
-                .execute(conn)
-                .await?;
+            append_audit!(conn, &audit)?;
             Ok((row, audit))
         })
-        .map(|(row, audit)| {
-            super::audit::log(&audit);
-            row
-        })
+        .map(super::audit::logged)
     }
 
     /// Silences, newest first: `Some(true)` only live ones, `Some(false)`
@@ -122,15 +116,9 @@ impl Db {
                 target_id: Some(id.to_string()),
                 ..audit.clone()
             };
-            diesel::insert_into(audit_log::table)
-                .values(&audit)
-                .execute(conn)
-                .await?;
+            append_audit!(conn, &audit)?;
             Ok((row, Some(audit)))
         })
-        .map(|(row, audit)| {
-            audit.iter().for_each(super::audit::log);
-            row
-        })
+        .map(super::audit::logged_if)
     }
 }

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::models::{NewAudit, UserRow};
-use super::schema::{audit_log, users};
+use super::schema::users;
 use super::{is_unique_violation, Db};
 use crate::domain::page::Page;
 use crate::domain::Role;
@@ -80,16 +80,10 @@ impl Db {
                 target_id: Some(row.id.to_string()),
                 ..audit.clone()
             };
-            diesel::insert_into(audit_log::table)
-                .values(&audit)
-                .execute(conn)
-                .await?;
+            append_audit!(conn, &audit)?;
             Ok((row, audit))
         })
-        .map(|(row, audit)| {
-            super::audit::log(&audit);
-            row
-        })
+        .map(super::audit::logged)
     }
 
     /// Replaces a password hash (e.g. one upgraded on login).
