@@ -103,8 +103,28 @@ pub async fn graphql(
         );
     }
 
+    let (credentials, ip) = match admit(&app, peer, &headers, operations as u32).await {
+        Ok(admitted) => admitted,
+        Err(e) => return rate_limited(&e),
+    };
+    let batch = batch.data(credentials).data(ip);
+    let response: BatchResponse = app.schema.execute_batch(batch).await;
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Who is calling and from where, counted against their quota: the same
+/// admission for GraphQL and the REST paths. `operations` is what the
+/// request asks for (a batch counts each of its operations).
+pub async fn admit(
+    app: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    operations: u32,
+) -> Result<(Credentials, ClientIp), Error> {
     let service = &app.service;
-    let ip = client_ip(peer.ip(), &headers, &service.settings.trusted_proxies);
+    let ip = client_ip(peer.ip(), headers, &service.settings.trusted_proxies);
+    // A header that is not text cannot be valid credentials; it is passed
+    // on as such rather than ignored.
     let authorization = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
@@ -117,17 +137,11 @@ pub async fn graphql(
         Credentials::Valid(Principal::ApiKey { id, .. }) => Subject::ApiKey(*id),
         Credentials::None | Credentials::Invalid(_) => Subject::Anonymous(ip.into()),
     };
-    if let Err(e) = service
-        .security
-        .throttle
-        .request(subject, operations as u32)
-    {
+    if let Err(e) = service.security.throttle.request(subject, operations) {
         crate::metrics::rate_limited("request");
-        return rate_limited(&e);
+        return Err(e);
     }
-    let batch = batch.data(credentials).data(ClientIp(Some(ip.to_string())));
-    let response: BatchResponse = app.schema.execute_batch(batch).await;
-    GraphQLResponse::from(response).into_response()
+    Ok((credentials, ClientIp(Some(ip.to_string()))))
 }
 
 /// One operation (`{...}`) or a batch (`[{...}, ...]`). Decided by the

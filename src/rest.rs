@@ -24,9 +24,8 @@ use crate::db::models::{AlertWithEvent, EventRow};
 use crate::domain::event::RawEvent;
 use crate::domain::{AlertStatus, Role, Severity};
 use crate::error::Error;
-use crate::http::{client_ip, AppState};
+use crate::http::{admit, AppState};
 use crate::service::ClientIp;
-use crate::throttle::Subject;
 
 /// DRF's PAGE_SIZE in the old system.
 const PAGE_SIZE: i64 = 10;
@@ -204,25 +203,7 @@ async fn caller(
     peer: std::net::SocketAddr,
     headers: &HeaderMap,
 ) -> Result<(Credentials, ClientIp), Drf> {
-    let service = &app.service;
-    let ip = client_ip(peer.ip(), headers, &service.settings.trusted_proxies);
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    let api_key = headers
-        .get("x-api-key")
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    let credentials = service.authenticate(authorization, api_key).await;
-    let subject = match &credentials {
-        Credentials::Valid(Principal::User { id, .. }) => Subject::User(*id),
-        Credentials::Valid(Principal::ApiKey { id, .. }) => Subject::ApiKey(*id),
-        _ => Subject::Anonymous(ip.into()),
-    };
-    if let Err(e) = service.security.throttle.request(subject, 1) {
-        crate::metrics::rate_limited("request");
-        return Err(e.into());
-    }
-    Ok((credentials, ClientIp(Some(ip.to_string()))))
+    Ok(admit(app, peer, headers, 1).await?)
 }
 
 /// The principal, if its role is one of `roles`.

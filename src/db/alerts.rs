@@ -55,6 +55,24 @@ macro_rules! filtered {
     }};
 }
 
+/// Records the first time an alert reaches a status (when, and the seconds
+/// since it was raised) and adds it to the all-time sums behind the means.
+macro_rules! first_reached {
+    ($conn:expr, $id:expr, $now:expr, $took:expr, $at:ident, $seconds:ident, $count:ident) => {
+        diesel::update(alerts::table.find($id))
+            .set((alerts::$at.eq($now), alerts::$seconds.eq($took)))
+            .execute($conn)
+            .await?;
+        diesel::update(alert_lifecycle::table)
+            .set((
+                alert_lifecycle::$count.eq(alert_lifecycle::$count + 1i64),
+                alert_lifecycle::$seconds.eq(alert_lifecycle::$seconds + $took),
+            ))
+            .execute($conn)
+            .await?;
+    };
+}
+
 /// Moves alert `$id` to `$to` inside the caller's transaction: lifecycle
 /// times, counters and the audit entry included. Evaluates to
 /// `Result<(StatusChange, Option<NewAudit>)>`; the audit entry is `None`
@@ -101,36 +119,11 @@ macro_rules! change_status {
             };
             let took = (now - current.created_at).num_milliseconds() as f64 / 1000.0;
             if to == AlertStatus::Acknowledged && current.acknowledged_at.is_none() {
-                diesel::update(alerts::table.find(id))
-                    .set((
-                        alerts::acknowledged_at.eq(now),
-                        alerts::seconds_to_acknowledge.eq(took),
-                    ))
-                    .execute($conn)
-                    .await?;
-                diesel::update(alert_lifecycle::table)
-                    .set((
-                        alert_lifecycle::acknowledged.eq(alert_lifecycle::acknowledged + 1i64),
-                        alert_lifecycle::seconds_to_acknowledge
-                            .eq(alert_lifecycle::seconds_to_acknowledge + took),
-                    ))
-                    .execute($conn)
-                    .await?;
+                first_reached!($conn, id, now, took, acknowledged_at, seconds_to_acknowledge, acknowledged);
                 updated.acknowledged_at = Some(now);
             }
             if to == AlertStatus::Resolved && current.resolved_at.is_none() {
-                diesel::update(alerts::table.find(id))
-                    .set((alerts::resolved_at.eq(now), alerts::seconds_to_resolve.eq(took)))
-                    .execute($conn)
-                    .await?;
-                diesel::update(alert_lifecycle::table)
-                    .set((
-                        alert_lifecycle::resolved.eq(alert_lifecycle::resolved + 1i64),
-                        alert_lifecycle::seconds_to_resolve
-                            .eq(alert_lifecycle::seconds_to_resolve + took),
-                    ))
-                    .execute($conn)
-                    .await?;
+                first_reached!($conn, id, now, took, resolved_at, seconds_to_resolve, resolved);
                 updated.resolved_at = Some(now);
             }
             let audit = NewAudit {
