@@ -36,7 +36,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/auth/refresh/", post(refresh))
         .route("/api/v1/event/ingest/", post(ingest))
         .route("/api/v1/alerts/", get(list_alerts))
-        .route("/api/v1/alerts/{id}/", patch(update_alert))
+        // DRF's UpdateAPIView takes PUT as well as PATCH.
+        .route(
+            "/api/v1/alerts/{id}/",
+            patch(update_alert).put(update_alert),
+        )
 }
 
 /// An error as DRF renders it.
@@ -363,9 +367,12 @@ async fn list_alerts(
         severity: choice("event__severity", &q.severity)?.and_then(|s| s.parse().ok()),
         ..AlertFilter::default()
     };
+    // Without `ordering` the old view listed alerts in the database's order
+    // (its queryset had none), which is oldest first; scripts that walk
+    // `page=1, 2, ...` rely on pages that new alerts do not shift.
     let newest_first = match q.ordering.as_deref() {
-        None | Some("") | Some("-created_at") => true,
-        Some("created_at") => false,
+        Some("-created_at") => true,
+        None | Some("") | Some("created_at") => false,
         Some(other) => {
             return Err(Drf(
                 StatusCode::BAD_REQUEST,

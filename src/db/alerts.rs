@@ -77,7 +77,8 @@ macro_rules! first_reached {
 /// times, counters and the audit entry included. Evaluates to
 /// `Result<(StatusChange, Option<NewAudit>)>`; the audit entry is `None`
 /// when the alert already had the status. `$field` names the argument in
-/// errors (`id`, `ids[3]`).
+/// errors (`id`, `ids[3]`); for a single alert a refused move is the
+/// `status` argument's fault, as the domain's message says.
 macro_rules! change_status {
     ($conn:expr, $id:expr, $to:expr, $audit:expr, $field:expr) => {
         async {
@@ -99,7 +100,12 @@ macro_rules! change_status {
                     };
                     return Ok((unchanged, None));
                 }
-                Err(e) => return Err(Error::bad_input(format!("{field}: {e}"))),
+                Err(e) if field == "id" => return Err(e),
+                Err(e) => {
+                    let msg = e.to_string();
+                    let rule = msg.strip_prefix("status: ").unwrap_or(&msg);
+                    return Err(Error::bad_input(format!("{field}: {rule}")));
+                }
             };
             let now = crate::domain::now();
             let updated: Option<AlertRow> = diesel::update(

@@ -198,12 +198,19 @@ async fn alerts_in_drf_pages_and_patch(app: TestApp) {
         .as_str()
         .unwrap()
         .ends_with("/api/v1/alerts/?page=2"));
-    assert_eq!(page1["results"][0]["event"]["source"], "S22");
+    // Oldest first, as the old view listed them without `ordering`.
+    assert_eq!(page1["results"][0]["event"]["source"], "S0");
     let (_, page3) = get("/api/v1/alerts/?page=3".into()).await;
     assert_eq!(page3["results"].as_array().unwrap().len(), 3);
     assert!(page3["next"].is_null());
     let (_, oldest) = get("/api/v1/alerts/?ordering=created_at".into()).await;
     assert_eq!(oldest["results"][0]["event"]["source"], "S0");
+    let (_, newest) = get("/api/v1/alerts/?ordering=-created_at".into()).await;
+    assert_eq!(newest["results"][0]["event"]["source"], "S22");
+    assert!(newest["next"]
+        .as_str()
+        .unwrap()
+        .ends_with("/api/v1/alerts/?ordering=-created_at&page=2"));
     let (_, critical) = get("/api/v1/alerts/?event__severity=CRITICAL&status=OPEN".into()).await;
     assert_eq!(critical["count"], 8);
     assert_eq!(get("/api/v1/alerts/?page=9".into()).await.0, 404);
@@ -239,6 +246,32 @@ async fn alerts_in_drf_pages_and_patch(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    // PUT, as DRF's UpdateAPIView takes it, here with a form body.
+    let other = page1["results"][1]["id"].as_i64().unwrap();
+    let r = app
+        .client
+        .put(app.url(&format!("/api/v1/alerts/{other}/")))
+        .bearer_auth(&access)
+        .form(&[("status", "ACKNOWLEDGED")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "ACKNOWLEDGED");
+    // The old PATCH reopened resolved alerts; here alerts only move forward.
+    let r = app
+        .client
+        .patch(app.url(&format!("/api/v1/alerts/{id}/")))
+        .bearer_auth(&access)
+        .json(&json!({ "status": "OPEN" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({ "status": ["an alert that is RESOLVED cannot move back to OPEN"] })
+    );
     let log = app
         .ok(
             Some(&admin),
@@ -246,7 +279,7 @@ async fn alerts_in_drf_pages_and_patch(app: TestApp) {
             json!({}),
         )
         .await;
-    assert_eq!(log["auditLog"]["totalCount"], 1);
+    assert_eq!(log["auditLog"]["totalCount"], 2);
 }
 
 async fn throttled_like_drf(app: TestApp) {
