@@ -42,6 +42,13 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL), as schema.graphql holds it.
     Schema,
+    /// Bring over the users, events and alerts of the Django "Threat Alert
+    /// System" (run it again later to add what is new there).
+    ImportDjango {
+        /// That system's database: sqlite:///path/db.sqlite3 or postgres://...
+        #[arg(long)]
+        from: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -87,7 +94,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(settings.log_json);
+    let serving = matches!(cli.command, None | Some(Command::Serve { .. }));
+    crate::telemetry::init(settings.log_json, !serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -161,6 +169,18 @@ async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<()>
         }
         Command::Schema => {
             print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
+        Command::ImportDjango { from } => {
+            let (source, origin) = crate::django::Source::open(&from).await?;
+            migrate(&settings.database_url).await?;
+            let db = Db::connect(&settings.database_url, 1, settings.sqlite_synchronous).await?;
+            let (report, audits) = db
+                .import_django(source, origin.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("nothing was imported: {e}"))?;
+            audits.iter().for_each(crate::db::audit::log);
+            print!("{}", report.render(&origin));
             Ok(())
         }
     }

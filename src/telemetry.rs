@@ -2,11 +2,20 @@
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init(json: bool) {
+/// The server logs to standard output; one-off commands log to standard
+/// error, so that what they print (a report, a schema) stays clean.
+pub fn init(json: bool, to_stderr: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            if to_stderr {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::io::stdout())
+            }
+        });
     // A second init (tests start many servers in one process) is harmless.
     let _ = if json {
         builder.json().try_init()

@@ -48,11 +48,16 @@ impl Passwords {
 /// Verifies bcrypt hashes (ours) and the password hashes of Django, so
 /// that accounts brought over keep their passwords:
 /// `pbkdf2_sha256$<iterations>$<salt>$<base64>` and
-/// `bcrypt_sha256$<bcrypt of the hex SHA-256 of the password>`. A malformed
-/// or unknown hash counts as a mismatch, never as a crash.
+/// `bcrypt_sha256$<bcrypt of the hex SHA-256 of the password>` and
+/// `argon2$argon2id$v=19$m=..,t=..,p=..$<salt>$<hash>`. A malformed or
+/// unknown hash (Django's unusable `!...` among them) counts as a mismatch,
+/// never as a crash.
 fn check(password: &str, hash: &str) -> bool {
     if let Some(rest) = hash.strip_prefix("pbkdf2_sha256$") {
         return django_pbkdf2(password, rest).unwrap_or(false);
+    }
+    if let Some(phc) = hash.strip_prefix("argon2") {
+        return django_argon2(password, phc).unwrap_or(false);
     }
     if let Some(inner) = hash.strip_prefix("bcrypt_sha256$") {
         use sha2::{Digest, Sha256};
@@ -84,6 +89,25 @@ fn django_pbkdf2(password: &str, rest: &str) -> Option<bool> {
             .zip(&expected)
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0,
+    )
+}
+
+/// Django stores argon2-cffi's PHC string behind an `argon2` prefix; the
+/// parameters come from the hash itself, so they are bounded first: a hash
+/// asking for gigabytes of memory would be a way to stall the server.
+fn django_argon2(password: &str, phc: &str) -> Option<bool> {
+    use argon2::{Argon2, PasswordHash, PasswordVerifier};
+    let parsed = PasswordHash::new(phc).ok()?;
+    let param = |name: &str| -> Option<u32> { parsed.params.get_decimal(name) };
+    let (m, t, p) = (param("m")?, param("t")?, param("p")?);
+    // Django's defaults are m=102400 (100 MiB), t=2, p=8.
+    if m > 1_048_576 || t > 64 || p > 64 {
+        return None;
+    }
+    Some(
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
     )
 }
 
@@ -131,5 +155,21 @@ mod tests {
         let inner = bcrypt::hash(hex.as_bytes(), 4).unwrap();
         assert!(check("s3cret-pass", &format!("bcrypt_sha256${inner}")));
         assert!(!check("nope", &format!("bcrypt_sha256${inner}")));
+    }
+
+    #[test]
+    fn django_argon2_hashes() {
+        // Written by Django's Argon2PasswordHasher (argon2-cffi, Django's
+        // default parameters), as a Django project published it in its docs.
+        let stored = "argon2$argon2id$v=19$m=102400,t=2,p=8$MW1Zdk1jUUxSN2FQMnJxMExBSFhhSg$C740Naw0dRGoWpnwTvWbbrvZ3Pkn8eS87rL+CR2o0v0";
+        assert!(check("912459512jaSBDas", stored));
+        assert!(!check("912459512jaSBDaS", stored));
+        // Parameters beyond any sane hash are refused, not computed.
+        assert!(!check(
+            "x",
+            "argon2$argon2id$v=19$m=4194304,t=2,p=8$MW1Zdk1jUUxSN2FQMnJxMExBSFhhSg$C740Naw0dRGoWpnwTvWbbrvZ3Pkn8eS87rL+CR2o0v0"
+        ));
+        assert!(!check("x", "argon2$garbage"));
+        assert!(!check("x", "!unusable-django-password"));
     }
 }

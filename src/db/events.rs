@@ -8,7 +8,8 @@ use diesel_async::RunQueryDsl;
 
 use super::models::{AlertRow, AlertWithEvent, EventRow, EventWithAlert, NewAudit, SilenceRow};
 use super::schema::{alerts, events, silences};
-use super::{Db, Pool};
+use super::sql::{multi_row_insert, Placeholders, ROWS_PER_STATEMENT};
+use super::Db;
 use crate::domain::page::Page;
 use crate::domain::{AlertStatus, AuditAction, Severity};
 use crate::error::{Error, Result};
@@ -111,10 +112,7 @@ impl Db {
     /// A batch costs a handful of statements whatever its size (one
     /// multi-row insert per table), which is what lets group commit scale.
     pub async fn ingest(&self, batch: Vec<Ingest>) -> Result<Vec<Ingested>> {
-        let style = match self.pool() {
-            Pool::Sqlite(_) => Placeholders::Question,
-            Pool::Postgres(_) => Placeholders::Dollar,
-        };
+        let style = Placeholders::of(self);
         transaction!(self, |conn| {
             let now = crate::domain::now();
             let mut out: Vec<Option<Ingested>> = vec![None; batch.len()];
@@ -497,36 +495,10 @@ impl Db {
     }
 }
 
-/// Rows per multi-row INSERT: far below SQLite's 32,766 and PostgreSQL's
-/// 65,535 bound parameters, with up to seven columns a row.
-const ROWS_PER_STATEMENT: usize = 1_000;
-
 const EVENT_COLUMNS: &str = "id, source, event_type, severity, description, created_at, \
      external_id, alert_id, dedup_key, silenced_by";
 const ALERT_COLUMNS: &str = "id, event_id, severity, status, created_at, updated_at, \
      assignee_id, acknowledged_at, resolved_at, occurrences, last_seen_at";
-
-/// How the backend spells bind parameters. SQLite would accept `$N` too,
-/// but as *named* parameters, looked up by name one by one: quadratic in a
-/// statement with thousands of them.
-#[derive(Clone, Copy)]
-enum Placeholders {
-    Dollar,
-    Question,
-}
-
-impl Placeholders {
-    fn push(self, sql: &mut String, n: &mut usize) {
-        *n += 1;
-        match self {
-            Placeholders::Dollar => {
-                sql.push('$');
-                sql.push_str(&n.to_string());
-            }
-            Placeholders::Question => sql.push('?'),
-        }
-    }
-}
 
 /// `UPDATE alerts SET occurrences = occurrences + CASE id WHEN ? THEN ? …
 /// END, last_seen_at = ? WHERE id IN (…)`: every fold of a batch in one
@@ -550,49 +522,6 @@ fn fold_update(style: Placeholders, alerts: usize) -> String {
         style.push(&mut sql, &mut n);
     }
     sql.push(')');
-    sql
-}
-
-/// `INSERT INTO <target> VALUES ($1, …), (…) [RETURNING <returning>]` for
-/// `rows` rows of `columns` values. Diesel's own batch insert does not reach
-/// SQLite through diesel-async, and one statement per row would cost a
-/// thread hop per row there; this one statement serves both backends.
-fn multi_row_insert(
-    style: Placeholders,
-    target: &str,
-    columns: usize,
-    rows: usize,
-    returning: &str,
-) -> String {
-    let mut sql = String::with_capacity(40 + target.len() + rows * columns * 6);
-    sql.push_str("INSERT INTO ");
-    sql.push_str(target);
-    sql.push_str(" VALUES ");
-    let mut n = 0;
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..columns {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            n += 1;
-            match style {
-                Placeholders::Dollar => {
-                    sql.push('$');
-                    sql.push_str(&n.to_string());
-                }
-                Placeholders::Question => sql.push('?'),
-            }
-        }
-        sql.push(')');
-    }
-    if !returning.is_empty() {
-        sql.push_str(" RETURNING ");
-        sql.push_str(returning);
-    }
     sql
 }
 
@@ -636,18 +565,6 @@ mod tests {
             super::fold_update(super::Placeholders::Dollar, 2),
             "UPDATE alerts SET occurrences = occurrences + CASE id WHEN $1 THEN $2 WHEN $3 THEN $4 \
              ELSE 0 END, last_seen_at = $5 WHERE id IN ($6, $7)"
-        );
-    }
-
-    #[test]
-    fn multi_row_insert_numbers_every_value() {
-        assert_eq!(
-            super::multi_row_insert(super::Placeholders::Dollar, "t (a, b)", 2, 2, "id"),
-            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING id"
-        );
-        assert_eq!(
-            super::multi_row_insert(super::Placeholders::Question, "t (a)", 1, 2, ""),
-            "INSERT INTO t (a) VALUES (?), (?)"
         );
     }
 }

@@ -111,6 +111,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod comments;
 pub mod events;
+pub mod imports;
 mod migrate;
 pub mod models;
 pub mod notify;
@@ -118,6 +119,7 @@ pub mod schema;
 pub mod sessions;
 pub mod settings;
 pub mod silences;
+mod sql;
 pub mod users;
 
 use std::sync::Arc;

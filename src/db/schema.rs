@@ -149,3 +149,13 @@ diesel::table! {
         expired_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    imported_rows (origin, kind, source_id) {
+        origin -> Text,
+        kind -> Text,
+        source_id -> BigInt,
+        target_id -> BigInt,
+        imported_at -> Timestamp,
+    }
+}

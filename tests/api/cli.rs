@@ -3,7 +3,7 @@ use std::process::{Command, Stdio};
 
 use crate::helpers::{Backend, TestApp, TestDb};
 
-fn threatwatch(db_url: &str, args: &[&str], stdin: &str) -> std::process::Output {
+pub(crate) fn threatwatch(db_url: &str, args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_threatwatch"))
         .args(args)
         .env("DATABASE_URL", db_url)

@@ -85,6 +85,66 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The text in column `value` of the first row `sql` returns.
+    pub async fn text(&self, sql: &str) -> String {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            value: String,
+        }
+        match self {
+            TestDb::Sqlite { url, .. } => {
+                use diesel::{Connection, RunQueryDsl};
+                let path = url.trim_start_matches("sqlite://").to_string();
+                let sql = sql.to_string();
+                tokio::task::spawn_blocking(move || {
+                    let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+                    diesel::sql_query(sql)
+                        .get_result::<Row>(&mut c)
+                        .unwrap()
+                        .value
+                })
+                .await
+                .unwrap()
+            }
+            TestDb::Postgres { url, .. } => {
+                use diesel_async::RunQueryDsl;
+                let mut c = AsyncPgConnection::establish(url).await.unwrap();
+                diesel::sql_query(sql)
+                    .get_result::<Row>(&mut c)
+                    .await
+                    .unwrap()
+                    .value
+            }
+        }
+    }
+
+    pub async fn exec(&self, sql: &str) -> Result<(), String> {
+        match self {
+            TestDb::Sqlite { url, .. } => {
+                use diesel::connection::SimpleConnection;
+                use diesel::Connection;
+                let path = url.trim_start_matches("sqlite://").to_string();
+                let sql = sql.to_string();
+                tokio::task::spawn_blocking(move || {
+                    let mut c =
+                        diesel::SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
+                    c.batch_execute(&sql).map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap()
+            }
+            TestDb::Postgres { url, .. } => {
+                let mut c = AsyncPgConnection::establish(url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                c.batch_execute(sql).await.map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
 fn rand_suffix() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -197,60 +257,11 @@ impl TestApp {
 
     /// The text in column `value` of the first row `sql` returns.
     pub async fn text_sql(&self, sql: &str) -> String {
-        #[derive(diesel::QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            value: String,
-        }
-        match &self._db {
-            TestDb::Sqlite { url, .. } => {
-                use diesel::{Connection, RunQueryDsl};
-                let path = url.trim_start_matches("sqlite://").to_string();
-                let sql = sql.to_string();
-                tokio::task::spawn_blocking(move || {
-                    let mut c = diesel::SqliteConnection::establish(&path).unwrap();
-                    diesel::sql_query(sql)
-                        .get_result::<Row>(&mut c)
-                        .unwrap()
-                        .value
-                })
-                .await
-                .unwrap()
-            }
-            TestDb::Postgres { url, .. } => {
-                use diesel_async::RunQueryDsl;
-                let mut c = AsyncPgConnection::establish(url).await.unwrap();
-                diesel::sql_query(sql)
-                    .get_result::<Row>(&mut c)
-                    .await
-                    .unwrap()
-                    .value
-            }
-        }
+        self._db.text(sql).await
     }
 
     pub async fn try_exec_sql(&self, sql: &str) -> Result<(), String> {
-        match &self._db {
-            TestDb::Sqlite { url, .. } => {
-                use diesel::connection::SimpleConnection;
-                use diesel::Connection;
-                let path = url.trim_start_matches("sqlite://").to_string();
-                let sql = sql.to_string();
-                tokio::task::spawn_blocking(move || {
-                    let mut c =
-                        diesel::SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
-                    c.batch_execute(&sql).map_err(|e| e.to_string())
-                })
-                .await
-                .unwrap()
-            }
-            TestDb::Postgres { url, .. } => {
-                let mut c = AsyncPgConnection::establish(url)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                c.batch_execute(sql).await.map_err(|e| e.to_string())
-            }
-        }
+        self._db.exec(sql).await
     }
 
     pub async fn spawn_with(db: TestDb, tweak: impl FnOnce(&mut Settings)) -> Self {

@@ -6,6 +6,7 @@ mod helpers;
 mod alerts;
 mod auth;
 mod cli;
+mod django;
 mod hostile;
 mod http;
 mod ingest;

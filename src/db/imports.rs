@@ -1,0 +1,392 @@
+//! Writing another system's rows into threatwatch, all in one transaction:
+//! an import that fails half-way leaves nothing behind, and one that ran
+//! before is not repeated (each row's origin is kept in `imported_rows`).
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamp};
+use diesel_async::RunQueryDsl;
+
+use super::models::NewAudit;
+use super::schema::{alerts, events, imported_rows, users};
+use super::sql::{multi_row_insert, Placeholders, ROWS_PER_STATEMENT};
+use super::Db;
+use crate::django::{self, Kind, Report, Source, CHUNK};
+use crate::domain::{AlertStatus, AuditAction, Severity};
+use crate::error::{Error, Result};
+
+diesel::define_sql_function!(fn lower(x: Text) -> Text);
+
+/// The source rows of `kind` with ids in `$ids` (sorted) that an earlier
+/// run imported, with the rows they became. Asked as an id range, which is
+/// one scan of the primary key; PostgreSQL plans `= ANY(...)` on its last
+/// column as a scan of every row of that kind.
+macro_rules! imported {
+    ($conn:expr, $origin:expr, $kind:expr, $ids:expr) => {{
+        let ids: &[i64] = $ids;
+        let (lo, hi) = (ids.first().copied(), ids.last().copied());
+        imported_rows::table
+            .filter(imported_rows::origin.eq($origin))
+            .filter(imported_rows::kind.eq($kind.as_str()))
+            .filter(imported_rows::source_id.ge(lo.unwrap_or(0)))
+            .filter(imported_rows::source_id.le(hi.unwrap_or(-1)))
+            .select((imported_rows::source_id, imported_rows::target_id))
+            .load::<(i64, i64)>($conn)
+            .await?
+            .into_iter()
+            .collect::<HashMap<i64, i64>>()
+    }};
+}
+
+/// Remembers where the rows just written came from, in multi-row
+/// statements.
+macro_rules! remember {
+    ($conn:expr, $style:expr, $origin:expr, $kind:expr, $pairs:expr, $now:expr) => {
+        let pairs: &[(i64, i64)] = &$pairs;
+        for part in pairs.chunks(ROWS_PER_STATEMENT) {
+            let mut query = diesel::sql_query(multi_row_insert(
+                $style,
+                "imported_rows (origin, kind, source_id, target_id, imported_at)",
+                5,
+                part.len(),
+                "",
+            ))
+            .into_boxed();
+            for &(source_id, target_id) in part {
+                query = query
+                    .bind::<Text, _>($origin)
+                    .bind::<Text, _>($kind.as_str())
+                    .bind::<BigInt, _>(source_id)
+                    .bind::<BigInt, _>(target_id)
+                    .bind::<Timestamp, _>($now);
+            }
+            query.execute($conn).await?;
+        }
+    };
+}
+
+#[derive(QueryableByName)]
+struct Stored {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    event_id: i64,
+}
+
+#[derive(QueryableByName)]
+struct StoredId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+impl Db {
+    /// Copies the Django system's users, events and alerts that are not
+    /// here yet. Accounts get a USER_CREATED audit entry each, returned to
+    /// be logged once the transaction has committed.
+    pub async fn import_django(
+        &self,
+        mut source: Source,
+        origin: String,
+    ) -> Result<(Report, Vec<NewAudit>)> {
+        let style = Placeholders::of(self);
+        transaction!(self, |conn| {
+            if matches!(style, Placeholders::Dollar) {
+                // The tables grow by the million inside this one
+                // transaction, unseen by statistics: a plan cached while
+                // they were empty would scan them whole for every chunk.
+                diesel::sql_query("SET LOCAL plan_cache_mode = force_custom_plan")
+                    .execute(conn)
+                    .await?;
+            }
+            let now = crate::domain::now();
+            let origin = origin.as_str();
+            let mut report = Report::default();
+            let mut audits = Vec::new();
+
+            let mut after = 0;
+            loop {
+                let chunk = source.users(after, CHUNK).await?;
+                let Some(last) = chunk.last() else { break };
+                after = last.id;
+                let ids: Vec<i64> = chunk.iter().map(|u| u.id).collect();
+                let known = imported!(conn, origin, Kind::User, &ids);
+                let mut done = Vec::new();
+                for u in &chunk {
+                    if known.contains_key(&u.id) {
+                        report.users.already += 1;
+                        continue;
+                    }
+                    let checked = crate::domain::user::username(&u.username)
+                        .map_err(|e| e.to_string())
+                        .and_then(|name| {
+                            django::storable("password", &u.password)?;
+                            Ok((name, django::time("date_joined", &u.date_joined)?))
+                        });
+                    let (name, joined) = match checked {
+                        Ok(ok) => ok,
+                        Err(why) => {
+                            report.skip(Kind::User, u.id, why);
+                            continue;
+                        }
+                    };
+                    // Django tells "Bob" from "bob"; threatwatch does not.
+                    let taken: Option<(i64, String)> = users::table
+                        .filter(lower(users::username).eq(lower(&name)))
+                        .select((users::id, users::username))
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    if let Some((id, other)) = taken {
+                        report.skip(
+                            Kind::User,
+                            u.id,
+                            format!("username {name:?} is taken by threatwatch user {other:?} (id {id})"),
+                        );
+                        continue;
+                    }
+                    let role = django::role(u);
+                    let id: i64 = diesel::insert_into(users::table)
+                        .values((
+                            users::username.eq(&name),
+                            users::password_hash.eq(&u.password),
+                            users::role.eq(role.as_str()),
+                            users::is_active.eq(u.is_active),
+                            users::created_at.eq(joined),
+                        ))
+                        .returning(users::id)
+                        .get_result(conn)
+                        .await?;
+                    let entry = NewAudit {
+                        at: now,
+                        action: AuditAction::UserCreated.as_str().into(),
+                        actor: "system".into(),
+                        target_type: Some("User".into()),
+                        target_id: Some(id.to_string()),
+                        detail: Some(
+                            serde_json::json!({
+                                "importedFrom": origin,
+                                "sourceId": u.id,
+                                "username": name,
+                                "role": role.as_str(),
+                                "active": u.is_active,
+                            })
+                            .to_string(),
+                        ),
+                        ip: None,
+                    };
+                    append_audit!(conn, &entry)?;
+                    audits.push(entry);
+                    report.users.imported += 1;
+                    done.push((u.id, id));
+                }
+                remember!(conn, style, origin, Kind::User, done, now);
+            }
+
+            // Events, with the severity and source each alert copies.
+            let mut after = 0;
+            loop {
+                let chunk = source.events(after, CHUNK).await?;
+                let Some(last) = chunk.last() else { break };
+                after = last.id;
+                let ids: Vec<i64> = chunk.iter().map(|e| e.id).collect();
+                let known = imported!(conn, origin, Kind::Event, &ids);
+                let mut fresh = Vec::with_capacity(chunk.len());
+                for e in &chunk {
+                    if known.contains_key(&e.id) {
+                        report.events.already += 1;
+                        continue;
+                    }
+                    let checked = django::severity(&e.severity).and_then(|severity| {
+                        django::storable("source", &e.source)?;
+                        django::storable("event_type", &e.event_type)?;
+                        django::storable("description", &e.description)?;
+                        Ok((severity, django::time("timestamp", &e.timestamp)?))
+                    });
+                    match checked {
+                        Ok((severity, at)) => fresh.push((e, severity, at)),
+                        Err(why) => report.skip(Kind::Event, e.id, why),
+                    }
+                }
+                let mut done = Vec::with_capacity(fresh.len());
+                for part in fresh.chunks(ROWS_PER_STATEMENT) {
+                    let mut query = diesel::sql_query(multi_row_insert(
+                        style,
+                        "events (source, event_type, severity, description, created_at)",
+                        5,
+                        part.len(),
+                        "id",
+                    ))
+                    .into_boxed();
+                    for (e, severity, at) in part {
+                        query = query
+                            .bind::<Text, _>(&e.source)
+                            .bind::<Text, _>(&e.event_type)
+                            .bind::<Text, _>(severity.as_str())
+                            .bind::<Text, _>(&e.description)
+                            .bind::<Timestamp, _>(*at);
+                    }
+                    let mut ids: Vec<StoredId> = query.load(conn).await?;
+                    // Ids grow in the order rows were inserted; RETURNING's
+                    // own order is not promised (as in ingest).
+                    ids.sort_unstable_by_key(|r| r.id);
+                    if ids.len() != part.len() {
+                        return Err(Error::internal(anyhow::anyhow!(
+                            "stored {} events of {}",
+                            ids.len(),
+                            part.len()
+                        )));
+                    }
+                    done.extend(part.iter().zip(ids).map(|((e, _, _), r)| (e.id, r.id)));
+                }
+                report.events.imported += done.len() as u64;
+                remember!(conn, style, origin, Kind::Event, done, now);
+            }
+
+            if matches!(style, Placeholders::Dollar) {
+                // Statistics that know about the events just written, for
+                // the joins below.
+                diesel::sql_query("ANALYZE events, alerts, imported_rows")
+                    .execute(conn)
+                    .await?;
+            }
+
+            // Alerts, each on its (imported) event, counted as they land.
+            let mut counts: HashMap<(AlertStatus, Severity), i64> = HashMap::new();
+            let mut after = 0;
+            loop {
+                let chunk = source.alerts(after, CHUNK).await?;
+                let Some(last) = chunk.last() else { break };
+                after = last.id;
+                let ids: Vec<i64> = chunk.iter().map(|a| a.id).collect();
+                let known = imported!(conn, origin, Kind::Alert, &ids);
+                let mut event_ids: Vec<i64> = chunk.iter().map(|a| a.event_id).collect();
+                event_ids.sort_unstable();
+                let mut event_of = imported!(conn, origin, Kind::Event, &event_ids);
+                event_of.retain(|id, _| event_ids.binary_search(id).is_ok());
+                let targets: Vec<i64> = event_of.values().copied().collect();
+                let found: Vec<(i64, String, String, Option<i64>)> = events::table
+                    .filter(events::id.eq_any(&targets))
+                    .select((
+                        events::id,
+                        events::severity,
+                        events::source,
+                        events::alert_id,
+                    ))
+                    .load(conn)
+                    .await?;
+                let mut target_event: HashMap<i64, (Severity, String, Option<i64>)> = found
+                    .into_iter()
+                    .filter_map(|(id, sev, src, alert)| Some((id, (sev.parse().ok()?, src, alert))))
+                    .collect();
+                let mut fresh = Vec::with_capacity(chunk.len());
+                for a in &chunk {
+                    if known.contains_key(&a.id) {
+                        report.alerts.already += 1;
+                        continue;
+                    }
+                    let checked = django::status(&a.status).and_then(|status| {
+                        Ok((status, django::time("created_at", &a.created_at)?))
+                    });
+                    let (status, at) = match checked {
+                        Ok(ok) => ok,
+                        Err(why) => {
+                            report.skip(Kind::Alert, a.id, why);
+                            continue;
+                        }
+                    };
+                    let Some(&event_id) = event_of.get(&a.event_id) else {
+                        report.skip(
+                            Kind::Alert,
+                            a.id,
+                            format!("its event (core_event id {}) was not imported", a.event_id),
+                        );
+                        continue;
+                    };
+                    let Some(event) = target_event.get_mut(&event_id) else {
+                        report.skip(
+                            Kind::Alert,
+                            a.id,
+                            format!(
+                                "its event (core_event id {}) is no longer in threatwatch",
+                                a.event_id
+                            ),
+                        );
+                        continue;
+                    };
+                    if event.2.is_some() {
+                        report.skip(
+                            Kind::Alert,
+                            a.id,
+                            format!(
+                                "its event (core_event id {}) already has an alert",
+                                a.event_id
+                            ),
+                        );
+                        continue;
+                    }
+                    // Claimed now, so a second alert on it in this chunk is
+                    // caught above; the real id is written below.
+                    event.2 = Some(0);
+                    fresh.push((a.id, event_id, event.0, event.1.clone(), status, at));
+                }
+                let mut done = Vec::with_capacity(fresh.len());
+                for part in fresh.chunks(ROWS_PER_STATEMENT) {
+                    // The old system kept no time of acknowledging or
+                    // resolving, so none is made up: lifecycle averages
+                    // count only alerts moved in threatwatch.
+                    let mut query = diesel::sql_query(multi_row_insert(
+                        style,
+                        "alerts (event_id, severity, status, created_at, updated_at, source, \
+                         occurrences, last_seen_at)",
+                        8,
+                        part.len(),
+                        "id, event_id",
+                    ))
+                    .into_boxed();
+                    for (_, event_id, severity, source, status, at) in part {
+                        query = query
+                            .bind::<BigInt, _>(*event_id)
+                            .bind::<Text, _>(severity.as_str())
+                            .bind::<Text, _>(status.as_str())
+                            .bind::<Timestamp, _>(*at)
+                            .bind::<Timestamp, _>(*at)
+                            .bind::<Text, _>(source)
+                            .bind::<BigInt, _>(1i64)
+                            .bind::<Timestamp, _>(*at);
+                    }
+                    let stored: Vec<Stored> = query.load(conn).await?;
+                    // Each event has at most one alert, so event ids match
+                    // the rows up exactly.
+                    let alert_of: HashMap<i64, i64> =
+                        stored.into_iter().map(|r| (r.event_id, r.id)).collect();
+                    let event_ids: Vec<i64> = part.iter().map(|p| p.1).collect();
+                    diesel::update(events::table.filter(events::id.eq_any(&event_ids)))
+                        .set(
+                            events::alert_id.eq(alerts::table
+                                .filter(alerts::event_id.eq(events::id))
+                                .select(alerts::id)
+                                .single_value()),
+                        )
+                        .execute(conn)
+                        .await?;
+                    for (source_id, event_id, severity, _, status, _) in part {
+                        let Some(&id) = alert_of.get(event_id) else {
+                            return Err(Error::internal(anyhow::anyhow!(
+                                "the alert on event {event_id} was not stored"
+                            )));
+                        };
+                        *counts.entry((*status, *severity)).or_default() += 1;
+                        done.push((*source_id, id));
+                    }
+                }
+                report.alerts.imported += done.len() as u64;
+                remember!(conn, style, origin, Kind::Alert, done, now);
+            }
+            for ((status, severity), n) in counts {
+                count!(conn, status, severity, n)?;
+            }
+            Ok((report, audits))
+        })
+    }
+}
