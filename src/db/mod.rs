@@ -173,6 +173,45 @@ PRAGMA busy_timeout = 10000;",
     )
 }
 
+/// SQLite plans a statement anew whenever a bound value its planner looked
+/// at changes, and since 3.47 it looks at a bound `LIMIT`. Diesel binds the
+/// LIMIT of every page and every `.first()`, so each execution re-parsed
+/// and re-planned its SQL: a quarter of the CPU spent serving alert pages.
+/// The query planner stability guarantee (QPSG) makes plans independent of
+/// bound values, which they never usefully were here (no ANALYZE statistics
+/// are kept). Diesel does not hand out its raw handle, so the setting is
+/// applied by an auto-extension, which SQLite runs on every new connection.
+fn sqlite_plan_stability() {
+    use libsqlite3_sys as ffi;
+    use std::ffi::{c_char, c_int};
+
+    unsafe extern "C" fn enable_qpsg(
+        db: *mut ffi::sqlite3,
+        _err: *mut *mut c_char,
+        _api: *const ffi::sqlite3_api_routines,
+    ) -> c_int {
+        // SAFETY: SQLite calls this with a valid connection handle while
+        // opening it; the setting takes an int and an optional out-pointer.
+        unsafe {
+            ffi::sqlite3_db_config(
+                db,
+                ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+                1 as c_int,
+                std::ptr::null_mut::<c_int>(),
+            )
+        }
+    }
+
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a function with the signature SQLite expects;
+        // registering is idempotent and thread-safe.
+        unsafe {
+            ffi::sqlite3_auto_extension(Some(enable_qpsg));
+        }
+    });
+}
+
 /// How long a request waits for a connection before it fails cleanly, e.g.
 /// while PostgreSQL restarts.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -186,6 +225,7 @@ impl Db {
     ) -> anyhow::Result<Self> {
         let pool = match url {
             DatabaseUrl::Sqlite(path) => {
+                sqlite_plan_stability();
                 let mut config = ManagerConfig::<SqliteConn>::default();
                 let pragmas = sqlite_pragmas(sync);
                 config.custom_setup = Box::new(move |path| {
@@ -271,4 +311,28 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
         err,
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every connection opened after the first pool comes up has plans that
+    /// do not depend on bound values (asked of SQLite itself).
+    #[test]
+    fn sqlite_connections_get_plan_stability() {
+        use libsqlite3_sys as ffi;
+        super::sqlite_plan_stability();
+        let mut db: *mut ffi::sqlite3 = std::ptr::null_mut();
+        let mut on: std::ffi::c_int = -1;
+        // SAFETY: an in-memory database opened and closed here; -1 asks for
+        // the current value without changing it.
+        let rc = unsafe {
+            let rc = ffi::sqlite3_open(c":memory:".as_ptr(), &mut db);
+            assert_eq!(rc, ffi::SQLITE_OK);
+            let rc = ffi::sqlite3_db_config(db, ffi::SQLITE_DBCONFIG_ENABLE_QPSG, -1, &mut on);
+            ffi::sqlite3_close(db);
+            rc
+        };
+        assert_eq!(rc, ffi::SQLITE_OK);
+        assert_eq!(on, 1);
+    }
 }
