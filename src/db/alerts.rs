@@ -160,19 +160,18 @@ impl Db {
         filter: AlertFilter,
         page: Page,
     ) -> Result<Vec<AlertWithEvent>> {
-        run!(self, |conn| {
+        let rows = load!(self, (AlertRow, EventRow), || {
             let query = alerts::table
                 .inner_join(events::table)
                 .select((AlertRow::as_select(), EventRow::as_select()))
                 .into_boxed();
             let query = filtered!(query, &filter);
-            let rows: Vec<(AlertRow, EventRow)> =
-                paged!(query, &page, alerts::id).load(conn).await?;
-            Ok(rows
-                .into_iter()
-                .map(|(alert, event)| AlertWithEvent { alert, event })
-                .collect())
-        })
+            paged!(query, &page, alerts::id)
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(alert, event)| AlertWithEvent { alert, event })
+            .collect())
     }
 
     /// A page by offset, for the old REST API's numbered pages (its clients

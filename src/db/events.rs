@@ -73,20 +73,19 @@ impl Db {
         severity: Option<Severity>,
         page: Page,
     ) -> Result<Vec<EventWithAlert>> {
-        run!(self, |conn| {
+        let rows = load!(self, (EventRow, Option<AlertRow>), || {
             let mut query = with_alert!()
                 .select((EventRow::as_select(), Option::<AlertRow>::as_select()))
                 .into_boxed();
             if let Some(s) = severity {
                 query = query.filter(events::severity.eq(s.as_str()));
             }
-            let rows: Vec<(EventRow, Option<AlertRow>)> =
-                paged!(query, &page, events::id).load(conn).await?;
-            Ok(rows
-                .into_iter()
-                .map(|(event, alert)| EventWithAlert { event, alert })
-                .collect())
-        })
+            paged!(query, &page, events::id)
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(event, alert)| EventWithAlert { event, alert })
+            .collect())
     }
 
     pub async fn count_events(&self, severity: Option<Severity>) -> Result<i64> {
@@ -207,11 +206,17 @@ impl Db {
                 let found: Vec<(AlertRow, EventRow)> = alerts::table
                     .inner_join(events::table.on(events::id.eq(alerts::event_id)))
                     // Spelled to match the partial unique index's own
-                    // predicate, so both databases search that index.
+                    // predicate, so both databases search that index. The
+                    // status is a literal, not a bound value: a planner
+                    // that may not look at bound values (SQLite with
+                    // QPSG, PostgreSQL's generic plans) cannot prove the
+                    // index applies to `status <> ?`.
                     .filter(alerts::source.eq_any(&sources))
                     .filter(alerts::dedup_key.eq_any(chunk))
                     .filter(alerts::dedup_key.is_not_null())
-                    .filter(alerts::status.ne(AlertStatus::Resolved.as_str()))
+                    .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        "alerts.status <> 'RESOLVED'",
+                    ))
                     .select((AlertRow::as_select(), EventRow::as_select()))
                     .load(conn)
                     .await?;
