@@ -17,6 +17,13 @@ const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 /// lock makes the others wait while one migrates.
 const PG_MIGRATION_LOCK: i64 = 0x7477_6d69_6772_6174; // "twmigrat"
 
+/// Applies the SQLite migrations to an open connection (for tests that
+/// look at plans on a real schema).
+#[cfg(test)]
+pub fn apply_sqlite(conn: &mut SqliteConnection) -> anyhow::Result<Vec<String>> {
+    apply(conn, SQLITE)
+}
+
 /// Brings the database to the latest schema; returns the versions applied.
 pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
     let url = url.clone();
