@@ -135,14 +135,21 @@ for backend in $BACKENDS; do
     -d '{"query":"{alerts(first:1){nodes{id}} alertStats{total}}"}')
   total=$(sed -E 's/.*"total":([0-9]+).*/\1/' <<<"$max_id")
   max_id=$(sed -E 's/.*"nodes":\[\{"id":"([0-9]+)".*/\1/' <<<"$max_id")
+  # Peak RSS over the ingest runs and the fill, then reset (clear_refs 5)
+  # so that the list runs get a peak of their own: serving a 1,000,000-alert
+  # database is what the memory target is about.
+  pre_peak=$(peak_rss_mib)
+  echo 5 >"/proc/$SERVER/clear_refs" 2>/dev/null || true
   for depth in 1 1000 500000; do
     [ "$depth" -ge "$total" ] && continue
     CURSOR=$([ "$depth" = 1 ] && echo "" || cursor_at_depth "$depth" "$max_id") ; export CURSOR
     r=$(wrk_run 16 list.lua)
     row "$backend" "alerts page (10 + events) at depth $depth of $total, 16 conns" "$(field rps "$r") req/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
   done
+  list_peak=$(peak_rss_mib)
   row "$backend" "server RSS now, after all of the above (MiB)" "$(rss_split)" "" ""
-  row "$backend" "server peak RSS (VmHWM)" "$(peak_rss_mib) MiB" "" ""
+  row "$backend" "server peak RSS while paging the full database" "$list_peak MiB" "" ""
+  row "$backend" "server peak RSS, whole run (VmHWM)" "$(( pre_peak > list_peak ? pre_peak : list_peak )) MiB" "" ""
   stop_server
   [ "$backend" = postgres ] && psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS threatwatch_bench WITH (FORCE)" >/dev/null
 done
