@@ -365,15 +365,7 @@ impl Db {
             //    alert's event_id, folded ones by id.
             let raiser_ids: Vec<i64> = raisers.iter().map(|&k| stored[k].id).collect();
             for chunk in raiser_ids.chunks(ROWS_PER_STATEMENT) {
-                diesel::update(events::table.filter(events::id.eq_any(chunk)))
-                    .set(
-                        events::alert_id.eq(alerts::table
-                            .filter(alerts::event_id.eq(events::id))
-                            .select(alerts::id)
-                            .single_value()),
-                    )
-                    .execute(conn)
-                    .await?;
+                link_raising_events!(conn, chunk)?;
             }
             let is_raiser: std::collections::HashSet<usize> = raisers.iter().copied().collect();
             let mut by_alert: HashMap<i64, Vec<i64>> = HashMap::new();

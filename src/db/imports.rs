@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Text, Timestamp};
 use diesel_async::RunQueryDsl;
 
 use super::models::NewAudit;
-use super::schema::{alerts, events, imported_rows, users};
+use super::schema::{events, imported_rows, users};
 use super::sql::{multi_row_insert, Placeholders, ROWS_PER_STATEMENT};
 use super::Db;
 use crate::django::{self, Kind, Report, Source, CHUNK};
@@ -361,15 +361,7 @@ impl Db {
                     let alert_of: HashMap<i64, i64> =
                         stored.into_iter().map(|r| (r.event_id, r.id)).collect();
                     let event_ids: Vec<i64> = part.iter().map(|p| p.1).collect();
-                    diesel::update(events::table.filter(events::id.eq_any(&event_ids)))
-                        .set(
-                            events::alert_id.eq(alerts::table
-                                .filter(alerts::event_id.eq(events::id))
-                                .select(alerts::id)
-                                .single_value()),
-                        )
-                        .execute(conn)
-                        .await?;
+                    link_raising_events!(conn, &event_ids)?;
                     for (source_id, event_id, severity, _, status, _) in part {
                         let Some(&id) = alert_of.get(event_id) else {
                             return Err(Error::internal(anyhow::anyhow!(

@@ -122,6 +122,23 @@ macro_rules! count {
     }};
 }
 
+/// Points each event in `$ids` at the alert it raised (the alert whose
+/// `event_id` it is), inside the caller's transaction.
+macro_rules! link_raising_events {
+    ($conn:expr, $ids:expr) => {{
+        use $crate::db::schema::{alerts, events};
+        diesel::update(events::table.filter(events::id.eq_any($ids)))
+            .set(
+                events::alert_id.eq(alerts::table
+                    .filter(alerts::event_id.eq(events::id))
+                    .select(alerts::id)
+                    .single_value()),
+            )
+            .execute($conn)
+            .await
+    }};
+}
+
 /// Appends `$entry` to the audit log inside the caller's transaction.
 macro_rules! append_audit {
     ($conn:expr, $entry:expr) => {
