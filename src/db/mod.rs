@@ -217,7 +217,7 @@ PRAGMA busy_timeout = 10000;",
 }
 
 /// SQLite plans a statement anew whenever a bound value its planner looked
-/// at changes, and since 3.47 it looks at a bound `LIMIT`. Diesel binds the
+/// at changes, and the bundled 3.51 looks at a bound `LIMIT`. Diesel binds the
 /// LIMIT of every page and every `.first()`, so each execution re-parsed
 /// and re-planned its SQL: a quarter of the CPU spent serving alert pages.
 /// The query planner stability guarantee (QPSG) makes plans independent of
