@@ -77,12 +77,13 @@ macro_rules! first_reached {
 /// times, counters and the audit entry included. Evaluates to
 /// `Result<(StatusChange, Option<NewAudit>)>`; the audit entry is `None`
 /// when the alert already had the status. `$field` names the argument in
-/// errors (`id`, `ids[3]`); for a single alert a refused move is the
-/// `status` argument's fault, as the domain's message says.
+/// errors about the alert (`id`, `ids[3]`), `$move_field` the one in a
+/// refused move (`status` for a single alert, `ids[3]` in a bulk change).
 macro_rules! change_status {
-    ($conn:expr, $id:expr, $to:expr, $audit:expr, $field:expr) => {
+    ($conn:expr, $id:expr, $to:expr, $audit:expr, $field:expr, $move_field:expr) => {
         async {
-            let (id, to, field): (i64, AlertStatus, &str) = ($id, $to, $field);
+            let (id, to, field, move_field): (i64, AlertStatus, &str, &str) =
+                ($id, $to, $field, $move_field);
             let (current, event): (AlertRow, EventRow) = alerts::table
                 .inner_join(events::table)
                 .filter(alerts::id.eq(id))
@@ -100,12 +101,7 @@ macro_rules! change_status {
                     };
                     return Ok((unchanged, None));
                 }
-                Err(e) if field == "id" => return Err(e),
-                Err(e) => {
-                    let msg = e.to_string();
-                    let rule = msg.strip_prefix("status: ").unwrap_or(&msg);
-                    return Err(Error::bad_input(format!("{field}: {rule}")));
-                }
+                Err(rule) => return Err(Error::bad_input(format!("{move_field}: {rule}"))),
             };
             let now = crate::domain::now();
             let updated: Option<AlertRow> = diesel::update(
@@ -249,7 +245,7 @@ impl Db {
         audit: NewAudit,
     ) -> Result<StatusChange> {
         transaction!(self, |conn| {
-            change_status!(conn, id, to, audit, "id").await
+            change_status!(conn, id, to, audit, "id", "status").await
         })
         .map(super::audit::logged_if)
     }
@@ -265,7 +261,7 @@ impl Db {
             let mut changes = Vec::with_capacity(ids.len());
             for (i, id) in ids.iter().enumerate() {
                 let field = format!("ids[{i}]");
-                changes.push(change_status!(conn, *id, to, audit, &field).await?);
+                changes.push(change_status!(conn, *id, to, audit, &field, &field).await?);
             }
             Ok(changes)
         })

@@ -275,9 +275,13 @@ impl Db {
                     ))
                     .load(conn)
                     .await?;
-                let mut target_event: HashMap<i64, (Severity, String, Option<i64>)> = found
+                // Each event's severity and source (which its alert copies),
+                // and whether it has an alert already.
+                let mut target_event: HashMap<i64, (Severity, String, bool)> = found
                     .into_iter()
-                    .filter_map(|(id, sev, src, alert)| Some((id, (sev.parse().ok()?, src, alert))))
+                    .filter_map(|(id, sev, src, alert)| {
+                        Some((id, (sev.parse().ok()?, src, alert.is_some())))
+                    })
                     .collect();
                 let mut fresh = Vec::with_capacity(chunk.len());
                 for a in &chunk {
@@ -314,7 +318,7 @@ impl Db {
                         );
                         continue;
                     };
-                    if event.2.is_some() {
+                    if event.2 {
                         report.skip(
                             Kind::Alert,
                             a.id,
@@ -325,9 +329,9 @@ impl Db {
                         );
                         continue;
                     }
-                    // Claimed now, so a second alert on it in this chunk is
-                    // caught above; the real id is written below.
-                    event.2 = Some(0);
+                    // Taken now, so a second alert on it in this chunk is
+                    // caught above.
+                    event.2 = true;
                     fresh.push((a.id, event_id, event.0, event.1.clone(), status, at));
                 }
                 let mut done = Vec::with_capacity(fresh.len());

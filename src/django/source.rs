@@ -229,13 +229,13 @@ impl Source {
         }
         // The columns the import reads, each table on its own so that the
         // message names the one that differs.
-        for (table, probe) in [("auth_user", 0), ("core_event", 1), ("core_alert", 2)] {
-            let checked = match probe {
-                0 => self.users(i64::MAX, 0).await.map(drop),
-                1 => self.events(i64::MAX, 0).await.map(drop),
-                _ => self.alerts(i64::MAX, 0).await.map(drop),
-            };
-            checked.map_err(|e| not_it(format!("table {table} is missing or differs ({e})")))?;
+        let probes = [
+            ("auth_user", self.users(i64::MAX, 0).await.err()),
+            ("core_event", self.events(i64::MAX, 0).await.err()),
+            ("core_alert", self.alerts(i64::MAX, 0).await.err()),
+        ];
+        if let Some((table, Some(e))) = probes.into_iter().find(|(_, e)| e.is_some()) {
+            return Err(not_it(format!("table {table} is missing or differs ({e})")));
         }
         Ok(format!("django:{}", first.value))
     }

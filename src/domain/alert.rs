@@ -1,21 +1,20 @@
 //! The alert lifecycle.
 
 use super::AlertStatus;
-use crate::error::{Error, Result};
 
-/// What a status change means: `None` when the alert is already there.
+/// What a status change means: `None` when the alert is already there. A
+/// refused move is the rule alone; the caller names the argument at fault
+/// (`status` for one alert, `ids[3]` in a bulk change).
 ///
 /// Alerts only move forward (OPEN -> ACKNOWLEDGED -> RESOLVED, or straight to
 /// RESOLVED): a resolved alert is closed history that audit and repeat
 /// folding rely on, so reopening is refused rather than silently allowed.
-pub fn transition(from: AlertStatus, to: AlertStatus) -> Result<Option<AlertStatus>> {
+pub fn transition(from: AlertStatus, to: AlertStatus) -> Result<Option<AlertStatus>, String> {
     use AlertStatus::*;
     match (from, to) {
         (a, b) if a == b => Ok(None),
         (Open, Acknowledged) | (Open, Resolved) | (Acknowledged, Resolved) => Ok(Some(to)),
-        _ => Err(Error::bad_input(format!(
-            "status: an alert that is {from} cannot move back to {to}"
-        ))),
+        _ => Err(format!("an alert that is {from} cannot move back to {to}")),
     }
 }
 
