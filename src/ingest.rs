@@ -5,12 +5,15 @@
 //! caller only after that commit. On SQLite this turns many callers into one
 //! fsync, and the writer's single connection is SQLite's single writer.
 //! The writer is its own task, so a caller that goes away cannot cancel a
-//! commit half-way.
+//! commit half-way. On SQLite it is a thread of its own with its own
+//! connection, whose statements run inline: the writer is what every
+//! ingesting caller waits on, so each hop to the blocking pool and back
+//! was paid by all of them.
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::events::{Ingest, Ingested};
-use crate::db::Db;
+use crate::db::{Db, WriterConn};
 use crate::error::{Error, Result};
 
 /// Most events committed in one transaction: large enough to amortise the
@@ -35,14 +38,27 @@ pub struct Writer {
 pub type OnCommit = Box<dyn Fn(&[Ingested]) + Send + Sync>;
 
 impl Writer {
-    /// Starts the writer task.
-    /// Starts the writer task; with `group` false each job commits alone.
-    pub fn start(db: Db, group: bool, on_commit: OnCommit) -> (Self, WriterTask) {
+    /// Starts the writer; with `group` false each job commits alone.
+    pub fn start(db: Db, group: bool, on_commit: OnCommit) -> anyhow::Result<(Self, WriterTask)> {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stopped) = oneshot::channel();
+        let (finished, done) = oneshot::channel();
         let max_batch = if group { MAX_BATCH_EVENTS } else { 0 };
-        let task = tokio::spawn(run(db, rx, stopped, max_batch, on_commit));
-        (Self { queue }, WriterTask { stop, task })
+        let conn = db.writer_conn()?;
+        let own_thread = matches!(conn, WriterConn::Sqlite(_));
+        let work = async move {
+            run(db, conn, rx, stopped, max_batch, on_commit).await;
+            let _ = finished.send(());
+        };
+        if own_thread {
+            let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+            std::thread::Builder::new()
+                .name("ingest-writer".into())
+                .spawn(move || runtime.block_on(work))?;
+        } else {
+            tokio::spawn(work);
+        }
+        Ok((Self { queue }, WriterTask { stop, done }))
     }
 
     /// Stores the events (all or none) and returns what each became.
@@ -61,7 +77,9 @@ impl Writer {
 /// The running writer, for shutting it down.
 pub struct WriterTask {
     stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    /// Fires when the writer has committed its last job; dropped unfired
+    /// if it panicked.
+    done: oneshot::Receiver<()>,
 }
 
 impl WriterTask {
@@ -69,14 +87,15 @@ impl WriterTask {
     /// nothing a caller was promised is lost on shutdown.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "ingest writer ended abnormally");
+        if self.done.await.is_err() {
+            tracing::error!("ingest writer ended abnormally");
         }
     }
 }
 
 async fn run(
     db: Db,
+    mut conn: WriterConn,
     mut rx: mpsc::Receiver<Job>,
     mut stop: oneshot::Receiver<()>,
     max_batch: usize,
@@ -103,7 +122,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit(&db, jobs, &on_commit).await;
+        commit(&db, &mut conn, jobs, &on_commit).await;
     }
 }
 
@@ -113,11 +132,14 @@ const CONFLICT_RETRIES: usize = 3;
 /// Commits one job. Another instance may commit the same new dedupKey or
 /// externalId between our read and our insert; the unique index refuses
 /// ours, and the next attempt reads theirs and folds into it.
-async fn commit_one(db: &Db, items: Vec<Ingest>) -> Result<Vec<Ingested>> {
+async fn commit_one(db: &Db, conn: &mut WriterConn, items: Vec<Ingest>) -> Result<Vec<Ingested>> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match db.ingest(items.clone()).await {
+        let started = std::time::Instant::now();
+        let result = db.ingest(conn, items.clone()).await;
+        crate::metrics::ingest_batch(items.len(), started.elapsed());
+        match result {
             Err(e) if attempt < CONFLICT_RETRIES && e.is_conflict() => {
                 tracing::debug!(attempt, "ingest lost a race on a unique index; retrying");
             }
@@ -129,10 +151,10 @@ async fn commit_one(db: &Db, items: Vec<Ingest>) -> Result<Vec<Ingested>> {
 /// Commits the jobs together; if that fails, commits each on its own so
 /// that one job's failure (say, a constraint another instance raced us to)
 /// is reported to that caller alone and the others still land.
-async fn commit(db: &Db, jobs: Vec<Job>, on_commit: &OnCommit) {
+async fn commit(db: &Db, conn: &mut WriterConn, jobs: Vec<Job>, on_commit: &OnCommit) {
     if jobs.len() == 1 {
         for job in jobs {
-            let result = commit_one(db, job.items).await;
+            let result = commit_one(db, conn, job.items).await;
             if let Ok(done) = &result {
                 on_commit(done);
             }
@@ -142,7 +164,10 @@ async fn commit(db: &Db, jobs: Vec<Job>, on_commit: &OnCommit) {
     }
     let sizes: Vec<usize> = jobs.iter().map(|j| j.items.len()).collect();
     let all: Vec<Ingest> = jobs.iter().flat_map(|j| j.items.iter().cloned()).collect();
-    match db.ingest(all).await {
+    let (events, started) = (all.len(), std::time::Instant::now());
+    let result = db.ingest(conn, all).await;
+    crate::metrics::ingest_batch(events, started.elapsed());
+    match result {
         Ok(done) => {
             on_commit(&done);
             let mut done = done.into_iter();
@@ -154,7 +179,7 @@ async fn commit(db: &Db, jobs: Vec<Job>, on_commit: &OnCommit) {
         Err(e) => {
             tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; committing jobs one by one");
             for job in jobs {
-                Box::pin(commit(db, vec![job], on_commit)).await;
+                Box::pin(commit(db, conn, vec![job], on_commit)).await;
             }
         }
     }

@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 struct Metrics {
@@ -18,6 +18,8 @@ struct Metrics {
     graphql_operations: IntCounter,
     graphql_errors: IntCounterVec,
     events_ingested: IntCounter,
+    ingest_batch_events: Histogram,
+    ingest_commit_seconds: Histogram,
     alerts_raised: IntCounterVec,
     rate_limited: IntCounterVec,
     subscriptions: IntGauge,
@@ -47,6 +49,24 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["code"],
     )?;
     let events_ingested = IntCounter::new("events_ingested_total", "Events stored")?;
+    let ingest_batch_events = Histogram::with_opts(
+        HistogramOpts::new(
+            "ingest_batch_events",
+            "Events per ingest transaction (group commit batch size)",
+        )
+        .buckets(vec![
+            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1000.0, 2000.0,
+        ]),
+    )?;
+    let ingest_commit_seconds = Histogram::with_opts(
+        HistogramOpts::new(
+            "ingest_commit_seconds",
+            "Time to store one ingest batch, from BEGIN to a durable COMMIT",
+        )
+        .buckets(vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+        ]),
+    )?;
     let alerts_raised = IntCounterVec::new(
         Opts::new("alerts_raised_total", "Alerts raised by severity"),
         &["severity"],
@@ -68,6 +88,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(graphql_operations.clone()))?;
     registry.register(Box::new(graphql_errors.clone()))?;
     registry.register(Box::new(events_ingested.clone()))?;
+    registry.register(Box::new(ingest_batch_events.clone()))?;
+    registry.register(Box::new(ingest_commit_seconds.clone()))?;
     registry.register(Box::new(alerts_raised.clone()))?;
     registry.register(Box::new(rate_limited.clone()))?;
     registry.register(Box::new(subscriptions.clone()))?;
@@ -79,6 +101,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         graphql_operations,
         graphql_errors,
         events_ingested,
+        ingest_batch_events,
+        ingest_commit_seconds,
         alerts_raised,
         rate_limited,
         subscriptions,
@@ -123,6 +147,15 @@ pub fn graphql_error(code: &str) {
 
 pub fn events_ingested(n: u64) {
     with(|m| m.events_ingested.inc_by(n));
+}
+
+/// One ingest transaction of `events` events that took `took`, committed
+/// or not: the batch sizes show whether group commit is grouping.
+pub fn ingest_batch(events: usize, took: Duration) {
+    with(|m| {
+        m.ingest_batch_events.observe(events as f64);
+        m.ingest_commit_seconds.observe(took.as_secs_f64());
+    });
 }
 
 pub fn alert_raised(severity: &str) {

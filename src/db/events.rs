@@ -8,8 +8,8 @@ use diesel_async::RunQueryDsl;
 
 use super::models::{AlertRow, AlertWithEvent, EventRow, EventWithAlert, NewAudit, SilenceRow};
 use super::schema::{alerts, events, silences};
-use super::sql::{multi_row_insert, Placeholders, ROWS_PER_STATEMENT};
-use super::Db;
+use super::sql::{Statement, ROWS_PER_STATEMENT};
+use super::{Db, WriterConn};
 use crate::domain::page::Page;
 use crate::domain::{AlertStatus, AuditAction, Severity};
 use crate::error::{Error, Result};
@@ -87,6 +87,372 @@ enum Target {
     Existing(i64),
 }
 
+/// The ingest transaction's statements, for `Db::ingest`: spelled once,
+/// compiled for each backend's connection. `$batch` is the `Vec<Ingest>`;
+/// runs inside the caller's transaction.
+macro_rules! ingest_body {
+    ($conn:ident, $batch:ident) => {{
+        let (conn, batch) = ($conn, &$batch);
+        let now = crate::domain::now();
+        let mut out: Vec<Option<Ingested>> = vec![None; batch.len()];
+
+        // 1. Repeats of an external id return the earlier event.
+        let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
+        let mut fresh: Vec<usize> = Vec::with_capacity(batch.len());
+        for (i, item) in batch.iter().enumerate() {
+            let e = &item.event;
+            if let Some(external_id) = e.external_id.as_deref() {
+                if let Some(&first) = first_of.get(&(e.source.as_str(), external_id)) {
+                    repeats.push((i, first));
+                    continue;
+                }
+                let earlier: Option<(EventRow, Option<AlertRow>)> = with_alert!()
+                    .filter(events::source.eq(&e.source))
+                    .filter(events::external_id.eq(external_id))
+                    .select((EventRow::as_select(), Option::<AlertRow>::as_select()))
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if let Some((event, alert)) = earlier {
+                    let alert = match alert {
+                        Some(a) if a.event_id == event.id => Some(AlertWithEvent {
+                            alert: a,
+                            event: event.clone(),
+                        }),
+                        Some(a) => Some(alert_with_raising_event!(conn, a)),
+                        None => None,
+                    };
+                    out[i] = Some(Ingested {
+                        event,
+                        alert,
+                        created: false,
+                        raised: false,
+                    });
+                    continue;
+                }
+                first_of.insert((e.source.as_str(), external_id), i);
+            }
+            fresh.push(i);
+        }
+
+        // 2. Live silences: read from the database, so they hold on every
+        //    instance the moment they are created or expired.
+        let live: Vec<SilenceRow> = if fresh
+            .iter()
+            .any(|&i| batch[i].event.severity.raises_alert())
+        {
+            silences::table
+                .filter(silences::expired_at.is_null())
+                .filter(silences::ends_at.gt(now))
+                .select(SilenceRow::as_select())
+                .load(conn)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let silenced_by = |e: &crate::domain::event::NewEvent| -> Option<i64> {
+            if !e.severity.raises_alert() {
+                return None;
+            }
+            live.iter().find(|s| s.matches(e)).map(|s| s.id)
+        };
+
+        // 4. Which alert each raising event belongs to.
+        //    Decided before the events are stored, so that repeats of
+        //    alerts stored earlier are inserted already pointing at them.
+        let silenced: Vec<Option<i64>> = fresh
+            .iter()
+            .map(|&i| silenced_by(&batch[i].event))
+            .collect();
+        let raising: Vec<usize> = (0..fresh.len())
+            .filter(|&k| batch[fresh[k]].event.severity.raises_alert() && silenced[k].is_none())
+            .collect();
+        let mut keys: Vec<&str> = raising
+            .iter()
+            .filter_map(|&k| batch[fresh[k]].event.dedup_key.as_deref())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut sources: Vec<&str> = raising
+            .iter()
+            .filter(|&&k| batch[fresh[k]].event.dedup_key.is_some())
+            .map(|&k| batch[fresh[k]].event.source.as_str())
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let mut open: HashMap<(String, String), AlertWithEvent> = HashMap::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let found: Vec<(AlertRow, EventRow)> =
+                open_by_key!(&sources, chunk).load(conn).await?;
+            for (alert, event) in found {
+                if let Some(key) = event.dedup_key.clone() {
+                    open.insert((event.source.clone(), key), AlertWithEvent { alert, event });
+                }
+            }
+        }
+        let mut target: HashMap<usize, Target> = HashMap::with_capacity(raising.len());
+        let mut new_for_key: HashMap<(String, String), usize> = HashMap::new();
+        let mut folded_into_new: HashMap<usize, i64> = HashMap::new();
+        for &k in &raising {
+            let e = &batch[fresh[k]].event;
+            let Some(key) = e.dedup_key.clone() else {
+                target.insert(k, Target::New(k));
+                continue;
+            };
+            let key = (e.source.clone(), key);
+            if let Some(existing) = open.get(&key) {
+                target.insert(k, Target::Existing(existing.alert.id));
+            } else if let Some(&raiser) = new_for_key.get(&key) {
+                target.insert(k, Target::New(raiser));
+                *folded_into_new.entry(raiser).or_default() += 1;
+            } else {
+                new_for_key.insert(key, k);
+                target.insert(k, Target::New(k));
+            }
+        }
+
+        // 3. The events, one statement per chunk.
+        let mut stored: Vec<EventRow> = Vec::with_capacity(fresh.len());
+        let positions: Vec<usize> = (0..fresh.len()).collect();
+        for chunk in positions.chunks(ROWS_PER_STATEMENT) {
+            let query = Statement::new(
+                "INSERT INTO events (source, event_type, severity, description, created_at, \
+                 external_id, dedup_key, silenced_by, alert_id) VALUES ",
+            )
+            .rows(chunk, |row, &k| {
+                let e = &batch[fresh[k]].event;
+                let existing = match target.get(&k) {
+                    Some(Target::Existing(id)) => Some(*id),
+                    _ => None,
+                };
+                row.bind::<Text, _>(&e.source)
+                    .bind::<Text, _>(&e.event_type)
+                    .bind::<Text, _>(e.severity.as_str())
+                    .bind::<Text, _>(&e.description)
+                    .bind::<Timestamp, _>(now)
+                    .bind::<Nullable<Text>, _>(e.external_id.as_deref())
+                    .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
+                    .bind::<Nullable<BigInt>, _>(silenced[k])
+                    .bind::<Nullable<BigInt>, _>(existing)
+            })
+            .sql(EVENT_RETURNING);
+            let mut got: Vec<EventRow> = query.load(conn).await?;
+            // Ids grow in the order rows were inserted; RETURNING's own
+            // order is not promised, so the ids put them back in order.
+            got.sort_unstable_by_key(|e| e.id);
+            stored.extend(got);
+        }
+        if stored.len() != fresh.len() {
+            return Err(Error::internal(anyhow::anyhow!(
+                "stored {} events of {}",
+                stored.len(),
+                fresh.len()
+            )));
+        }
+
+        // 5. New alerts, one statement per chunk.
+        let raisers: Vec<usize> = raising
+            .iter()
+            .copied()
+            .filter(|k| matches!(target.get(k), Some(Target::New(r)) if r == k))
+            .collect();
+        let mut alert_of: HashMap<i64, AlertRow> = HashMap::with_capacity(raisers.len());
+        for chunk in raisers.chunks(ROWS_PER_STATEMENT) {
+            let query = Statement::new(
+                "INSERT INTO alerts (event_id, severity, status, created_at, updated_at, source, \
+                 dedup_key, occurrences, last_seen_at) VALUES ",
+            )
+            .rows(chunk, |row, &k| {
+                let e = &stored[k];
+                row.bind::<BigInt, _>(e.id)
+                    .bind::<Text, _>(e.severity.as_str())
+                    .bind::<Text, _>(AlertStatus::Open.as_str())
+                    .bind::<Timestamp, _>(now)
+                    .bind::<Timestamp, _>(now)
+                    .bind::<Text, _>(&e.source)
+                    .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
+                    .bind::<BigInt, _>(1 + folded_into_new.get(&k).copied().unwrap_or(0))
+                    .bind::<Timestamp, _>(now)
+            })
+            .sql(ALERT_RETURNING);
+            let got: Vec<AlertRow> = query.load(conn).await?;
+            alert_of.extend(got.into_iter().map(|a| (a.event_id, a)));
+        }
+        if alert_of.len() != raisers.len() {
+            return Err(Error::internal(anyhow::anyhow!("an alert was not stored")));
+        }
+
+        // 6. Repeats of alerts stored before: count them, move lastSeenAt.
+        let mut folds: HashMap<i64, i64> = HashMap::new();
+        for t in target.values() {
+            if let Target::Existing(id) = t {
+                *folds.entry(*id).or_default() += 1;
+            }
+        }
+        // Every fold of a chunk of alerts in one statement.
+        let counted: Vec<(i64, i64)> = folds.iter().map(|(a, n)| (*a, *n)).collect();
+        for chunk in counted.chunks(ROWS_PER_STATEMENT) {
+            let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+            let mut query = Statement::new("UPDATE alerts SET occurrences = occurrences + CASE id");
+            for (id, n) in chunk {
+                query = query
+                    .sql(" WHEN ")
+                    .bind::<BigInt, _>(*id)
+                    .sql(" THEN ")
+                    .bind::<BigInt, _>(*n);
+            }
+            query
+                .sql(" ELSE 0 END, last_seen_at = ")
+                .bind::<Timestamp, _>(now)
+                .sql(" WHERE id IN (")
+                .list::<BigInt, _>(&ids)
+                .sql(")")
+                .execute(conn)
+                .await?;
+        }
+        let folds: HashMap<i64, i64> = folds;
+        for existing in open.values_mut() {
+            if let Some(n) = folds.get(&existing.alert.id) {
+                existing.alert.occurrences += n;
+                existing.alert.last_seen_at = Some(now);
+            }
+        }
+
+        // 7. Every linked event points at its alert: raisers through their
+        //    alert's event_id, folded ones by id.
+        let raiser_ids: Vec<i64> = raisers.iter().map(|&k| stored[k].id).collect();
+        for chunk in raiser_ids.chunks(ROWS_PER_STATEMENT) {
+            link_raising_events!(conn, chunk)?;
+        }
+        let is_raiser: std::collections::HashSet<usize> = raisers.iter().copied().collect();
+        let mut by_alert: HashMap<i64, Vec<i64>> = HashMap::new();
+        let alert_id_of = |k: usize| -> Option<i64> {
+            match target.get(&k)? {
+                Target::New(r) => alert_of.get(&stored[*r].id).map(|a| a.id),
+                Target::Existing(id) => Some(*id),
+            }
+        };
+        for &k in &raising {
+            // Repeats of earlier alerts were inserted pointing at them.
+            if is_raiser.contains(&k) || matches!(target.get(&k), Some(Target::Existing(_))) {
+                continue;
+            }
+            if let Some(a) = alert_id_of(k) {
+                by_alert.entry(a).or_default().push(stored[k].id);
+            }
+        }
+        for (alert_id, ids) in &by_alert {
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                Statement::new("UPDATE events SET alert_id = ")
+                    .bind::<BigInt, _>(*alert_id)
+                    .sql(" WHERE id IN (")
+                    .list::<BigInt, _>(chunk)
+                    .sql(")")
+                    .execute(conn)
+                    .await?;
+            }
+        }
+
+        // 8. Audit entries and counters for the alerts raised.
+        let audits: Vec<NewAudit> = raisers
+            .iter()
+            .filter_map(|&k| {
+                let e = &stored[k];
+                let alert = alert_of.get(&e.id)?;
+                let item = &batch[fresh[k]];
+                Some(NewAudit {
+                    at: now,
+                    action: AuditAction::AlertCreated.as_str().into(),
+                    actor: item.actor.clone(),
+                    target_type: Some("Alert".into()),
+                    target_id: Some(alert.id.to_string()),
+                    detail: Some(
+                        serde_json::json!({
+                            "eventId": e.id.to_string(),
+                            "severity": e.severity.as_str(),
+                            "source": e.source,
+                        })
+                        .to_string(),
+                    ),
+                    ip: item.ip.clone(),
+                })
+            })
+            .collect();
+        for chunk in audits.chunks(ROWS_PER_STATEMENT) {
+            Statement::new(
+                "INSERT INTO audit_log (at, action, actor, target_type, target_id, detail, ip) \
+                 VALUES ",
+            )
+            .rows(chunk, |row, a| {
+                row.bind::<Timestamp, _>(a.at)
+                    .bind::<Text, _>(&a.action)
+                    .bind::<Text, _>(&a.actor)
+                    .bind::<Nullable<Text>, _>(a.target_type.as_deref())
+                    .bind::<Nullable<Text>, _>(a.target_id.as_deref())
+                    .bind::<Nullable<Text>, _>(a.detail.as_deref())
+                    .bind::<Nullable<Text>, _>(a.ip.as_deref())
+            })
+            .execute(conn)
+            .await?;
+        }
+        // One counter update per severity per batch, not per alert.
+        for severity in Severity::ALL {
+            let raised = alert_of
+                .values()
+                .filter(|a| a.severity == *severity)
+                .count();
+            if raised > 0 {
+                let raised = i32::try_from(raised).unwrap_or(i32::MAX);
+                count!(conn, AlertStatus::Open, severity, raised)?;
+            }
+        }
+
+        // 9. What each event became.
+        let raised_alerts: HashMap<i64, AlertWithEvent> = raisers
+            .iter()
+            .filter_map(|&k| {
+                let event = stored[k].clone();
+                let mut alert = alert_of.get(&event.id)?.clone();
+                alert.occurrences = 1 + folded_into_new.get(&k).copied().unwrap_or(0);
+                Some((alert.id, AlertWithEvent { alert, event }))
+            })
+            .collect();
+        let existing_by_id: HashMap<i64, AlertWithEvent> =
+            open.into_values().map(|a| (a.alert.id, a)).collect();
+        let alert_ids: Vec<Option<i64>> = (0..stored.len()).map(alert_id_of).collect();
+        for (k, mut event) in stored.into_iter().enumerate() {
+            let alert_id = alert_ids[k];
+            event.alert_id = alert_id;
+            let alert = alert_id.and_then(|id| {
+                raised_alerts
+                    .get(&id)
+                    .or_else(|| existing_by_id.get(&id))
+                    .cloned()
+            });
+            let raised = alert.as_ref().is_some_and(|a| a.alert.event_id == event.id);
+            out[fresh[k]] = Some(Ingested {
+                event,
+                alert,
+                created: true,
+                raised,
+            });
+        }
+        for (i, first) in repeats {
+            out[i] = out[first].clone().map(|done| Ingested {
+                created: false,
+                raised: false,
+                ..done
+            });
+        }
+        out.into_iter()
+            .map(|done| {
+                done.ok_or_else(|| Error::internal(anyhow::anyhow!("an event was not stored")))
+            })
+            .collect()
+    }};
+}
+
 impl Db {
     pub async fn events_page(
         &self,
@@ -130,402 +496,30 @@ impl Db {
     ///
     /// A batch costs a handful of statements whatever its size (one
     /// multi-row insert per table), which is what lets group commit scale.
-    pub async fn ingest(&self, batch: Vec<Ingest>) -> Result<Vec<Ingested>> {
-        let style = Placeholders::of(self);
-        transaction!(self, |conn| {
-            let now = crate::domain::now();
-            let mut out: Vec<Option<Ingested>> = vec![None; batch.len()];
-
-            // 1. Repeats of an external id return the earlier event.
-            let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
-            let mut repeats: Vec<(usize, usize)> = Vec::new();
-            let mut fresh: Vec<usize> = Vec::with_capacity(batch.len());
-            for (i, item) in batch.iter().enumerate() {
-                let e = &item.event;
-                if let Some(external_id) = e.external_id.as_deref() {
-                    if let Some(&first) = first_of.get(&(e.source.as_str(), external_id)) {
-                        repeats.push((i, first));
-                        continue;
-                    }
-                    let earlier: Option<(EventRow, Option<AlertRow>)> = with_alert!()
-                        .filter(events::source.eq(&e.source))
-                        .filter(events::external_id.eq(external_id))
-                        .select((EventRow::as_select(), Option::<AlertRow>::as_select()))
-                        .first(conn)
-                        .await
-                        .optional()?;
-                    if let Some((event, alert)) = earlier {
-                        let alert = match alert {
-                            Some(a) if a.event_id == event.id => Some(AlertWithEvent {
-                                alert: a,
-                                event: event.clone(),
-                            }),
-                            Some(a) => Some(alert_with_raising_event!(conn, a)),
-                            None => None,
-                        };
-                        out[i] = Some(Ingested {
-                            event,
-                            alert,
-                            created: false,
-                            raised: false,
-                        });
-                        continue;
-                    }
-                    first_of.insert((e.source.as_str(), external_id), i);
-                }
-                fresh.push(i);
+    pub async fn ingest(&self, on: &mut WriterConn, batch: Vec<Ingest>) -> Result<Vec<Ingested>> {
+        match on {
+            WriterConn::Sqlite(sqlite) => {
+                let _writer = self.write_lock().await;
+                let conn = sqlite.begin_immediate().await?;
+                let result = async { ingest_body!(conn, batch) }.await;
+                sqlite.finish(result).await
             }
-
-            // 2. Live silences: read from the database, so they hold on every
-            //    instance the moment they are created or expired.
-            let live: Vec<SilenceRow> = if fresh
-                .iter()
-                .any(|&i| batch[i].event.severity.raises_alert())
-            {
-                silences::table
-                    .filter(silences::expired_at.is_null())
-                    .filter(silences::ends_at.gt(now))
-                    .select(SilenceRow::as_select())
-                    .load(conn)
-                    .await?
-            } else {
-                Vec::new()
-            };
-            let silenced_by = |e: &crate::domain::event::NewEvent| -> Option<i64> {
-                if !e.severity.raises_alert() {
-                    return None;
-                }
-                live.iter().find(|s| s.matches(e)).map(|s| s.id)
-            };
-
-            // 4. Which alert each raising event belongs to.
-            //    Decided before the events are stored, so that repeats of
-            //    alerts stored earlier are inserted already pointing at them.
-            let silenced: Vec<Option<i64>> = fresh
-                .iter()
-                .map(|&i| silenced_by(&batch[i].event))
-                .collect();
-            let raising: Vec<usize> = (0..fresh.len())
-                .filter(|&k| batch[fresh[k]].event.severity.raises_alert() && silenced[k].is_none())
-                .collect();
-            let mut keys: Vec<&str> = raising
-                .iter()
-                .filter_map(|&k| batch[fresh[k]].event.dedup_key.as_deref())
-                .collect();
-            keys.sort_unstable();
-            keys.dedup();
-            let mut sources: Vec<&str> = raising
-                .iter()
-                .filter(|&&k| batch[fresh[k]].event.dedup_key.is_some())
-                .map(|&k| batch[fresh[k]].event.source.as_str())
-                .collect();
-            sources.sort_unstable();
-            sources.dedup();
-            let mut open: HashMap<(String, String), AlertWithEvent> = HashMap::new();
-            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-                let found: Vec<(AlertRow, EventRow)> =
-                    open_by_key!(&sources, chunk).load(conn).await?;
-                for (alert, event) in found {
-                    if let Some(key) = event.dedup_key.clone() {
-                        open.insert((event.source.clone(), key), AlertWithEvent { alert, event });
-                    }
-                }
+            WriterConn::Postgres(pool) => {
+                let mut pooled = pool.get().await?;
+                diesel_async::AsyncConnection::transaction::<_, Error, _>(
+                    &mut *pooled,
+                    async |conn| ingest_body!(conn, batch),
+                )
+                .await
             }
-            let mut target: HashMap<usize, Target> = HashMap::with_capacity(raising.len());
-            let mut new_for_key: HashMap<(String, String), usize> = HashMap::new();
-            let mut folded_into_new: HashMap<usize, i64> = HashMap::new();
-            for &k in &raising {
-                let e = &batch[fresh[k]].event;
-                let Some(key) = e.dedup_key.clone() else {
-                    target.insert(k, Target::New(k));
-                    continue;
-                };
-                let key = (e.source.clone(), key);
-                if let Some(existing) = open.get(&key) {
-                    target.insert(k, Target::Existing(existing.alert.id));
-                } else if let Some(&raiser) = new_for_key.get(&key) {
-                    target.insert(k, Target::New(raiser));
-                    *folded_into_new.entry(raiser).or_default() += 1;
-                } else {
-                    new_for_key.insert(key, k);
-                    target.insert(k, Target::New(k));
-                }
-            }
-
-            // 3. The events, one statement per chunk.
-            let mut stored: Vec<EventRow> = Vec::with_capacity(fresh.len());
-            let mut offset = 0usize;
-            for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
-                let mut query = diesel::sql_query(multi_row_insert(
-                    style,
-                    "events (source, event_type, severity, description, created_at, external_id, \
-                     dedup_key, silenced_by, alert_id)",
-                    9,
-                    chunk.len(),
-                    EVENT_COLUMNS,
-                ))
-                .into_boxed();
-                for (&i, k) in chunk.iter().zip(offset..) {
-                    let e = &batch[i].event;
-                    let existing = match target.get(&k) {
-                        Some(Target::Existing(id)) => Some(*id),
-                        _ => None,
-                    };
-                    query = query
-                        .bind::<Text, _>(&e.source)
-                        .bind::<Text, _>(&e.event_type)
-                        .bind::<Text, _>(e.severity.as_str())
-                        .bind::<Text, _>(&e.description)
-                        .bind::<Timestamp, _>(now)
-                        .bind::<Nullable<Text>, _>(e.external_id.as_deref())
-                        .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
-                        .bind::<Nullable<BigInt>, _>(silenced[k])
-                        .bind::<Nullable<BigInt>, _>(existing);
-                }
-                offset += chunk.len();
-                let mut got: Vec<EventRow> = query.load(conn).await?;
-                // Ids grow in the order rows were inserted; RETURNING's own
-                // order is not promised, so the ids put them back in order.
-                got.sort_unstable_by_key(|e| e.id);
-                stored.extend(got);
-            }
-            if stored.len() != fresh.len() {
-                return Err(Error::internal(anyhow::anyhow!(
-                    "stored {} events of {}",
-                    stored.len(),
-                    fresh.len()
-                )));
-            }
-
-            // 5. New alerts, one statement per chunk.
-            let raisers: Vec<usize> = raising
-                .iter()
-                .copied()
-                .filter(|k| matches!(target.get(k), Some(Target::New(r)) if r == k))
-                .collect();
-            let mut alert_of: HashMap<i64, AlertRow> = HashMap::with_capacity(raisers.len());
-            for chunk in raisers.chunks(ROWS_PER_STATEMENT) {
-                let mut query = diesel::sql_query(multi_row_insert(
-                    style,
-                    "alerts (event_id, severity, status, created_at, updated_at, source, \
-                     dedup_key, occurrences, last_seen_at)",
-                    9,
-                    chunk.len(),
-                    ALERT_COLUMNS,
-                ))
-                .into_boxed();
-                for &k in chunk {
-                    let e = &stored[k];
-                    query = query
-                        .bind::<BigInt, _>(e.id)
-                        .bind::<Text, _>(e.severity.as_str())
-                        .bind::<Text, _>(AlertStatus::Open.as_str())
-                        .bind::<Timestamp, _>(now)
-                        .bind::<Timestamp, _>(now)
-                        .bind::<Text, _>(&e.source)
-                        .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
-                        .bind::<BigInt, _>(1 + folded_into_new.get(&k).copied().unwrap_or(0))
-                        .bind::<Timestamp, _>(now);
-                }
-                let got: Vec<AlertRow> = query.load(conn).await?;
-                alert_of.extend(got.into_iter().map(|a| (a.event_id, a)));
-            }
-            if alert_of.len() != raisers.len() {
-                return Err(Error::internal(anyhow::anyhow!("an alert was not stored")));
-            }
-
-            // 6. Repeats of alerts stored before: count them, move lastSeenAt.
-            let mut folds: HashMap<i64, i64> = HashMap::new();
-            for t in target.values() {
-                if let Target::Existing(id) = t {
-                    *folds.entry(*id).or_default() += 1;
-                }
-            }
-            if !folds.is_empty() {
-                let folds: Vec<(i64, i64)> = folds.iter().map(|(a, n)| (*a, *n)).collect();
-                let mut query = diesel::sql_query(fold_update(style, folds.len())).into_boxed();
-                for (id, n) in &folds {
-                    query = query.bind::<BigInt, _>(*id).bind::<BigInt, _>(*n);
-                }
-                query = query.bind::<Timestamp, _>(now);
-                for (id, _) in &folds {
-                    query = query.bind::<BigInt, _>(*id);
-                }
-                query.execute(conn).await?;
-            }
-            let folds: HashMap<i64, i64> = folds;
-            for existing in open.values_mut() {
-                if let Some(n) = folds.get(&existing.alert.id) {
-                    existing.alert.occurrences += n;
-                    existing.alert.last_seen_at = Some(now);
-                }
-            }
-
-            // 7. Every linked event points at its alert: raisers through their
-            //    alert's event_id, folded ones by id.
-            let raiser_ids: Vec<i64> = raisers.iter().map(|&k| stored[k].id).collect();
-            for chunk in raiser_ids.chunks(ROWS_PER_STATEMENT) {
-                link_raising_events!(conn, chunk)?;
-            }
-            let is_raiser: std::collections::HashSet<usize> = raisers.iter().copied().collect();
-            let mut by_alert: HashMap<i64, Vec<i64>> = HashMap::new();
-            let alert_id_of = |k: usize| -> Option<i64> {
-                match target.get(&k)? {
-                    Target::New(r) => alert_of.get(&stored[*r].id).map(|a| a.id),
-                    Target::Existing(id) => Some(*id),
-                }
-            };
-            for &k in &raising {
-                // Repeats of earlier alerts were inserted pointing at them.
-                if is_raiser.contains(&k) || matches!(target.get(&k), Some(Target::Existing(_))) {
-                    continue;
-                }
-                if let Some(a) = alert_id_of(k) {
-                    by_alert.entry(a).or_default().push(stored[k].id);
-                }
-            }
-            for (alert_id, ids) in &by_alert {
-                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                    diesel::update(events::table.filter(events::id.eq_any(chunk)))
-                        .set(events::alert_id.eq(*alert_id))
-                        .execute(conn)
-                        .await?;
-                }
-            }
-
-            // 8. Audit entries and counters for the alerts raised.
-            let audits: Vec<NewAudit> = raisers
-                .iter()
-                .filter_map(|&k| {
-                    let e = &stored[k];
-                    let alert = alert_of.get(&e.id)?;
-                    let item = &batch[fresh[k]];
-                    Some(NewAudit {
-                        at: now,
-                        action: AuditAction::AlertCreated.as_str().into(),
-                        actor: item.actor.clone(),
-                        target_type: Some("Alert".into()),
-                        target_id: Some(alert.id.to_string()),
-                        detail: Some(
-                            serde_json::json!({
-                                "eventId": e.id.to_string(),
-                                "severity": e.severity.as_str(),
-                                "source": e.source,
-                            })
-                            .to_string(),
-                        ),
-                        ip: item.ip.clone(),
-                    })
-                })
-                .collect();
-            for chunk in audits.chunks(ROWS_PER_STATEMENT) {
-                let mut query = diesel::sql_query(multi_row_insert(
-                    style,
-                    "audit_log (at, action, actor, target_type, target_id, detail, ip)",
-                    7,
-                    chunk.len(),
-                    "",
-                ))
-                .into_boxed();
-                for a in chunk {
-                    query = query
-                        .bind::<Timestamp, _>(a.at)
-                        .bind::<Text, _>(&a.action)
-                        .bind::<Text, _>(&a.actor)
-                        .bind::<Nullable<Text>, _>(a.target_type.as_deref())
-                        .bind::<Nullable<Text>, _>(a.target_id.as_deref())
-                        .bind::<Nullable<Text>, _>(a.detail.as_deref())
-                        .bind::<Nullable<Text>, _>(a.ip.as_deref());
-                }
-                query.execute(conn).await?;
-            }
-            // One counter update per severity per batch, not per alert.
-            for severity in Severity::ALL {
-                let raised = alert_of
-                    .values()
-                    .filter(|a| a.severity == *severity)
-                    .count();
-                if raised > 0 {
-                    let raised = i32::try_from(raised).unwrap_or(i32::MAX);
-                    count!(conn, AlertStatus::Open, severity, raised)?;
-                }
-            }
-
-            // 9. What each event became.
-            let raised_alerts: HashMap<i64, AlertWithEvent> = raisers
-                .iter()
-                .filter_map(|&k| {
-                    let event = stored[k].clone();
-                    let mut alert = alert_of.get(&event.id)?.clone();
-                    alert.occurrences = 1 + folded_into_new.get(&k).copied().unwrap_or(0);
-                    Some((alert.id, AlertWithEvent { alert, event }))
-                })
-                .collect();
-            let existing_by_id: HashMap<i64, AlertWithEvent> =
-                open.into_values().map(|a| (a.alert.id, a)).collect();
-            let alert_ids: Vec<Option<i64>> = (0..stored.len()).map(alert_id_of).collect();
-            for (k, mut event) in stored.into_iter().enumerate() {
-                let alert_id = alert_ids[k];
-                event.alert_id = alert_id;
-                let alert = alert_id.and_then(|id| {
-                    raised_alerts
-                        .get(&id)
-                        .or_else(|| existing_by_id.get(&id))
-                        .cloned()
-                });
-                let raised = alert.as_ref().is_some_and(|a| a.alert.event_id == event.id);
-                out[fresh[k]] = Some(Ingested {
-                    event,
-                    alert,
-                    created: true,
-                    raised,
-                });
-            }
-            for (i, first) in repeats {
-                out[i] = out[first].clone().map(|done| Ingested {
-                    created: false,
-                    raised: false,
-                    ..done
-                });
-            }
-            out.into_iter()
-                .map(|done| {
-                    done.ok_or_else(|| Error::internal(anyhow::anyhow!("an event was not stored")))
-                })
-                .collect()
-        })
-    }
-}
-
-const EVENT_COLUMNS: &str = "id, source, event_type, severity, description, created_at, \
-     external_id, alert_id, dedup_key, silenced_by";
-const ALERT_COLUMNS: &str = "id, event_id, severity, status, created_at, updated_at, \
-     assignee_id, acknowledged_at, resolved_at, occurrences, last_seen_at";
-
-/// `UPDATE alerts SET occurrences = occurrences + CASE id WHEN ? THEN ? …
-/// END, last_seen_at = ? WHERE id IN (…)`: every fold of a batch in one
-/// statement. Binds: (id, n) per alert, the time, then the ids again.
-fn fold_update(style: Placeholders, alerts: usize) -> String {
-    let mut sql = String::from("UPDATE alerts SET occurrences = occurrences + CASE id");
-    let mut n = 0;
-    for _ in 0..alerts {
-        sql.push_str(" WHEN ");
-        style.push(&mut sql, &mut n);
-        sql.push_str(" THEN ");
-        style.push(&mut sql, &mut n);
-    }
-    sql.push_str(" ELSE 0 END, last_seen_at = ");
-    style.push(&mut sql, &mut n);
-    sql.push_str(" WHERE id IN (");
-    for i in 0..alerts {
-        if i > 0 {
-            sql.push_str(", ");
         }
-        style.push(&mut sql, &mut n);
     }
-    sql.push(')');
-    sql
 }
+
+const EVENT_RETURNING: &str = " RETURNING id, source, event_type, severity, description, \
+     created_at, external_id, alert_id, dedup_key, silenced_by";
+const ALERT_RETURNING: &str = " RETURNING id, event_id, severity, status, created_at, \
+     updated_at, assignee_id, acknowledged_at, resolved_at, occurrences, last_seen_at";
 
 impl Db {
     /// The events that belong to an alert, newest first.
@@ -590,14 +584,6 @@ mod tests {
         assert!(
             plan.iter().any(|p| p.detail.contains("alerts_open_dedup")),
             "{plan:?}"
-        );
-    }
-    #[test]
-    fn fold_update_numbers_every_value() {
-        assert_eq!(
-            super::fold_update(super::Placeholders::Dollar, 2),
-            "UPDATE alerts SET occurrences = occurrences + CASE id WHEN $1 THEN $2 WHEN $3 THEN $4 \
-             ELSE 0 END, last_seen_at = $5 WHERE id IN ($6, $7)"
         );
     }
 }

@@ -1,7 +1,132 @@
 //! Statements Diesel's query builder cannot express for both backends
 //! through diesel-async: multi-row INSERTs with a variable number of rows.
 
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{HasSqlType, Untyped};
+use diesel::QueryResult;
+
 use super::{Db, Pool};
+
+/// SQL assembled at run time from text and bound values, like
+/// `diesel::sql_query(..).bind(..)`, except that a connection may keep it
+/// prepared: Diesel never caches `sql_query`, an `UPDATE`, or an `IN`
+/// list, so the ingest writer re-parsed five statements per batch. This
+/// one is cached by its text while it binds at most `MAX_CACHED_VALUES`
+/// values: group-commit batches are small and recur in every size, while
+/// every cached text costs memory for the connection's lifetime, so the
+/// rare large ones are parsed afresh. Diesel writes each placeholder
+/// itself (`?` or `$n`); consecutive values are separated by `, `.
+pub struct Statement<'a, DB> {
+    parts: Vec<Part<'a, DB>>,
+    values: usize,
+}
+
+/// See `Statement`: up to 28 rows of a nine-column insert.
+const MAX_CACHED_VALUES: usize = 256;
+
+enum Part<'a, DB> {
+    Sql(Cow<'static, str>),
+    Value(Box<dyn QueryFragment<DB> + Send + 'a>),
+}
+
+struct Bound<ST, U> {
+    value: U,
+    sql_type: PhantomData<ST>,
+}
+
+impl<ST, U, DB> QueryFragment<DB> for Bound<ST, U>
+where
+    DB: Backend + HasSqlType<ST>,
+    U: ToSql<ST, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        pass.push_bind_param::<ST, U>(&self.value)
+    }
+}
+
+impl<'a, DB: Backend> Statement<'a, DB> {
+    pub fn new(sql: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            parts: vec![Part::Sql(sql.into())],
+            values: 0,
+        }
+    }
+
+    pub fn sql(mut self, sql: impl Into<Cow<'static, str>>) -> Self {
+        self.parts.push(Part::Sql(sql.into()));
+        self
+    }
+
+    pub fn bind<ST, U>(mut self, value: U) -> Self
+    where
+        DB: HasSqlType<ST>,
+        U: ToSql<ST, DB> + Send + 'a,
+        ST: Send + 'a,
+    {
+        if matches!(self.parts.last(), Some(Part::Value(_))) {
+            self.parts.push(Part::Sql(Cow::Borrowed(", ")));
+        }
+        self.values += 1;
+        self.parts.push(Part::Value(Box::new(Bound {
+            value,
+            sql_type: PhantomData::<ST>,
+        })));
+        self
+    }
+
+    /// `(v, …), (v, …)`: one parenthesised row per item, its values bound
+    /// by `row`.
+    pub fn rows<T>(mut self, items: &'a [T], mut row: impl FnMut(Self, &'a T) -> Self) -> Self {
+        for (i, item) in items.iter().enumerate() {
+            self = row(self.sql(if i == 0 { "(" } else { "), (" }), item);
+        }
+        if !items.is_empty() {
+            self = self.sql(")");
+        }
+        self
+    }
+
+    /// `v, v, …`: each item bound as one value, for an `IN (…)` list.
+    pub fn list<ST, U: Copy + ToSql<ST, DB> + Send + 'a>(mut self, items: &'a [U]) -> Self
+    where
+        DB: HasSqlType<ST>,
+        ST: Send + 'a,
+    {
+        for item in items {
+            self = self.bind::<ST, U>(*item);
+        }
+        self
+    }
+}
+
+impl<DB: Backend> QueryFragment<DB> for Statement<'_, DB> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if self.values > MAX_CACHED_VALUES {
+            out.unsafe_to_cache_prepared();
+        }
+        for part in &self.parts {
+            match part {
+                Part::Sql(sql) => out.push_sql(sql),
+                Part::Value(value) => value.walk_ast(out.reborrow())?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<DB> QueryId for Statement<'_, DB> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB: Backend> Query for Statement<'_, DB> {
+    type SqlType = Untyped;
+}
 
 /// Rows per multi-row INSERT: far below SQLite's 32,766 and PostgreSQL's
 /// 65,535 bound parameters, with up to seven columns a row.
@@ -75,6 +200,58 @@ pub fn multi_row_insert(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text is what the statement cache keys on: the same shape gives
+    /// the same text, with placeholders Diesel numbers itself.
+    #[test]
+    fn statement_renders_placeholders_and_separators() {
+        use diesel::pg::Pg;
+        use diesel::sql_types::{BigInt, Text};
+        let rows = [(1i64, "a"), (2, "b")];
+        let stmt: Statement<'_, Pg> = Statement::new("INSERT INTO t (a, b) VALUES ")
+            .rows(&rows, |s, (a, b)| {
+                s.bind::<BigInt, _>(*a).bind::<Text, _>(*b)
+            })
+            .sql(" RETURNING id");
+        assert_eq!(
+            diesel::debug_query::<Pg, _>(&stmt)
+                .to_string()
+                .split(" -- ")
+                .next(),
+            Some("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING id")
+        );
+        let ids = [5i64, 6, 7];
+        let stmt: Statement<'_, diesel::sqlite::Sqlite> =
+            Statement::new("DELETE FROM t WHERE id IN (")
+                .list::<BigInt, _>(&ids)
+                .sql(")");
+        assert_eq!(
+            diesel::debug_query::<diesel::sqlite::Sqlite, _>(&stmt)
+                .to_string()
+                .split(" -- ")
+                .next(),
+            Some("DELETE FROM t WHERE id IN (?, ?, ?)")
+        );
+    }
+
+    /// Small statements are kept prepared; large ones are not, so that a
+    /// connection's cache stays small whatever batch sizes it meets.
+    #[test]
+    fn only_small_statements_are_cached() {
+        use diesel::sql_types::BigInt;
+        use diesel::sqlite::Sqlite;
+        let small: Vec<i64> = (0..MAX_CACHED_VALUES as i64).collect();
+        let large: Vec<i64> = (0..=MAX_CACHED_VALUES as i64).collect();
+        let cacheable = |ids: &[i64]| {
+            Statement::<'_, Sqlite>::new("SELECT 1 WHERE 1 IN (")
+                .list::<BigInt, _>(ids)
+                .sql(")")
+                .is_safe_to_cache_prepared(&Sqlite)
+                .unwrap()
+        };
+        assert!(cacheable(&small));
+        assert!(!cacheable(&large));
+    }
 
     #[test]
     fn multi_row_insert_numbers_every_value() {

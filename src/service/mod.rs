@@ -119,7 +119,7 @@ impl Service {
                 }
                 crate::metrics::events_ingested(stored);
             }),
-        );
+        )?;
         let security = Security {
             throttle: Throttle::new(settings.rate_anon, settings.rate_user, settings.rate_sensor),
             sessions: TtlCache::new(CREDENTIAL_CACHE_TTL, CREDENTIAL_CACHE_SIZE),

@@ -205,7 +205,86 @@ async fn concurrent_ingests_all_land(app: TestApp) {
     assert_eq!(totals(&app, &analyst).await, (40, 10));
 }
 
+/// A job the database refuses fails alone: the jobs committed beside it in
+/// the same group land, nothing of it is stored, and the writer's
+/// connection is left clean for the next one.
+async fn a_refused_ingest_fails_alone(app: TestApp) {
+    let admin = app.admin().await;
+    let postgres = app.db().url().starts_with("postgres");
+    let trap = if postgres {
+        "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'boom'; END $$; \
+         CREATE TRIGGER boom BEFORE INSERT ON events FOR EACH ROW \
+         WHEN (NEW.source = 'BOOM') EXECUTE FUNCTION boom();"
+    } else {
+        "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.source = 'BOOM' \
+         BEGIN SELECT RAISE(ABORT, 'boom'); END;"
+    };
+    app.db().exec(trap).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for n in 0..41u32 {
+        let client = app.client.clone();
+        let url = app.url("/graphql");
+        let token = admin.clone();
+        let source = if n == 20 {
+            "BOOM".to_string()
+        } else {
+            format!("S{n}")
+        };
+        tasks.push(tokio::spawn(async move {
+            let body: serde_json::Value = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": INGEST, "variables": { "i": { "source": source, "eventType": "X", "severity": "HIGH", "description": "d" } } }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (n, body)
+        }));
+    }
+    for t in tasks {
+        let (n, body) = t.await.unwrap();
+        if n == 20 {
+            assert_eq!(code(&body), "INTERNAL_SERVER_ERROR", "{body}");
+            assert!(
+                !body.to_string().contains("boom"),
+                "database detail leaked: {body}"
+            );
+        } else {
+            assert!(body.get("errors").is_none(), "{body}");
+        }
+    }
+    assert_eq!(totals(&app, &admin).await, (40, 40));
+
+    // A batch with one refused event stores none of its events.
+    let q = "mutation($i: [IngestEventInput!]!) { ingestEvents(inputs: $i) { event { id } } }";
+    let batch: Vec<_> = ["A", "BOOM", "C"]
+        .iter()
+        .map(|s| json!({ "source": s, "eventType": "X", "severity": "CRITICAL", "description": "d" }))
+        .collect();
+    let body = app.gql(Some(&admin), q, json!({ "i": batch })).await;
+    assert_eq!(code(&body), "INTERNAL_SERVER_ERROR", "{body}");
+    assert_eq!(totals(&app, &admin).await, (40, 40));
+
+    app.db()
+        .exec(if postgres {
+            "DROP TRIGGER boom ON events"
+        } else {
+            "DROP TRIGGER boom"
+        })
+        .await
+        .unwrap();
+    let body = app.gql(Some(&admin), q, json!({ "i": batch })).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(totals(&app, &admin).await, (43, 43));
+}
+
 both!(
+    a_refused_ingest_fails_alone,
     high_and_critical_raise_one_open_alert,
     invalid_input_is_refused_and_stores_nothing,
     anonymous_cannot_ingest,
