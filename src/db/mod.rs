@@ -6,14 +6,20 @@
 //! CRATES.md), and the modules below hold every query the service makes.
 
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever
-/// backend is live. The body is compiled once per backend.
+/// backend is live. The body is compiled once per backend. On SQLite it
+/// runs under `db::blocking`: these are the statements whose cost is not
+/// bounded (counts over a whole table, say).
 macro_rules! run {
     ($db:expr, |$conn:ident| $body:block) => {{
         match $db.pool() {
             $crate::db::Pool::Sqlite(pool) => {
                 let mut pooled = pool.get().await?;
                 let $conn = &mut *pooled;
-                $body
+                $crate::db::blocking(async {
+                    let result: $crate::error::Result<_> = async { $body }.await;
+                    result
+                })
+                .await
             }
             $crate::db::Pool::Postgres(pool) => {
                 let mut pooled = pool.get().await?;
@@ -25,11 +31,14 @@ macro_rules! run {
 }
 
 /// Loads the rows of the query `$query` builds, as `Vec<$row>`, on
-/// whichever backend is live. On SQLite the query is built, run and decoded
-/// on the blocking thread that owns the connection: diesel-async's wrapper
-/// would otherwise copy every value of every row (`sqlite3_value_dup`) to
-/// carry it across threads, a tenth of the CPU of serving a page. `$query`
-/// may capture only owned, `'static` values (it runs on that thread).
+/// whichever backend is live. For the keyset pages only, whose cost is a
+/// bounded index walk: on SQLite they run right on the worker, where one
+/// page takes less time than the two thread switches of handing it to
+/// another thread would (at 16 connections those switches were a fifth of
+/// the CPU). Run through the connection directly, not diesel-async's
+/// statement path, which copies every value of every row
+/// (`sqlite3_value_dup`) to make it `Send`. `$query` may capture only
+/// owned, `'static` values.
 macro_rules! load {
     ($db:expr, $row:ty, || $query:expr) => {{
         match $db.pool() {
@@ -56,7 +65,8 @@ macro_rules! load {
 /// disconnects mid-request cannot cancel it between statements and leave a
 /// half-open transaction on a pooled connection. On SQLite it starts with
 /// `BEGIN IMMEDIATE` under the in-process write lock, so it never has to
-/// upgrade a read lock (which SQLite refuses without waiting).
+/// upgrade a read lock (which SQLite refuses without waiting), and runs
+/// under `db::blocking` (its COMMIT waits for the disk).
 macro_rules! transaction {
     ($db:expr, |$conn:ident| $body:block) => {{
         let db: $crate::db::Db = ::std::clone::Clone::clone(&$db);
@@ -65,9 +75,17 @@ macro_rules! transaction {
                 $crate::db::Pool::Sqlite(pool) => {
                     let _writer = db.write_lock().await;
                     let mut pooled = pool.get().await?;
-                    pooled
-                        .immediate_transaction::<_, $crate::error::Error, _>(async |$conn| $body)
-                        .await
+                    let conn = &mut *pooled;
+                    $crate::db::blocking(async {
+                        $crate::db::begin_immediate(conn).await?;
+                        let result: $crate::error::Result<_> = async {
+                            let $conn = &mut *conn;
+                            $body
+                        }
+                        .await;
+                        $crate::db::end_transaction(conn, result).await
+                    })
+                    .await
                 }
                 $crate::db::Pool::Postgres(pool) => {
                     let mut pooled = pool.get().await?;
@@ -180,9 +198,9 @@ use crate::error::Result;
 
 pub use migrate::migrate;
 
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
-/// A SQLite connection whose statements run on the calling thread.
-pub type InlineSqliteConn = SyncConnectionWrapper<SqliteConnection, Inline>;
+/// A SQLite connection whose statements run on the calling thread (see
+/// `Inline`).
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, Inline>;
 pub type PgConn = AsyncPgConnection;
 
 pub enum Pool {
@@ -207,12 +225,58 @@ struct Inner {
 }
 
 /// Runs a SQLite connection's work right where it is asked for, instead
-/// of hopping to tokio's blocking pool and back for every statement. Only
-/// for a thread that may block: the ingest writer's own. Its transaction is
-/// eight or so statements, and each hop cost more than the statement did
-/// under load (the writer spent 2 ms per batch, most of it waiting for
-/// blocking-pool threads to be woken and to wake it back).
+/// of hopping to tokio's blocking pool and back for every statement (what
+/// diesel-async does by default). Each hop is two thread switches and cost
+/// more than most statements: the ingest writer spent 2 ms per batch
+/// mostly waiting for them. So SQLite statements run inline: on the ingest
+/// writer's own thread, on the worker for a bounded page read (`load!`),
+/// and under `blocking` for anything else.
 pub struct Inline;
+
+/// Runs `work`, which may block (inline SQLite statements, a COMMIT's
+/// fsync), without stalling the tasks queued behind it: on the
+/// multi-threaded runtime the worker hands its queue to another thread
+/// first. Elsewhere (a single-threaded runtime, the CLI) it just runs.
+pub async fn blocking<F: std::future::Future>(work: F) -> F::Output {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(work))
+        }
+        _ => work.await,
+    }
+}
+
+/// `BEGIN IMMEDIATE` through Diesel's transaction manager, so that a
+/// connection a failed ROLLBACK leaves unusable is known to be broken (the
+/// pool then drops it). diesel-async offers this only on its default,
+/// hopping runtime.
+pub async fn begin_immediate(conn: &mut SqliteConn) -> diesel::QueryResult<()> {
+    use diesel::connection::AnsiTransactionManager;
+    conn.spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
+        .await
+}
+
+/// Commits after `result` is `Ok`, rolls back otherwise; the
+/// transaction's outcome is this call's.
+pub async fn end_transaction<R>(conn: &mut SqliteConn, result: Result<R>) -> Result<R> {
+    use diesel::connection::AnsiTransactionManager;
+    use diesel_async::sync_connection_wrapper::SyncTransactionManagerWrapper;
+    use diesel_async::TransactionManager;
+    type Manager = SyncTransactionManagerWrapper<AnsiTransactionManager>;
+    match result {
+        Ok(value) => {
+            Manager::commit_transaction(conn).await?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) = Manager::rollback_transaction(conn).await {
+                tracing::warn!(error = %rollback, "ROLLBACK failed");
+            }
+            Err(e)
+        }
+    }
+}
 
 impl diesel_async::sync_connection_wrapper::SpawnBlocking for Inline {
     fn spawn_blocking<'a, R>(
@@ -243,11 +307,10 @@ pub enum WriterConn {
     Postgres(bb8::Pool<PgConn>),
 }
 
-/// The SQLite ingest writer's connection. It opens its own transactions
-/// (`BEGIN IMMEDIATE`, which diesel-async offers only on its default
-/// runtime), and reopens itself if a failed ROLLBACK leaves it unknown.
+/// The SQLite ingest writer's connection, which reopens itself if a failed
+/// ROLLBACK leaves it broken.
 pub struct WriterSqlite {
-    conn: InlineSqliteConn,
+    conn: SqliteConn,
     path: String,
     pragmas: String,
     /// Dropped with the writer, which stops the checkpointer.
@@ -289,7 +352,7 @@ fn start_checkpointer(path: &str, pragmas: &str) -> anyhow::Result<std::sync::mp
     Ok(stop)
 }
 
-fn open_inline_sqlite(path: &str, pragmas: &str) -> diesel::ConnectionResult<InlineSqliteConn> {
+fn open_inline_sqlite(path: &str, pragmas: &str) -> diesel::ConnectionResult<SqliteConn> {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     let mut conn = SqliteConnection::establish(path)?;
@@ -300,34 +363,20 @@ fn open_inline_sqlite(path: &str, pragmas: &str) -> diesel::ConnectionResult<Inl
 
 impl WriterSqlite {
     /// Starts a write transaction; the caller holds `Db::write_lock`.
-    pub async fn begin_immediate(&mut self) -> Result<&mut InlineSqliteConn> {
-        self.conn.batch_execute("BEGIN IMMEDIATE").await?;
+    pub async fn begin_immediate(&mut self) -> Result<&mut SqliteConn> {
+        use diesel_async::pooled_connection::PoolableConnection;
+        if self.conn.is_broken() {
+            tracing::warn!("the ingest writer's connection is broken; reopening it");
+            self.conn = open_inline_sqlite(&self.path, &self.pragmas)
+                .map_err(crate::error::Error::internal)?;
+        }
+        begin_immediate(&mut self.conn).await?;
         Ok(&mut self.conn)
     }
 
-    /// Commits after `result` is `Ok`, rolls back otherwise; the
-    /// transaction's outcome is this call's.
+    /// Commits after `result` is `Ok`, rolls back otherwise.
     pub async fn finish<R>(&mut self, result: Result<R>) -> Result<R> {
-        let result = match result {
-            Ok(value) => match self.conn.batch_execute("COMMIT").await {
-                Ok(()) => return Ok(value),
-                Err(e) => Err(e.into()),
-            },
-            Err(e) => Err(e),
-        };
-        if let Err(e) = self.conn.batch_execute("ROLLBACK").await {
-            // Nothing was open (SQLite may end a transaction itself on
-            // some errors) or the connection is unusable; a new one is
-            // certain to be clean.
-            tracing::warn!(error = %e, "ingest ROLLBACK failed; reopening the writer's connection");
-            match open_inline_sqlite(&self.path, &self.pragmas) {
-                Ok(conn) => self.conn = conn,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot reopen the ingest writer's connection")
-                }
-            }
-        }
-        result
+        end_transaction(&mut self.conn, result).await
     }
 }
 

@@ -13,8 +13,13 @@ use diesel::{sql_query, QueryableByName};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::config::{redact_url, DatabaseUrl};
-use crate::db::SqliteConn;
 use crate::error::Result;
+
+/// The old database is read in large scans by a one-off command, so its
+/// statements go to tokio's blocking pool (diesel-async's default) rather
+/// than inline like the service's own connections.
+type SqliteConn =
+    diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::sqlite::SqliteConnection>;
 
 /// An open connection to the old system's database.
 pub enum Source {
