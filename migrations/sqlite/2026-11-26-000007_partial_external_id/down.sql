@@ -1,0 +1,2 @@
+DROP INDEX events_source_external_id;
+CREATE UNIQUE INDEX events_source_external_id ON events (source, external_id);
