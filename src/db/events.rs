@@ -78,13 +78,16 @@ macro_rules! open_by_key {
 /// An alert with the event that raised it, read inside the caller's
 /// transaction.
 macro_rules! alert_with_raising_event {
-    ($conn:expr, $alert:expr) => {{
+    ($mode:ident, $conn:expr, $alert:expr) => {{
         let alert: AlertRow = $alert;
-        let event: EventRow = events::table
-            .find(alert.event_id)
-            .select(EventRow::as_select())
-            .first($conn)
-            .await?;
+        let event: EventRow = call!(
+            $mode,
+            first,
+            events::table
+                .find(alert.event_id)
+                .select(EventRow::as_select()),
+            $conn
+        )?;
         AlertWithEvent { alert, event }
     }};
 }
@@ -99,10 +102,11 @@ enum Target {
 }
 
 /// The ingest transaction's statements, for `Db::ingest`: spelled once,
-/// compiled for each backend's connection. `$batch` is the `Vec<Ingest>`;
-/// runs inside the caller's transaction.
+/// compiled for the SQLite writer's plain connection (`blocking`) and for
+/// PostgreSQL's async one (`awaited`), see `call!`. `$batch` is the
+/// `Vec<Ingest>`; runs inside the caller's transaction.
 macro_rules! ingest_body {
-    ($conn:ident, $batch:ident) => {{
+    ($mode:ident, $conn:ident, $batch:ident) => {{
         let (conn, batch) = ($conn, &$batch);
         let now = crate::domain::now();
         let mut out: Vec<Option<Ingested>> = vec![None; batch.len()];
@@ -118,17 +122,16 @@ macro_rules! ingest_body {
                     repeats.push((i, first));
                     continue;
                 }
-                let earlier: Option<(EventRow, Option<AlertRow>)> = by_external_id!(&e.source, external_id)
-                    .first(conn)
-                    .await
-                    .optional()?;
+                let earlier: Option<(EventRow, Option<AlertRow>)> =
+                    call!($mode, first, by_external_id!(&e.source, external_id), conn)
+                        .optional()?;
                 if let Some((event, alert)) = earlier {
                     let alert = match alert {
                         Some(a) if a.event_id == event.id => Some(AlertWithEvent {
                             alert: a,
                             event: event.clone(),
                         }),
-                        Some(a) => Some(alert_with_raising_event!(conn, a)),
+                        Some(a) => Some(alert_with_raising_event!($mode, conn, a)),
                         None => None,
                     };
                     out[i] = Some(Ingested {
@@ -150,12 +153,15 @@ macro_rules! ingest_body {
             .iter()
             .any(|&i| batch[i].event.severity.raises_alert())
         {
-            silences::table
-                .filter(silences::expired_at.is_null())
-                .filter(silences::ends_at.gt(now))
-                .select(SilenceRow::as_select())
-                .load(conn)
-                .await?
+            call!(
+                $mode,
+                load,
+                silences::table
+                    .filter(silences::expired_at.is_null())
+                    .filter(silences::ends_at.gt(now))
+                    .select(SilenceRow::as_select()),
+                conn
+            )?
         } else {
             Vec::new()
         };
@@ -192,7 +198,7 @@ macro_rules! ingest_body {
         let mut open: HashMap<(String, String), AlertWithEvent> = HashMap::new();
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
             let found: Vec<(AlertRow, EventRow)> =
-                open_by_key!(&sources, chunk).load(conn).await?;
+                call!($mode, load, open_by_key!(&sources, chunk), conn)?;
             for (alert, event) in found {
                 if let Some(key) = event.dedup_key.clone() {
                     open.insert((event.source.clone(), key), AlertWithEvent { alert, event });
@@ -245,7 +251,7 @@ macro_rules! ingest_body {
                     .bind::<Nullable<BigInt>, _>(existing)
             })
             .sql(EVENT_RETURNING);
-            let mut got: Vec<EventRow> = query.load(conn).await?;
+            let mut got: Vec<EventRow> = call!($mode, load, query, conn)?;
             // Ids grow in the order rows were inserted; RETURNING's own
             // order is not promised, so the ids put them back in order.
             got.sort_unstable_by_key(|e| e.id);
@@ -284,7 +290,7 @@ macro_rules! ingest_body {
                     .bind::<Timestamp, _>(now)
             })
             .sql(ALERT_RETURNING);
-            let got: Vec<AlertRow> = query.load(conn).await?;
+            let got: Vec<AlertRow> = call!($mode, load, query, conn)?;
             alert_of.extend(got.into_iter().map(|a| (a.event_id, a)));
         }
         if alert_of.len() != raisers.len() {
@@ -310,14 +316,13 @@ macro_rules! ingest_body {
                     .sql(" THEN ")
                     .bind::<BigInt, _>(*n);
             }
-            query
+            let query = query
                 .sql(" ELSE 0 END, last_seen_at = ")
                 .bind::<Timestamp, _>(now)
                 .sql(" WHERE id IN (")
                 .list::<BigInt, _>(&ids)
-                .sql(")")
-                .execute(conn)
-                .await?;
+                .sql(")");
+            call!($mode, execute, query, conn)?;
         }
         let folds: HashMap<i64, i64> = folds;
         for existing in open.values_mut() {
@@ -331,7 +336,7 @@ macro_rules! ingest_body {
         //    alert's event_id, folded ones by id.
         let raiser_ids: Vec<i64> = raisers.iter().map(|&k| stored[k].id).collect();
         for chunk in raiser_ids.chunks(ROWS_PER_STATEMENT) {
-            link_raising_events!(conn, chunk)?;
+            link_raising_events!($mode; conn, chunk)?;
         }
         let is_raiser: std::collections::HashSet<usize> = raisers.iter().copied().collect();
         let mut by_alert: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -352,13 +357,12 @@ macro_rules! ingest_body {
         }
         for (alert_id, ids) in &by_alert {
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                Statement::new("UPDATE events SET alert_id = ")
+                let query = Statement::new("UPDATE events SET alert_id = ")
                     .bind::<BigInt, _>(*alert_id)
                     .sql(" WHERE id IN (")
                     .list::<BigInt, _>(chunk)
-                    .sql(")")
-                    .execute(conn)
-                    .await?;
+                    .sql(")");
+                call!($mode, execute, query, conn)?;
             }
         }
 
@@ -388,7 +392,7 @@ macro_rules! ingest_body {
             })
             .collect();
         for chunk in audits.chunks(ROWS_PER_STATEMENT) {
-            Statement::new(
+            let query = Statement::new(
                 "INSERT INTO audit_log (at, action, actor, target_type, target_id, detail, ip) \
                  VALUES ",
             )
@@ -400,9 +404,8 @@ macro_rules! ingest_body {
                     .bind::<Nullable<Text>, _>(a.target_id.as_deref())
                     .bind::<Nullable<Text>, _>(a.detail.as_deref())
                     .bind::<Nullable<Text>, _>(a.ip.as_deref())
-            })
-            .execute(conn)
-            .await?;
+            });
+            call!($mode, execute, query, conn)?;
         }
         // One counter update per severity per batch, not per alert.
         for severity in Severity::ALL {
@@ -412,7 +415,7 @@ macro_rules! ingest_body {
                 .count();
             if raised > 0 {
                 let raised = i32::try_from(raised).unwrap_or(i32::MAX);
-                count!(conn, AlertStatus::Open, severity, raised)?;
+                count!($mode; conn, AlertStatus::Open, severity, raised)?;
             }
         }
 
@@ -508,15 +511,13 @@ impl Db {
         match on {
             WriterConn::Sqlite(sqlite) => {
                 let _writer = self.write_lock().await;
-                let conn = sqlite.begin_immediate().await?;
-                let result = async { ingest_body!(conn, batch) }.await;
-                sqlite.finish(result).await
+                sqlite.immediate_transaction(|conn| ingest_body!(blocking, conn, batch))
             }
             WriterConn::Postgres(pool) => {
                 let mut pooled = pool.get().await?;
                 diesel_async::AsyncConnection::transaction::<_, Error, _>(
                     &mut *pooled,
-                    async |conn| ingest_body!(conn, batch),
+                    async |conn| ingest_body!(awaited, conn, batch),
                 )
                 .await
             }

@@ -5,6 +5,18 @@
 //! (diesel-async's `MultiConnection` does not support async connections, see
 //! CRATES.md), and the modules below hold every query the service makes.
 
+/// Calls the Diesel query method `$method` (`load`, `execute`, `first`)
+/// on `$conn`: `blocking` for a plain SQLite connection, `awaited` for a
+/// diesel-async one. Lets one query body serve both (see `ingest_body!`).
+macro_rules! call {
+    (blocking, $method:ident, $query:expr, $conn:expr) => {
+        diesel::RunQueryDsl::$method($query, $conn)
+    };
+    (awaited, $method:ident, $query:expr, $conn:expr) => {
+        diesel_async::RunQueryDsl::$method($query, $conn).await
+    };
+}
+
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever
 /// backend is live. The body is compiled once per backend. On SQLite it
 /// runs under `db::blocking`: these are the statements whose cost is not
@@ -129,31 +141,35 @@ macro_rules! paged {
 /// Spelled as a `Statement` so that connections keep it prepared (Diesel
 /// re-prepares every `UPDATE` it builds).
 macro_rules! count {
-    ($conn:expr, $status:expr, $severity:expr, $delta:expr) => {{
+    ($conn:expr, $status:expr, $severity:expr, $delta:expr) => {
+        count!(awaited; $conn, $status, $severity, $delta)
+    };
+    ($mode:ident; $conn:expr, $status:expr, $severity:expr, $delta:expr) => {{
         use diesel::sql_types::{BigInt, Text};
-        $crate::db::sql::Statement::new("UPDATE alert_counts SET count = count + ")
+        let query = $crate::db::sql::Statement::new("UPDATE alert_counts SET count = count + ")
             .bind::<BigInt, _>(i64::from($delta))
             .sql(" WHERE status = ")
             .bind::<Text, _>($status.as_str())
             .sql(" AND severity = ")
-            .bind::<Text, _>($severity.as_str())
-            .execute($conn)
-            .await
+            .bind::<Text, _>($severity.as_str());
+        call!($mode, execute, query, $conn)
     }};
 }
 
 /// Points each event in `$ids` at the alert it raised (the alert whose
 /// `event_id` it is), inside the caller's transaction.
 macro_rules! link_raising_events {
-    ($conn:expr, $ids:expr) => {{
-        $crate::db::sql::Statement::new(
+    ($conn:expr, $ids:expr) => {
+        link_raising_events!(awaited; $conn, $ids)
+    };
+    ($mode:ident; $conn:expr, $ids:expr) => {{
+        let query = $crate::db::sql::Statement::new(
             "UPDATE events SET alert_id = \
              (SELECT alerts.id FROM alerts WHERE alerts.event_id = events.id) WHERE id IN (",
         )
         .list::<diesel::sql_types::BigInt, i64>($ids)
-        .sql(")")
-        .execute($conn)
-        .await
+        .sql(")");
+        call!($mode, execute, query, $conn)
     }};
 }
 
@@ -310,7 +326,11 @@ pub enum WriterConn {
 /// The SQLite ingest writer's connection, which reopens itself if a failed
 /// ROLLBACK leaves it broken.
 pub struct WriterSqlite {
-    conn: SqliteConn,
+    /// A plain, synchronous connection: the writer's thread may block, and
+    /// Diesel's own statement path skips what diesel-async's wrapper does
+    /// to make values `Send` (a copy of every bound value and every
+    /// returned one), a sixth of the writer's time.
+    conn: SqliteConnection,
     path: String,
     pragmas: String,
     /// Dropped with the writer, which stops the checkpointer.
@@ -352,31 +372,33 @@ fn start_checkpointer(path: &str, pragmas: &str) -> anyhow::Result<std::sync::mp
     Ok(stop)
 }
 
-fn open_inline_sqlite(path: &str, pragmas: &str) -> diesel::ConnectionResult<SqliteConn> {
+fn open_sqlite(path: &str, pragmas: &str) -> diesel::ConnectionResult<SqliteConnection> {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     let mut conn = SqliteConnection::establish(path)?;
     SimpleConnection::batch_execute(&mut conn, pragmas)
         .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-    Ok(SyncConnectionWrapper::with_runtime(conn, Inline))
+    Ok(conn)
 }
 
 impl WriterSqlite {
-    /// Starts a write transaction; the caller holds `Db::write_lock`.
-    pub async fn begin_immediate(&mut self) -> Result<&mut SqliteConn> {
-        use diesel_async::pooled_connection::PoolableConnection;
-        if self.conn.is_broken() {
+    /// Runs `work` in a `BEGIN IMMEDIATE` transaction; the caller holds
+    /// `Db::write_lock`. A connection that a failed ROLLBACK left broken is
+    /// replaced first.
+    pub fn immediate_transaction<R>(
+        &mut self,
+        work: impl FnOnce(&mut SqliteConnection) -> Result<R>,
+    ) -> Result<R> {
+        use diesel::connection::{
+            AnsiTransactionManager, TransactionManager, TransactionManagerStatus,
+        };
+        let status = AnsiTransactionManager::transaction_manager_status_mut(&mut self.conn);
+        if matches!(status, TransactionManagerStatus::InError) {
             tracing::warn!("the ingest writer's connection is broken; reopening it");
-            self.conn = open_inline_sqlite(&self.path, &self.pragmas)
-                .map_err(crate::error::Error::internal)?;
+            self.conn =
+                open_sqlite(&self.path, &self.pragmas).map_err(crate::error::Error::internal)?;
         }
-        begin_immediate(&mut self.conn).await?;
-        Ok(&mut self.conn)
-    }
-
-    /// Commits after `result` is `Ok`, rolls back otherwise.
-    pub async fn finish<R>(&mut self, result: Result<R>) -> Result<R> {
-        end_transaction(&mut self.conn, result).await
+        self.conn.immediate_transaction(work)
     }
 }
 
@@ -503,7 +525,7 @@ impl Db {
                     "{pragmas}\nPRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES};"
                 );
                 Ok(WriterConn::Sqlite(WriterSqlite {
-                    conn: open_inline_sqlite(path, &pragmas)?,
+                    conn: open_sqlite(path, &pragmas)?,
                     _checkpointer: start_checkpointer(path, &pragmas)?,
                     path: path.clone(),
                     pragmas,

@@ -128,6 +128,8 @@ impl<DB: Backend> Query for Statement<'_, DB> {
     type SqlType = Untyped;
 }
 
+impl<Conn: diesel::Connection> diesel::RunQueryDsl<Conn> for Statement<'_, Conn::Backend> {}
+
 /// Rows per multi-row INSERT: far below SQLite's 32,766 and PostgreSQL's
 /// 65,535 bound parameters, with up to seven columns a row.
 pub const ROWS_PER_STATEMENT: usize = 1_000;
