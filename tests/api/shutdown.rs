@@ -120,6 +120,18 @@ async fn sigterm_under_load_postgres() {
     acknowledged_events_survive_sigterm(Backend::Postgres).await;
 }
 
+/// Whether `/readyz` answers `status` within ten seconds.
+async fn readyz_becomes(app: &TestApp, status: u16) -> bool {
+    for _ in 0..50 {
+        let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+        if r.status().as_u16() == status {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
 /// PostgreSQL goes away (connections killed, new ones refused) and comes
 /// back: meanwhile clean errors and a 503 from /readyz; afterwards the same
 /// process serves again without a restart.
@@ -140,22 +152,7 @@ async fn recovers_when_postgres_comes_back() {
 
     // pg_terminate_backend only signals: a pooled connection may answer
     // once more before its backend is gone.
-    let mut status = 0;
-    for _ in 0..50 {
-        status = app
-            .client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16();
-        if status == 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, 503, "readyz during the outage");
+    assert!(readyz_becomes(&app, 503).await, "readyz during the outage");
     let body = app
         .gql(Some(&admin), "mutation { ingestEvent(input: {source: \"during\", eventType: \"X\", severity: HIGH, description: \"d\"}) { event { id } } }", json!({}))
         .await;
@@ -171,23 +168,7 @@ async fn recovers_when_postgres_comes_back() {
     );
 
     crate::helpers::admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
-    let mut ready = false;
-    for _ in 0..50 {
-        if app
-            .client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == 200
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(ready, "readyz recovered");
+    assert!(readyz_becomes(&app, 200).await, "readyz recovered");
     let admin = app.admin().await;
     app.ingest(&admin, "HIGH", "after").await;
     let d = app
