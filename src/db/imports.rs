@@ -10,7 +10,7 @@ use diesel_async::RunQueryDsl;
 
 use super::models::NewAudit;
 use super::schema::{events, imported_rows, users};
-use super::sql::{multi_row_insert, Placeholders, ROWS_PER_STATEMENT};
+use super::sql::{Statement, ROWS_PER_STATEMENT};
 use super::Db;
 use crate::django::{self, Kind, Report, Source, CHUNK};
 use crate::domain::{AlertStatus, AuditAction, Severity};
@@ -42,26 +42,22 @@ macro_rules! imported {
 /// Remembers where the rows just written came from, in multi-row
 /// statements.
 macro_rules! remember {
-    ($conn:expr, $style:expr, $origin:expr, $kind:expr, $pairs:expr, $now:expr) => {
+    ($conn:expr, $origin:expr, $kind:expr, $pairs:expr, $now:expr) => {
         let pairs: &[(i64, i64)] = &$pairs;
         for part in pairs.chunks(ROWS_PER_STATEMENT) {
-            let mut query = diesel::sql_query(multi_row_insert(
-                $style,
-                "imported_rows (origin, kind, source_id, target_id, imported_at)",
-                5,
-                part.len(),
-                "",
-            ))
-            .into_boxed();
-            for &(source_id, target_id) in part {
-                query = query
-                    .bind::<Text, _>($origin)
+            Statement::new(
+                "INSERT INTO imported_rows (origin, kind, source_id, target_id, imported_at) \
+                 VALUES ",
+            )
+            .rows(part, |row, &(source_id, target_id)| {
+                row.bind::<Text, _>($origin)
                     .bind::<Text, _>($kind.as_str())
                     .bind::<BigInt, _>(source_id)
                     .bind::<BigInt, _>(target_id)
-                    .bind::<Timestamp, _>($now);
-            }
-            query.execute($conn).await?;
+                    .bind::<Timestamp, _>($now)
+            })
+            .execute($conn)
+            .await?;
         }
     };
 }
@@ -89,9 +85,9 @@ impl Db {
         mut source: Source,
         origin: String,
     ) -> Result<(Report, Vec<NewAudit>)> {
-        let style = Placeholders::of(self);
+        let postgres = matches!(self.pool(), super::Pool::Postgres(_));
         transaction!(self, |conn| {
-            if matches!(style, Placeholders::Dollar) {
+            if postgres {
                 // The tables grow by the million inside this one
                 // transaction, unseen by statistics: a plan cached while
                 // they were empty would scan them whole for every chunk.
@@ -180,7 +176,7 @@ impl Db {
                     report.users.imported += 1;
                     done.push((u.id, id));
                 }
-                remember!(conn, style, origin, Kind::User, done, now);
+                remember!(conn, origin, Kind::User, done, now);
             }
 
             // Events, with the severity and source each alert copies.
@@ -210,22 +206,18 @@ impl Db {
                 }
                 let mut done = Vec::with_capacity(fresh.len());
                 for part in fresh.chunks(ROWS_PER_STATEMENT) {
-                    let mut query = diesel::sql_query(multi_row_insert(
-                        style,
-                        "events (source, event_type, severity, description, created_at)",
-                        5,
-                        part.len(),
-                        "id",
-                    ))
-                    .into_boxed();
-                    for (e, severity, at) in part {
-                        query = query
-                            .bind::<Text, _>(&e.source)
+                    let query = Statement::new(
+                        "INSERT INTO events (source, event_type, severity, description, \
+                         created_at) VALUES ",
+                    )
+                    .rows(part, |row, (e, severity, at)| {
+                        row.bind::<Text, _>(&e.source)
                             .bind::<Text, _>(&e.event_type)
                             .bind::<Text, _>(severity.as_str())
                             .bind::<Text, _>(&e.description)
-                            .bind::<Timestamp, _>(*at);
-                    }
+                            .bind::<Timestamp, _>(*at)
+                    })
+                    .sql(" RETURNING id");
                     let mut ids: Vec<StoredId> = query.load(conn).await?;
                     // Ids grow in the order rows were inserted; RETURNING's
                     // own order is not promised (as in ingest).
@@ -240,10 +232,10 @@ impl Db {
                     done.extend(part.iter().zip(ids).map(|((e, _, _), r)| (e.id, r.id)));
                 }
                 report.events.imported += done.len() as u64;
-                remember!(conn, style, origin, Kind::Event, done, now);
+                remember!(conn, origin, Kind::Event, done, now);
             }
 
-            if matches!(style, Placeholders::Dollar) {
+            if postgres {
                 // Statistics that know about the events just written, for
                 // the joins below.
                 diesel::sql_query("ANALYZE events, alerts, imported_rows")
@@ -339,26 +331,21 @@ impl Db {
                     // The old system kept no time of acknowledging or
                     // resolving, so none is made up: lifecycle averages
                     // count only alerts moved in threatwatch.
-                    let mut query = diesel::sql_query(multi_row_insert(
-                        style,
-                        "alerts (event_id, severity, status, created_at, updated_at, source, \
-                         occurrences, last_seen_at)",
-                        8,
-                        part.len(),
-                        "id, event_id",
-                    ))
-                    .into_boxed();
-                    for (_, event_id, severity, source, status, at) in part {
-                        query = query
-                            .bind::<BigInt, _>(*event_id)
+                    let query = Statement::new(
+                        "INSERT INTO alerts (event_id, severity, status, created_at, updated_at, \
+                         source, occurrences, last_seen_at) VALUES ",
+                    )
+                    .rows(part, |row, (_, event_id, severity, source, status, at)| {
+                        row.bind::<BigInt, _>(*event_id)
                             .bind::<Text, _>(severity.as_str())
                             .bind::<Text, _>(status.as_str())
                             .bind::<Timestamp, _>(*at)
                             .bind::<Timestamp, _>(*at)
                             .bind::<Text, _>(source)
                             .bind::<BigInt, _>(1i64)
-                            .bind::<Timestamp, _>(*at);
-                    }
+                            .bind::<Timestamp, _>(*at)
+                    })
+                    .sql(" RETURNING id, event_id");
                     let stored: Vec<Stored> = query.load(conn).await?;
                     // Each event has at most one alert, so event ids match
                     // the rows up exactly.
@@ -377,7 +364,7 @@ impl Db {
                     }
                 }
                 report.alerts.imported += done.len() as u64;
-                remember!(conn, style, origin, Kind::Alert, done, now);
+                remember!(conn, origin, Kind::Alert, done, now);
             }
             for ((status, severity), n) in counts {
                 count!(conn, status, severity, n)?;

@@ -137,9 +137,8 @@ macro_rules! paged {
 }
 
 /// Adds `$delta` to the alert counter of (`$status`, `$severity`) inside
-/// the caller's transaction.
-/// Spelled as a `Statement` so that connections keep it prepared (Diesel
-/// re-prepares every `UPDATE` it builds).
+/// the caller's transaction. Spelled as a `Statement` so that connections
+/// keep it prepared (Diesel re-prepares every `UPDATE` it builds).
 macro_rules! count {
     ($conn:expr, $status:expr, $severity:expr, $delta:expr) => {
         count!(awaited; $conn, $status, $severity, $delta)
@@ -244,9 +243,9 @@ struct Inner {
 /// of hopping to tokio's blocking pool and back for every statement (what
 /// diesel-async does by default). Each hop is two thread switches and cost
 /// more than most statements: the ingest writer spent 2 ms per batch
-/// mostly waiting for them. So SQLite statements run inline: on the ingest
-/// writer's own thread, on the worker for a bounded page read (`load!`),
-/// and under `blocking` for anything else.
+/// mostly waiting for them. So the pool's statements run inline: on the
+/// worker for a bounded page read (`load!`), under `blocking` for anything
+/// else. (The ingest writer has a plain connection on its own thread.)
 pub struct Inline;
 
 /// Runs `work`, which may block (inline SQLite statements, a COMMIT's
@@ -315,7 +314,7 @@ impl diesel_async::sync_connection_wrapper::SpawnBlocking for Inline {
 
 /// The connection the ingest writer commits on (see `crate::ingest`).
 pub enum WriterConn {
-    /// SQLite: one connection of the writer's own, run inline on the
+    /// SQLite: a plain connection of the writer's own, used only on the
     /// writer's thread.
     Sqlite(WriterSqlite),
     /// PostgreSQL: a pooled connection per batch; the driver is async
