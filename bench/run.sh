@@ -5,8 +5,8 @@
 #
 # Builds in release mode, and for each backend: starts the server on a fresh
 # database, drives it with wrk (installed from the distribution if missing),
-# and prints ingest rates (single events at 1/16/64 connections, with and
-# without group commit, and 1000-event batches), p50/p99 latency, list latency
+# and prints ingest rates (single events and 1000-event batches at 1/16/64
+# connections, single events also without group commit), p50/p99 latency, list latency
 # at depths 1 / 1,000 / 500,000 of a database filled to N alerts (default
 # 1,000,000), the server's peak RSS, and the raw-insert ceilings of the same
 # storage next to them. PostgreSQL: $THREATWATCH_BENCH_PG (default
@@ -117,9 +117,11 @@ for backend in $BACKENDS; do
   export REPEAT=1
   r=$(wrk_run 64 repeat.lua)
   row "$backend" "ingestEvent, 64 conns, all HIGH, 90% repeat 1000 keys" "$(field rps "$r") ev/s ($(awk "BEGIN{printf \"%.0f\", 100*$(field rps "$r")/$plain}")%)" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
-  r=$(wrk_run 4 batch.lua)
-  rps=$(field rps "$r")
-  row "$backend" "ingestEvents x1000, 4 connections" "$(awk "BEGIN{printf \"%.0f\", $rps*1000}") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+  for c in 1 16 64; do
+    r=$(wrk_run "$c" batch.lua)
+    rps=$(field rps "$r")
+    row "$backend" "ingestEvents x1000, $c connection(s)" "$(awk "BEGIN{printf \"%.0f\", $rps*1000}") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+  done
 
   # Fill to $ALERTS alerts: batches of 1000 HIGH events.
   have=$(curl -s "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \

@@ -123,6 +123,9 @@ fn router(service: &Service) -> anyhow::Result<Router> {
     let state = AppState {
         service: service.clone(),
         schema,
+        large_requests: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            http::large_request_permits(),
+        )),
     };
     let cors = cors(&service.settings.cors_origins)?;
     let trace = TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -265,7 +265,32 @@ async fn a_refused_ingest_fails_alone(app: TestApp) {
     assert_eq!(totals(&app, &admin).await, (43, 43));
 }
 
+/// Large requests beyond the permits wait their turn (bounded memory)
+/// rather than fail: more 1,000-event batches at once than there are
+/// permits all land, each whole.
+async fn large_batches_at_once_all_land(app: TestApp) {
+    let admin = app.admin().await;
+    let q = "mutation($i: [IngestEventInput!]!) { ingestEvents(inputs: $i) { event { id } } }";
+    let batches = threatwatch::http::large_request_permits() + 3;
+    let all = futures_util::future::join_all((0..batches).map(|b| {
+        let inputs: Vec<_> = (0..1000)
+            .map(|n| json!({ "source": format!("fw-{b}"), "eventType": "Port scan", "severity": "LOW", "description": format!("event {n} of batch {b}, long enough to make the body large") }))
+            .collect();
+        app.gql(Some(&admin), q, json!({ "i": inputs }))
+    }));
+    // A permit that is never given back would hang the rest.
+    let bodies = tokio::time::timeout(std::time::Duration::from_secs(60), all)
+        .await
+        .expect("every batch answered");
+    for body in &bodies {
+        assert!(body.get("errors").is_none(), "{body}");
+        assert_eq!(body["data"]["ingestEvents"].as_array().unwrap().len(), 1000);
+    }
+    assert_eq!(totals(&app, &admin).await, (1000 * batches as i64, 0));
+}
+
 both!(
+    large_batches_at_once_all_land,
     a_refused_ingest_fails_alone,
     high_and_critical_raise_one_open_alert,
     invalid_input_is_refused_and_stores_nothing,
