@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 
 use super::models::{AlertRow, AlertWithEvent, EventRow, EventWithAlert, NewAudit, SilenceRow};
 use super::schema::{alerts, events, silences};
-use super::sql::{Statement, ROWS_PER_STATEMENT};
+use super::sql::{Stamp, Statement, ROWS_PER_STATEMENT};
 use super::{Db, WriterConn};
 use crate::domain::page::Page;
 use crate::domain::{AlertStatus, AuditAction, Severity};
@@ -109,6 +109,7 @@ macro_rules! ingest_body {
     ($mode:ident, $conn:ident, $batch:ident) => {{
         let (conn, batch) = ($conn, &$batch);
         let now = crate::domain::now();
+        let stamp = Stamp::new(now);
         let mut out: Vec<Option<Ingested>> = vec![None; batch.len()];
 
         // 1. Repeats of an external id return the earlier event.
@@ -244,7 +245,7 @@ macro_rules! ingest_body {
                     .bind::<Text, _>(&e.event_type)
                     .bind::<Text, _>(e.severity.as_str())
                     .bind::<Text, _>(&e.description)
-                    .bind::<Timestamp, _>(now)
+                    .bind::<Timestamp, _>(&stamp)
                     .bind::<Nullable<Text>, _>(e.external_id.as_deref())
                     .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
                     .bind::<Nullable<BigInt>, _>(silenced[k])
@@ -282,12 +283,12 @@ macro_rules! ingest_body {
                 row.bind::<BigInt, _>(e.id)
                     .bind::<Text, _>(e.severity.as_str())
                     .bind::<Text, _>(AlertStatus::Open.as_str())
-                    .bind::<Timestamp, _>(now)
-                    .bind::<Timestamp, _>(now)
+                    .bind::<Timestamp, _>(&stamp)
+                    .bind::<Timestamp, _>(&stamp)
                     .bind::<Text, _>(&e.source)
                     .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
                     .bind::<BigInt, _>(1 + folded_into_new.get(&k).copied().unwrap_or(0))
-                    .bind::<Timestamp, _>(now)
+                    .bind::<Timestamp, _>(&stamp)
             })
             .sql(ALERT_RETURNING);
             let got: Vec<AlertRow> = call!($mode, load, query, conn)?;
@@ -318,7 +319,7 @@ macro_rules! ingest_body {
             }
             let query = query
                 .sql(" ELSE 0 END, last_seen_at = ")
-                .bind::<Timestamp, _>(now)
+                .bind::<Timestamp, _>(&stamp)
                 .sql(" WHERE id IN (")
                 .list::<BigInt, _>(&ids)
                 .sql(")");
@@ -397,7 +398,8 @@ macro_rules! ingest_body {
                  VALUES ",
             )
             .rows(chunk, |row, a| {
-                row.bind::<Timestamp, _>(a.at)
+                // `a.at` is `now`, formatted once in `stamp`.
+                row.bind::<Timestamp, _>(&stamp)
                     .bind::<Text, _>(&a.action)
                     .bind::<Text, _>(&a.actor)
                     .bind::<Nullable<Text>, _>(a.target_type.as_deref())

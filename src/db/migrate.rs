@@ -32,6 +32,7 @@ pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
     // a blocking thread.
     tokio::task::spawn_blocking(move || match url {
         DatabaseUrl::Sqlite(path) => {
+            super::sqlite_plan_stability();
             let mut conn = SqliteConnection::establish(&path).map_err(|e| {
                 anyhow::anyhow!("DATABASE_URL: cannot open SQLite file {path:?}: {e}")
             })?;
