@@ -6,7 +6,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use diesel_async::RunQueryDsl;
 
-use super::models::{AlertRow, AlertWithEvent, EventRow, EventWithAlert, NewAudit, SilenceRow};
+use super::models::{
+    AlertRow, AlertWithEvent, EventRow, EventWithAlert, NewAudit, NewId, SilenceRow,
+};
 use super::schema::{alerts, events, silences};
 use super::sql::{Stamp, Statement, ROWS_PER_STATEMENT};
 use super::{Db, WriterConn};
@@ -251,19 +253,36 @@ macro_rules! ingest_body {
                     .bind::<Nullable<BigInt>, _>(silenced[k])
                     .bind::<Nullable<BigInt>, _>(existing)
             })
-            .sql(EVENT_RETURNING);
-            let mut got: Vec<EventRow> = call!($mode, load, query, conn)?;
+            .sql(" RETURNING id");
+            let mut ids: Vec<NewId> = call!($mode, load, query, conn)?;
+            if ids.len() != chunk.len() {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "stored {} events of {}",
+                    ids.len(),
+                    chunk.len()
+                )));
+            }
             // Ids grow in the order rows were inserted; RETURNING's own
             // order is not promised, so the ids put them back in order.
-            got.sort_unstable_by_key(|e| e.id);
-            stored.extend(got);
-        }
-        if stored.len() != fresh.len() {
-            return Err(Error::internal(anyhow::anyhow!(
-                "stored {} events of {}",
-                stored.len(),
-                fresh.len()
-            )));
+            ids.sort_unstable_by_key(|r| r.id);
+            for (&k, new) in chunk.iter().zip(ids) {
+                let e = &batch[fresh[k]].event;
+                stored.push(EventRow {
+                    id: new.id,
+                    source: e.source.clone(),
+                    event_type: e.event_type.clone(),
+                    severity: e.severity,
+                    description: e.description.clone(),
+                    created_at: now,
+                    external_id: e.external_id.clone(),
+                    alert_id: match target.get(&k) {
+                        Some(Target::Existing(id)) => Some(*id),
+                        _ => None,
+                    },
+                    dedup_key: e.dedup_key.clone(),
+                    silenced_by: silenced[k],
+                });
+            }
         }
 
         // 5. New alerts, one statement per chunk.
@@ -290,9 +309,29 @@ macro_rules! ingest_body {
                     .bind::<BigInt, _>(1 + folded_into_new.get(&k).copied().unwrap_or(0))
                     .bind::<Timestamp, _>(&stamp)
             })
-            .sql(ALERT_RETURNING);
-            let got: Vec<AlertRow> = call!($mode, load, query, conn)?;
-            alert_of.extend(got.into_iter().map(|a| (a.event_id, a)));
+            .sql(" RETURNING id");
+            let mut ids: Vec<NewId> = call!($mode, load, query, conn)?;
+            if ids.len() != chunk.len() {
+                return Err(Error::internal(anyhow::anyhow!("an alert was not stored")));
+            }
+            ids.sort_unstable_by_key(|r| r.id);
+            for (&k, new) in chunk.iter().zip(ids) {
+                let e = &stored[k];
+                let alert = AlertRow {
+                    id: new.id,
+                    event_id: e.id,
+                    severity: e.severity,
+                    status: AlertStatus::Open,
+                    created_at: now,
+                    updated_at: now,
+                    assignee_id: None,
+                    acknowledged_at: None,
+                    resolved_at: None,
+                    occurrences: 1 + folded_into_new.get(&k).copied().unwrap_or(0),
+                    last_seen_at: Some(now),
+                };
+                alert_of.insert(e.id, alert);
+            }
         }
         if alert_of.len() != raisers.len() {
             return Err(Error::internal(anyhow::anyhow!("an alert was not stored")));
@@ -526,11 +565,6 @@ impl Db {
         }
     }
 }
-
-const EVENT_RETURNING: &str = " RETURNING id, source, event_type, severity, description, \
-     created_at, external_id, alert_id, dedup_key, silenced_by";
-const ALERT_RETURNING: &str = " RETURNING id, event_id, severity, status, created_at, \
-     updated_at, assignee_id, acknowledged_at, resolved_at, occurrences, last_seen_at";
 
 impl Db {
     /// The events that belong to an alert, newest first.

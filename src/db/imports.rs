@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 use diesel_async::RunQueryDsl;
 
-use super::models::NewAudit;
+use super::models::{NewAudit, NewId};
 use super::schema::{events, imported_rows, users};
 use super::sql::{Statement, ROWS_PER_STATEMENT};
 use super::Db;
@@ -68,12 +68,6 @@ struct Stored {
     id: i64,
     #[diesel(sql_type = BigInt)]
     event_id: i64,
-}
-
-#[derive(QueryableByName)]
-struct StoredId {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
 }
 
 impl Db {
@@ -218,7 +212,7 @@ impl Db {
                             .bind::<Timestamp, _>(*at)
                     })
                     .sql(" RETURNING id");
-                    let mut ids: Vec<StoredId> = query.load(conn).await?;
+                    let mut ids: Vec<NewId> = query.load(conn).await?;
                     // Ids grow in the order rows were inserted; RETURNING's
                     // own order is not promised (as in ingest).
                     ids.sort_unstable_by_key(|r| r.id);

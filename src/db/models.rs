@@ -37,6 +37,14 @@ pub struct UserRow {
     pub created_at: NaiveDateTime,
 }
 
+/// The id of a row an INSERT just wrote (`RETURNING id`): the rest of the
+/// row is what was written, so it is not read back.
+#[derive(QueryableByName)]
+pub struct NewId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
+}
+
 #[derive(Queryable, QueryableByName, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = events)]
 pub struct EventRow {

@@ -289,7 +289,59 @@ async fn large_batches_at_once_all_land(app: TestApp) {
     assert_eq!(totals(&app, &admin).await, (1000 * batches as i64, 0));
 }
 
+/// What an ingest answers is what is stored: every field of the event and
+/// of the alert it raised (or was folded into) reads back the same.
+async fn ingest_answers_what_is_stored(app: TestApp) {
+    let admin = app.admin().await;
+    const EVENT: &str = "id source eventType severity description timestamp externalId dedupKey";
+    const ALERT: &str =
+        "id status severity createdAt updatedAt occurrences lastSeenAt acknowledgedAt resolvedAt";
+    let q = format!("mutation($i: [IngestEventInput!]!) {{ ingestEvents(inputs: $i) {{ event {{ {EVENT} }} alert {{ {ALERT} event {{ id }} }} }} }}");
+    let input = |n: u32, severity: &str| json!({ "source": "IDS-9", "eventType": "Intrusion", "severity": severity, "description": format!("d{n}"), "externalId": format!("x-{n}"), "dedupKey": "scan" });
+    let d = app
+        .ok(
+            Some(&admin),
+            &q,
+            json!({ "i": [input(1, "HIGH"), input(2, "CRITICAL"), input(3, "LOW")] }),
+        )
+        .await;
+    let done = d["ingestEvents"].as_array().unwrap();
+    assert_eq!(done[0]["alert"]["id"], done[1]["alert"]["id"]);
+    assert!(done[2]["alert"].is_null());
+    for item in done {
+        let id = item["event"]["id"].as_str().unwrap();
+        let stored = app
+            .ok(
+                Some(&admin),
+                &format!("{{ events(first: 50) {{ nodes {{ {EVENT} }} }} }}"),
+                json!({}),
+            )
+            .await;
+        let stored = stored["events"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .cloned()
+            .unwrap();
+        assert_eq!(stored, item["event"]);
+    }
+    // The alert as answered by the last event folded into it.
+    let alert = &done[1]["alert"];
+    let stored = app
+        .ok(
+            Some(&admin),
+            &format!("query($id: ID!) {{ alert(id: $id) {{ {ALERT} event {{ id }} }} }}"),
+            json!({ "id": alert["id"] }),
+        )
+        .await;
+    assert_eq!(&stored["alert"], alert);
+    assert_eq!(alert["occurrences"], 2);
+    assert_eq!(alert["event"]["id"], done[0]["event"]["id"]);
+}
+
 both!(
+    ingest_answers_what_is_stored,
     large_batches_at_once_all_land,
     a_refused_ingest_fails_alone,
     high_and_critical_raise_one_open_alert,
