@@ -137,7 +137,7 @@ async fn commit_one(db: &Db, conn: &mut WriterConn, items: Vec<Ingest>) -> Resul
     loop {
         attempt += 1;
         let started = std::time::Instant::now();
-        let result = db.ingest(conn, items.clone()).await;
+        let result = db.ingest(conn, &items).await;
         crate::metrics::ingest_batch(items.len(), started.elapsed());
         match result {
             Err(e) if attempt < CONFLICT_RETRIES && e.is_conflict() => {
@@ -162,24 +162,32 @@ async fn commit(db: &Db, conn: &mut WriterConn, jobs: Vec<Job>, on_commit: &OnCo
         }
         return;
     }
+    // The jobs' events, moved into one batch; `sizes` splits it back.
     let sizes: Vec<usize> = jobs.iter().map(|j| j.items.len()).collect();
-    let all: Vec<Ingest> = jobs.iter().flat_map(|j| j.items.iter().cloned()).collect();
-    let (events, started) = (all.len(), std::time::Instant::now());
-    let result = db.ingest(conn, all).await;
-    crate::metrics::ingest_batch(events, started.elapsed());
+    let mut all: Vec<Ingest> = Vec::with_capacity(sizes.iter().sum());
+    let mut replies = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        all.extend(job.items);
+        replies.push(job.reply);
+    }
+    let started = std::time::Instant::now();
+    let result = db.ingest(conn, &all).await;
+    crate::metrics::ingest_batch(all.len(), started.elapsed());
     match result {
         Ok(done) => {
             on_commit(&done);
             let mut done = done.into_iter();
-            for (job, size) in jobs.into_iter().zip(sizes) {
+            for (reply, size) in replies.into_iter().zip(sizes) {
                 // A caller that went away is fine: its events are stored.
-                let _ = job.reply.send(Ok(done.by_ref().take(size).collect()));
+                let _ = reply.send(Ok(done.by_ref().take(size).collect()));
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; committing jobs one by one");
-            for job in jobs {
-                Box::pin(commit(db, conn, vec![job], on_commit)).await;
+            tracing::warn!(error = %e, jobs = replies.len(), "group commit failed; committing jobs one by one");
+            let mut all = all.into_iter();
+            for (reply, size) in replies.into_iter().zip(sizes) {
+                let items = all.by_ref().take(size).collect();
+                Box::pin(commit(db, conn, vec![Job { items, reply }], on_commit)).await;
             }
         }
     }

@@ -106,10 +106,10 @@ enum Target {
 /// The ingest transaction's statements, for `Db::ingest`: spelled once,
 /// compiled for the SQLite writer's plain connection (`blocking`) and for
 /// PostgreSQL's async one (`awaited`), see `call!`. `$batch` is the
-/// `Vec<Ingest>`; runs inside the caller's transaction.
+/// `&[Ingest]`; runs inside the caller's transaction.
 macro_rules! ingest_body {
     ($mode:ident, $conn:ident, $batch:ident) => {{
-        let (conn, batch) = ($conn, &$batch);
+        let (conn, batch): (_, &[Ingest]) = ($conn, $batch);
         let now = crate::domain::now();
         let stamp = Stamp::new(now);
         let mut out: Vec<Option<Ingested>> = vec![None; batch.len()];
@@ -548,7 +548,7 @@ impl Db {
     ///
     /// A batch costs a handful of statements whatever its size (one
     /// multi-row insert per table), which is what lets group commit scale.
-    pub async fn ingest(&self, on: &mut WriterConn, batch: Vec<Ingest>) -> Result<Vec<Ingested>> {
+    pub async fn ingest(&self, on: &mut WriterConn, batch: &[Ingest]) -> Result<Vec<Ingested>> {
         match on {
             WriterConn::Sqlite(sqlite) => {
                 let _writer = self.write_lock().await;
