@@ -62,8 +62,8 @@ start_server() { # url [extra env...]
 stop_server() { kill -TERM "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
 
 peak_rss_mib() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$SERVER/status"; }
-# Resident memory now, split: anonymous (the heap) and file-backed (SQLite's
-# memory-mapped database pages, which the kernel reclaims under pressure).
+# Resident memory now, split: anonymous (the heap, SQLite's page caches) and
+# file-backed (the binary and other mapped files).
 rss_split() { awk '/RssAnon/ {a=$2} /RssFile/ {f=$2} END {printf "%.0f anon + %.0f file", a/1024, f/1024}' "/proc/$SERVER/status"; }
 
 wrk_run() { # connections script [seconds]
