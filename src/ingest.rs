@@ -126,6 +126,14 @@ async fn run(
     }
 }
 
+/// One ingest transaction, recorded in the batch metrics.
+async fn timed_ingest(db: &Db, conn: &mut WriterConn, items: &[Ingest]) -> Result<Vec<Ingested>> {
+    let started = std::time::Instant::now();
+    let result = db.ingest(conn, items).await;
+    crate::metrics::ingest_batch(items.len(), started.elapsed());
+    result
+}
+
 /// Attempts at one job that lost a race on a unique index.
 const CONFLICT_RETRIES: usize = 3;
 
@@ -136,10 +144,7 @@ async fn commit_one(db: &Db, conn: &mut WriterConn, items: Vec<Ingest>) -> Resul
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let started = std::time::Instant::now();
-        let result = db.ingest(conn, &items).await;
-        crate::metrics::ingest_batch(items.len(), started.elapsed());
-        match result {
+        match timed_ingest(db, conn, &items).await {
             Err(e) if attempt < CONFLICT_RETRIES && e.is_conflict() => {
                 tracing::debug!(attempt, "ingest lost a race on a unique index; retrying");
             }
@@ -170,10 +175,7 @@ async fn commit(db: &Db, conn: &mut WriterConn, jobs: Vec<Job>, on_commit: &OnCo
         all.extend(job.items);
         replies.push(job.reply);
     }
-    let started = std::time::Instant::now();
-    let result = db.ingest(conn, &all).await;
-    crate::metrics::ingest_batch(all.len(), started.elapsed());
-    match result {
+    match timed_ingest(db, conn, &all).await {
         Ok(done) => {
             on_commit(&done);
             let mut done = done.into_iter();

@@ -229,20 +229,36 @@ macro_rules! ingest_body {
             }
         }
 
-        // 3. The events, one statement per chunk.
-        let mut stored: Vec<EventRow> = Vec::with_capacity(fresh.len());
-        let positions: Vec<usize> = (0..fresh.len()).collect();
-        for chunk in positions.chunks(ROWS_PER_STATEMENT) {
+        // 3. The events, one statement per chunk. Each row is built first,
+        //    bound from, and given the id the database assigned.
+        let mut stored: Vec<EventRow> = fresh
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let e = &batch[i].event;
+                EventRow {
+                    id: 0,
+                    source: e.source.clone(),
+                    event_type: e.event_type.clone(),
+                    severity: e.severity,
+                    description: e.description.clone(),
+                    created_at: now,
+                    external_id: e.external_id.clone(),
+                    alert_id: match target.get(&k) {
+                        Some(Target::Existing(id)) => Some(*id),
+                        _ => None,
+                    },
+                    dedup_key: e.dedup_key.clone(),
+                    silenced_by: silenced[k],
+                }
+            })
+            .collect();
+        for chunk in stored.chunks_mut(ROWS_PER_STATEMENT) {
             let query = Statement::new(
                 "INSERT INTO events (source, event_type, severity, description, created_at, \
                  external_id, dedup_key, silenced_by, alert_id) VALUES ",
             )
-            .rows(chunk, |row, &k| {
-                let e = &batch[fresh[k]].event;
-                let existing = match target.get(&k) {
-                    Some(Target::Existing(id)) => Some(*id),
-                    _ => None,
-                };
+            .rows(&*chunk, |row, e| {
                 row.bind::<Text, _>(&e.source)
                     .bind::<Text, _>(&e.event_type)
                     .bind::<Text, _>(e.severity.as_str())
@@ -250,8 +266,8 @@ macro_rules! ingest_body {
                     .bind::<Timestamp, _>(&stamp)
                     .bind::<Nullable<Text>, _>(e.external_id.as_deref())
                     .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
-                    .bind::<Nullable<BigInt>, _>(silenced[k])
-                    .bind::<Nullable<BigInt>, _>(existing)
+                    .bind::<Nullable<BigInt>, _>(e.silenced_by)
+                    .bind::<Nullable<BigInt>, _>(e.alert_id)
             })
             .sql(" RETURNING id");
             let mut ids: Vec<NewId> = call!($mode, load, query, conn)?;
@@ -265,23 +281,8 @@ macro_rules! ingest_body {
             // Ids grow in the order rows were inserted; RETURNING's own
             // order is not promised, so the ids put them back in order.
             ids.sort_unstable_by_key(|r| r.id);
-            for (&k, new) in chunk.iter().zip(ids) {
-                let e = &batch[fresh[k]].event;
-                stored.push(EventRow {
-                    id: new.id,
-                    source: e.source.clone(),
-                    event_type: e.event_type.clone(),
-                    severity: e.severity,
-                    description: e.description.clone(),
-                    created_at: now,
-                    external_id: e.external_id.clone(),
-                    alert_id: match target.get(&k) {
-                        Some(Target::Existing(id)) => Some(*id),
-                        _ => None,
-                    },
-                    dedup_key: e.dedup_key.clone(),
-                    silenced_by: silenced[k],
-                });
+            for (event, new) in chunk.iter_mut().zip(ids) {
+                event.id = new.id;
             }
         }
 
@@ -291,6 +292,7 @@ macro_rules! ingest_body {
             .copied()
             .filter(|k| matches!(target.get(k), Some(Target::New(r)) if r == k))
             .collect();
+        let occurrences = |k: usize| 1 + folded_into_new.get(&k).copied().unwrap_or(0);
         let mut alert_of: HashMap<i64, AlertRow> = HashMap::with_capacity(raisers.len());
         for chunk in raisers.chunks(ROWS_PER_STATEMENT) {
             let query = Statement::new(
@@ -306,7 +308,7 @@ macro_rules! ingest_body {
                     .bind::<Timestamp, _>(&stamp)
                     .bind::<Text, _>(&e.source)
                     .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
-                    .bind::<BigInt, _>(1 + folded_into_new.get(&k).copied().unwrap_or(0))
+                    .bind::<BigInt, _>(occurrences(k))
                     .bind::<Timestamp, _>(&stamp)
             })
             .sql(" RETURNING id");
@@ -327,7 +329,7 @@ macro_rules! ingest_body {
                     assignee_id: None,
                     acknowledged_at: None,
                     resolved_at: None,
-                    occurrences: 1 + folded_into_new.get(&k).copied().unwrap_or(0),
+                    occurrences: occurrences(k),
                     last_seen_at: Some(now),
                 };
                 alert_of.insert(e.id, alert);
@@ -364,7 +366,6 @@ macro_rules! ingest_body {
                 .sql(")");
             call!($mode, execute, query, conn)?;
         }
-        let folds: HashMap<i64, i64> = folds;
         for existing in open.values_mut() {
             if let Some(n) = folds.get(&existing.alert.id) {
                 existing.alert.occurrences += n;
@@ -465,8 +466,7 @@ macro_rules! ingest_body {
             .iter()
             .filter_map(|&k| {
                 let event = stored[k].clone();
-                let mut alert = alert_of.get(&event.id)?.clone();
-                alert.occurrences = 1 + folded_into_new.get(&k).copied().unwrap_or(0);
+                let alert = alert_of.get(&event.id)?.clone();
                 Some((alert.id, AlertWithEvent { alert, event }))
             })
             .collect();

@@ -205,7 +205,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::bb8;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
 use crate::config::{DatabaseUrl, SqliteSync};
@@ -351,11 +351,9 @@ const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 /// next run picks up what one could not copy. Stops when `stop` is dropped.
 fn start_checkpointer(path: &str, pragmas: &str) -> anyhow::Result<std::sync::mpsc::Sender<()>> {
     use diesel::connection::SimpleConnection;
-    use diesel::Connection;
     use std::sync::mpsc::RecvTimeoutError;
 
-    let mut conn = SqliteConnection::establish(path)?;
-    SimpleConnection::batch_execute(&mut conn, pragmas)?;
+    let mut conn = open_sqlite(path, pragmas)?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("wal-checkpoint".into())
@@ -508,11 +506,8 @@ impl Db {
                     let path = path.to_string();
                     let pragmas = pragmas.clone();
                     async move {
-                        let mut conn = SqliteConn::establish(&path).await?;
-                        conn.batch_execute(&pragmas)
-                            .await
-                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                        Ok(conn)
+                        let conn = open_sqlite(&path, &pragmas)?;
+                        Ok(SyncConnectionWrapper::with_runtime(conn, Inline))
                     }
                     .boxed()
                 });
