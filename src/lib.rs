@@ -5,6 +5,7 @@
 //! `domain` the validated types and rules; `db` the storage for SQLite and
 //! PostgreSQL; `auth` passwords and tokens; `ingest` the group-commit writer.
 
+pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod cli;
