@@ -10,7 +10,7 @@ use super::models::{
     AlertRow, AlertWithEvent, EventRow, EventWithAlert, NewAudit, NewId, SilenceRow,
 };
 use super::schema::{alerts, events, silences};
-use super::sql::{Stamp, Statement, ROWS_PER_STATEMENT};
+use super::sql::{shaped_chunks, Stamp, Statement, ROWS_PER_STATEMENT};
 use super::{Db, WriterConn};
 use crate::domain::page::Page;
 use crate::domain::{AlertStatus, AuditAction, Severity};
@@ -253,7 +253,8 @@ macro_rules! ingest_body {
                 }
             })
             .collect();
-        for chunk in stored.chunks_mut(ROWS_PER_STATEMENT) {
+        for range in shaped_chunks(stored.len()) {
+            let chunk = &mut stored[range];
             let query = Statement::new(
                 "INSERT INTO events (source, event_type, severity, description, created_at, \
                  external_id, dedup_key, silenced_by, alert_id) VALUES ",
@@ -294,7 +295,8 @@ macro_rules! ingest_body {
             .collect();
         let occurrences = |k: usize| 1 + folded_into_new.get(&k).copied().unwrap_or(0);
         let mut alert_of: HashMap<i64, AlertRow> = HashMap::with_capacity(raisers.len());
-        for chunk in raisers.chunks(ROWS_PER_STATEMENT) {
+        for range in shaped_chunks(raisers.len()) {
+            let chunk = &raisers[range];
             let query = Statement::new(
                 "INSERT INTO alerts (event_id, severity, status, created_at, updated_at, source, \
                  dedup_key, occurrences, last_seen_at) VALUES ",
@@ -348,7 +350,8 @@ macro_rules! ingest_body {
         }
         // Every fold of a chunk of alerts in one statement.
         let counted: Vec<(i64, i64)> = folds.iter().map(|(a, n)| (*a, *n)).collect();
-        for chunk in counted.chunks(ROWS_PER_STATEMENT) {
+        for range in shaped_chunks(counted.len()) {
+            let chunk = &counted[range];
             let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
             let mut query = Statement::new("UPDATE alerts SET occurrences = occurrences + CASE id");
             for (id, n) in chunk {
@@ -376,8 +379,8 @@ macro_rules! ingest_body {
         // 7. Every linked event points at its alert: raisers through their
         //    alert's event_id, folded ones by id.
         let raiser_ids: Vec<i64> = raisers.iter().map(|&k| stored[k].id).collect();
-        for chunk in raiser_ids.chunks(ROWS_PER_STATEMENT) {
-            link_raising_events!($mode; conn, chunk)?;
+        for range in shaped_chunks(raiser_ids.len()) {
+            link_raising_events!($mode; conn, &raiser_ids[range])?;
         }
         let is_raiser: std::collections::HashSet<usize> = raisers.iter().copied().collect();
         let mut by_alert: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -397,7 +400,8 @@ macro_rules! ingest_body {
             }
         }
         for (alert_id, ids) in &by_alert {
-            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            for range in shaped_chunks(ids.len()) {
+                let chunk = &ids[range];
                 let query = Statement::new("UPDATE events SET alert_id = ")
                     .bind::<BigInt, _>(*alert_id)
                     .sql(" WHERE id IN (")
@@ -432,7 +436,8 @@ macro_rules! ingest_body {
                 })
             })
             .collect();
-        for chunk in audits.chunks(ROWS_PER_STATEMENT) {
+        for range in shaped_chunks(audits.len()) {
+            let chunk = &audits[range];
             let query = Statement::new(
                 "INSERT INTO audit_log (at, action, actor, target_type, target_id, detail, ip) \
                  VALUES ",
