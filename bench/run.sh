@@ -9,7 +9,9 @@
 # connections, single events also without group commit), p50/p99 latency, list latency
 # at depths 1 / 1,000 / 500,000 of a database filled to N alerts (default
 # 1,000,000), the server's peak RSS, and the raw-insert ceilings of the same
-# storage next to them. PostgreSQL: $THREATWATCH_BENCH_PG (default
+# storage next to them (a bare table, and the rows the service writes for a
+# batch into its own schema: see examples/raw_insert.rs), with the issue's
+# ratios. PostgreSQL: $THREATWATCH_BENCH_PG (default
 # postgres://postgres@127.0.0.1:5432) must allow creating a database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -97,18 +99,24 @@ for backend in $BACKENDS; do
   rawb=$("$RAW" "$url" batch "$SECONDS_PER_RUN" | sed 's/rows_per_sec=//')
   row "$backend" "raw insert, 1 row per transaction (ceiling)" "$raw1 rows/s" "" ""
   row "$backend" "raw insert, 1000 rows per transaction (ceiling)" "$rawb rows/s" "" ""
+  # The rows the service writes for 1000-event batches, into its own schema.
+  url=$(fresh_db "$backend")
+  raws=$("$RAW" "$url" service-batch "$SECONDS_PER_RUN" | sed 's/rows_per_sec=//')
+  row "$backend" "raw insert of the service's rows, 1000 events/tx" "$raws ev/s" "" ""
 
   url=$(fresh_db "$backend")
   start_server "$url" THREATWATCH_GROUP_COMMIT=off
   r=$(wrk_run 64 ingest.lua)
-  row "$backend" "ingestEvent, 64 connections, group commit OFF" "$(field rps "$r") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+  gcoff=$(field rps "$r")
+  row "$backend" "ingestEvent, 64 connections, group commit OFF" "$gcoff ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
   stop_server
 
   url=$(fresh_db "$backend")
   start_server "$url"
   for c in 1 16 64; do
     r=$(wrk_run "$c" ingest.lua)
-    row "$backend" "ingestEvent, $c connection(s), group commit" "$(field rps "$r") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+    gc=$(field rps "$r"); gcp99=$(field p99_ms "$r")
+    row "$backend" "ingestEvent, $c connection(s), group commit" "$gc ev/s" "$(field p50_ms "$r")" "$gcp99"
   done
   export REPEAT=0
   r=$(wrk_run 64 repeat.lua)
@@ -120,8 +128,16 @@ for backend in $BACKENDS; do
   for c in 1 16 64; do
     r=$(wrk_run "$c" batch.lua)
     rps=$(field rps "$r")
-    row "$backend" "ingestEvents x1000, $c connection(s)" "$(awk "BEGIN{printf \"%.0f\", $rps*1000}") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+    batch=$(awk "BEGIN{printf \"%.0f\", $rps*1000}")
+    row "$backend" "ingestEvents x1000, $c connection(s)" "$batch ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
   done
+  # The issue's ratios, each within this run (last single and batch runs
+  # are the 64-connection ones).
+  ratio() { awk "BEGIN{printf \"%.2fx\", $1/$2}"; }
+  row "$backend" "(a) ingestEvent 64 conns / raw 1 row per tx" "$(ratio "$gc" "$raw1")" "" "$gcp99"
+  row "$backend" "(a) ingestEvent 64 conns / group commit OFF" "$(ratio "$gc" "$gcoff")" "" ""
+  row "$backend" "(b) ingestEvents x1000 64 conns / raw same rows" "$(ratio "$batch" "$raws")" "" ""
+  row "$backend" "(b) ingestEvents x1000 64 conns / raw bare table" "$(ratio "$batch" "$rawb")" "" ""
 
   # Fill to $ALERTS alerts: batches of 1000 HIGH events.
   have=$(curl -s "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \

@@ -1,12 +1,21 @@
 //! The storage engine's own ceiling, for the benchmark to compare against:
-//! a plain loop of prepared single-row inserts into a table shaped like
-//! `events`, with the same file settings as the service (WAL, synchronous
-//! FULL on SQLite). No HTTP, no JSON, no validation, no alerts.
+//! a plain loop of prepared single-row statements with the same file
+//! settings as the service (WAL, synchronous FULL on SQLite). No HTTP, no
+//! JSON, no validation.
 //!
 //!   cargo run --release --example raw_insert -- URL MODE SECONDS
-//!   URL: sqlite://PATH or postgres://...; MODE: single (one row per
-//!   transaction) or batch (1000 rows per transaction).
-//! Prints `rows_per_sec=N`.
+//!   URL: sqlite://PATH or postgres://...; MODE:
+//!   - single: one row per transaction into a bare table shaped like
+//!     `events` (no indexes, no alerts);
+//!   - batch: the same, 1000 rows per transaction;
+//!   - service-batch: the rows the service writes for the benchmark's
+//!     1000-event `ingestEvents` (1 in 4 HIGH), 1000 events per transaction,
+//!     into the service's own migrated schema with its indexes: each event,
+//!     and for each HIGH one its alert, the event's link to it and an audit
+//!     entry, then the alert counter. This is what "a raw insert of the same
+//!     rows" costs the storage engine itself.
+//!
+//! Prints `rows_per_sec=N` (events per second for service-batch).
 
 use std::time::{Duration, Instant};
 
@@ -53,15 +62,139 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         [_, url, mode, secs] => (url.clone(), mode.clone(), secs.parse::<u64>()?),
         _ => return Err("usage: raw_insert URL single|batch SECONDS".into()),
     };
-    let per_tx = if mode == "batch" { 1000 } else { 1 };
     let run_for = Duration::from_secs(secs);
-    let rows = if let Some(path) = url.strip_prefix("sqlite://") {
-        sqlite(path, per_tx, run_for)?
-    } else {
-        tokio::runtime::Runtime::new()?.block_on(postgres(&url, per_tx, run_for))?
+    let runtime = tokio::runtime::Runtime::new()?;
+    let rows = match (mode.as_str(), url.strip_prefix("sqlite://")) {
+        ("single" | "batch", Some(path)) => sqlite(path, per_tx(&mode), run_for)?,
+        ("single" | "batch", None) => runtime.block_on(postgres(&url, per_tx(&mode), run_for))?,
+        ("service-batch", sqlite_path) => {
+            let parsed = threatwatch::config::DatabaseUrl::parse(&url)?;
+            runtime.block_on(threatwatch::db::migrate(&parsed))?;
+            match sqlite_path {
+                Some(path) => service_sqlite(path, run_for)?,
+                None => runtime.block_on(service_postgres(&url, run_for))?,
+            }
+        }
+        _ => return Err(format!("unknown mode {mode:?}").into()),
     };
     println!("rows_per_sec={:.0}", rows as f64 / run_for.as_secs_f64());
     Ok(())
+}
+
+fn per_tx(mode: &str) -> usize {
+    if mode == "batch" {
+        1000
+    } else {
+        1
+    }
+}
+
+/// Events per transaction in service-batch mode, and how many of them are
+/// HIGH: as in `bench/batch.lua`.
+const EVENTS_PER_TX: usize = 1000;
+fn is_high(i: usize) -> bool {
+    i.is_multiple_of(4)
+}
+
+/// One transaction of service-batch: statements spelled once for both
+/// backends (`$wait` is `.await` on PostgreSQL, nothing on SQLite).
+macro_rules! service_tx {
+    ($c:ident, $now:expr, $($wait:tt)*) => {{
+        use diesel::{ExpressionMethods, QueryDsl};
+        use threatwatch::db::schema::{alert_counts, alerts, audit_log, events};
+        let now: chrono::NaiveDateTime = $now;
+        let mut raised = 0i64;
+        for i in 0..EVENTS_PER_TX {
+            let severity = if is_high(i) { "HIGH" } else { "LOW" };
+            let source = format!("bench-{}", i % 50);
+            let event_id: i64 = diesel::insert_into(events::table)
+                .values((
+                    events::source.eq(&source),
+                    events::event_type.eq("Intrusion"),
+                    events::severity.eq(severity),
+                    events::description.eq("benchmark event"),
+                    events::created_at.eq(now),
+                ))
+                .returning(events::id)
+                .get_result($c)$($wait)*?;
+            if !is_high(i) {
+                continue;
+            }
+            let alert_id: i64 = diesel::insert_into(alerts::table)
+                .values((
+                    alerts::event_id.eq(event_id),
+                    alerts::severity.eq(severity),
+                    alerts::status.eq("OPEN"),
+                    alerts::created_at.eq(now),
+                    alerts::updated_at.eq(now),
+                    alerts::source.eq(&source),
+                    alerts::occurrences.eq(1i64),
+                    alerts::last_seen_at.eq(now),
+                ))
+                .returning(alerts::id)
+                .get_result($c)$($wait)*?;
+            diesel::update(events::table.filter(events::id.eq(event_id)))
+                .set(events::alert_id.eq(alert_id))
+                .execute($c)$($wait)*?;
+            let detail = format!(
+                r#"{{"eventId":"{event_id}","severity":"{severity}","source":"{source}"}}"#
+            );
+            diesel::insert_into(audit_log::table)
+                .values((
+                    audit_log::at.eq(now),
+                    audit_log::action.eq("ALERT_CREATED"),
+                    audit_log::actor.eq("user:admin"),
+                    audit_log::target_type.eq("Alert"),
+                    audit_log::target_id.eq(alert_id.to_string()),
+                    audit_log::detail.eq(detail),
+                    audit_log::ip.eq("127.0.0.1"),
+                ))
+                .execute($c)$($wait)*?;
+            raised += 1;
+        }
+        diesel::update(
+            alert_counts::table
+                .filter(alert_counts::status.eq("OPEN"))
+                .filter(alert_counts::severity.eq("HIGH")),
+        )
+        .set(alert_counts::count.eq(alert_counts::count + raised))
+        .execute($c)$($wait)*?;
+        Ok::<_, diesel::result::Error>(())
+    }};
+}
+
+fn service_sqlite(path: &str, run_for: Duration) -> QueryResult<u64> {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    let mut conn = SqliteConnection::establish(path)
+        .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+    conn.batch_execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )?;
+    let started = Instant::now();
+    let mut rows = 0u64;
+    while started.elapsed() < run_for {
+        conn.immediate_transaction(|c| service_tx!(c, chrono::Utc::now().naive_utc(),))?;
+        rows += EVENTS_PER_TX as u64;
+    }
+    Ok(rows)
+}
+
+async fn service_postgres(url: &str, run_for: Duration) -> QueryResult<u64> {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+    let started = Instant::now();
+    let mut rows = 0u64;
+    while started.elapsed() < run_for {
+        conn.transaction::<_, diesel::result::Error, _>(
+            async |c| service_tx!(c, chrono::Utc::now().naive_utc(), .await),
+        )
+        .await?;
+        rows += EVENTS_PER_TX as u64;
+    }
+    Ok(rows)
 }
 
 fn sqlite(path: &str, per_tx: usize, run_for: Duration) -> QueryResult<u64> {
