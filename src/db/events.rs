@@ -656,4 +656,22 @@ mod tests {
             "{plan}"
         );
     }
+
+    /// Only linked events are in the alert_id index; an alert's events
+    /// must still be found through it, in page order.
+    #[test]
+    fn alert_events_search_their_partial_index() {
+        let query = events::table
+            .filter(events::alert_id.eq(7))
+            .order(events::id.desc())
+            .select(events::id)
+            .limit(10);
+        let plan = sqlite_plan(&query);
+        assert!(
+            plan.contains("USING COVERING INDEX events_alert_id")
+                || plan.contains("USING INDEX events_alert_id"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
 }

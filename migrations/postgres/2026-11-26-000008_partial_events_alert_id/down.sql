@@ -1,0 +1,2 @@
+DROP INDEX events_alert_id;
+CREATE INDEX events_alert_id ON events (alert_id, id);
