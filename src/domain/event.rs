@@ -1,5 +1,7 @@
 //! A security event as a sensor reports it, validated.
 
+use std::fmt::Display;
+
 use super::Severity;
 use crate::error::{Error, Result};
 
@@ -31,7 +33,23 @@ pub const MAX_EXTERNAL_ID_CHARS: usize = 200;
 
 /// A short label (source, event type): trimmed, 1..=max characters, no
 /// control characters, since these end up in dashboards, logs and filters.
-pub fn label(field: &str, raw: &str, max: usize) -> Result<String> {
+/// `field` is only formatted when the value is refused.
+pub fn label(field: impl Display, raw: &str, max: usize) -> Result<String> {
+    checked_label(&field, raw, max).map(str::to_string)
+}
+
+/// `label` for a value the caller owns: kept as it is unless it needed
+/// trimming, so a valid event costs no copies.
+fn owned_label(field: impl Display, raw: String, max: usize) -> Result<String> {
+    let trimmed = checked_label(&field, &raw, max)?.len();
+    Ok(if trimmed == raw.len() {
+        raw
+    } else {
+        raw.trim().to_string()
+    })
+}
+
+fn checked_label<'a>(field: &dyn Display, raw: &'a str, max: usize) -> Result<&'a str> {
     let value = raw.trim();
     let chars = value.chars().count();
     if chars == 0 {
@@ -47,12 +65,17 @@ pub fn label(field: &str, raw: &str, max: usize) -> Result<String> {
             "{field}: must not contain control characters"
         )));
     }
-    Ok(value.to_string())
+    Ok(value)
 }
 
 /// Free text: 1..=max characters, not blank. Line breaks and tabs are kept;
 /// NUL is refused because PostgreSQL cannot store it in text.
-pub fn text(field: &str, raw: &str, max: usize) -> Result<String> {
+pub fn text(field: impl Display, raw: &str, max: usize) -> Result<String> {
+    checked_text(&field, raw, max)?;
+    Ok(raw.to_string())
+}
+
+fn checked_text(field: &dyn Display, raw: &str, max: usize) -> Result<()> {
     if raw.trim().is_empty() {
         return Err(Error::bad_input(format!("{field}: must not be empty")));
     }
@@ -67,28 +90,46 @@ pub fn text(field: &str, raw: &str, max: usize) -> Result<String> {
             "{field}: must not contain NUL characters"
         )));
     }
-    Ok(raw.to_string())
+    Ok(())
+}
+
+/// A field's name under its input's prefix (`inputs[3].source`), written
+/// out only if an error message needs it.
+struct FieldName<'a, P>(&'a P, &'a str);
+
+impl<P: Display> Display for FieldName<'_, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.0, self.1)
+    }
 }
 
 impl NewEvent {
     /// Validates every field; `field_prefix` locates the input in the request
     /// (e.g. `input.` or `inputs[3].`) so the message names the exact field.
-    pub fn parse(raw: RawEvent, field_prefix: &str) -> Result<Self> {
-        let f = |name: &str| format!("{field_prefix}{name}");
+    pub fn parse(raw: RawEvent, field_prefix: impl Display) -> Result<Self> {
+        let f = |name| FieldName(&field_prefix, name);
+        let RawEvent {
+            source,
+            event_type,
+            severity,
+            description,
+            external_id,
+            dedup_key,
+        } = raw;
         Ok(Self {
-            source: label(&f("source"), &raw.source, MAX_LABEL_CHARS)?,
-            event_type: label(&f("eventType"), &raw.event_type, MAX_LABEL_CHARS)?,
-            severity: raw
-                .severity
+            source: owned_label(f("source"), source, MAX_LABEL_CHARS)?,
+            event_type: owned_label(f("eventType"), event_type, MAX_LABEL_CHARS)?,
+            severity: severity
                 .ok_or_else(|| Error::bad_input(format!("{}: is required", f("severity"))))?,
-            description: text(&f("description"), &raw.description, MAX_DESCRIPTION_CHARS)?,
-            external_id: raw
-                .external_id
-                .map(|id| label(&f("externalId"), &id, MAX_EXTERNAL_ID_CHARS))
+            description: {
+                checked_text(&f("description"), &description, MAX_DESCRIPTION_CHARS)?;
+                description
+            },
+            external_id: external_id
+                .map(|id| owned_label(f("externalId"), id, MAX_EXTERNAL_ID_CHARS))
                 .transpose()?,
-            dedup_key: raw
-                .dedup_key
-                .map(|k| label(&f("dedupKey"), &k, MAX_EXTERNAL_ID_CHARS))
+            dedup_key: dedup_key
+                .map(|k| owned_label(f("dedupKey"), k, MAX_EXTERNAL_ID_CHARS))
                 .transpose()?,
         })
     }

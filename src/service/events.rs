@@ -33,13 +33,12 @@ impl Service {
             .into_iter()
             .enumerate()
             .map(|(i, r)| {
-                let prefix = if single {
-                    format!("{field}.")
-                } else {
-                    format!("{field}[{i}].")
+                let prefix = ItemPrefix {
+                    field,
+                    index: (!single).then_some(i),
                 };
                 Ok(Ingest {
-                    event: NewEvent::parse(r, &prefix)?,
+                    event: NewEvent::parse(r, prefix)?,
                     actor: principal.actor(),
                     ip: ip.0.clone(),
                 })
@@ -54,5 +53,20 @@ impl Service {
         page: Page,
     ) -> Result<PageOf<EventWithAlert>> {
         Ok(page.finish(self.db.events_page(severity, page).await?))
+    }
+}
+
+/// `input.` or `inputs[3].`, written out only into an error message.
+struct ItemPrefix<'a> {
+    field: &'a str,
+    index: Option<usize>,
+}
+
+impl std::fmt::Display for ItemPrefix<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{}[{i}].", self.field),
+            None => write!(f, "{}.", self.field),
+        }
     }
 }
