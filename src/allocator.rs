@@ -3,10 +3,11 @@
 //!
 //! Why mimalloc rather than glibc's malloc: the ingest path allocates on the
 //! request workers and frees on the writer thread, which in glibc takes the
-//! other arena's lock on every free, and glibc mapped and unmapped the
-//! buffers of every 1000-event batch (page faults were a tenth of the
-//! writer's time). Batched ingest ran 35-75% faster on mimalloc in
-//! alternating runs on the benchmark machine.
+//! other arena's lock on every free; and glibc, held to a 128 KiB mmap
+//! threshold to bound its arenas' growth, mapped and unmapped the buffers
+//! of every 1000-event batch (page faults were a tenth of the writer's
+//! time). Batched ingest ran 35-75% faster on mimalloc in alternating runs
+//! on the benchmark machine, single events about as fast.
 //!
 //! Why the tuning: mimalloc keeps freed memory for a second before it hands
 //! it back, and asks for transparent huge pages for its arenas; under the
@@ -34,6 +35,8 @@ pub fn tune() {
     // mimalloc reserved its first arena, asking for huge pages, before
     // `main`, so its own option comes too late; the process-wide switch
     // still holds for every page not yet touched, which is all of them.
+    // Should it fail (an old kernel, a seccomp filter), huge pages merely
+    // stay allowed.
     #[cfg(target_os = "linux")]
     // SAFETY: prctl with PR_SET_THP_DISABLE only sets a flag on this
     // process; it takes no pointers.
