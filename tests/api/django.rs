@@ -353,30 +353,17 @@ async fn import_then_use(source_backend: Backend, target_backend: Backend) {
     assert!(joined.starts_with("2025-01-01 03:04:05.000006"), "{joined}");
 
     // Every event, with its alert, as the old system had them.
-    let mut seen: HashMap<String, Value> = HashMap::new();
-    let mut after = Value::Null;
-    loop {
-        let page = app
-            .ok(
-                Some(&lead),
-                "query($after: String) { events(first: 100, after: $after) {
-                    nodes { source eventType severity description timestamp
-                            alert { status createdAt acknowledgedAt resolvedAt } }
-                    pageInfo { hasNextPage endCursor } } }",
-                json!({ "after": after }),
-            )
-            .await;
-        for node in page["events"]["nodes"].as_array().unwrap() {
-            seen.insert(
-                node["description"].as_str().unwrap().to_string(),
-                node.clone(),
-            );
-        }
-        if page["events"]["pageInfo"]["hasNextPage"] != true {
-            break;
-        }
-        after = page["events"]["pageInfo"]["endCursor"].clone();
-    }
+    let seen: HashMap<String, Value> = app
+        .all_nodes(
+            &lead,
+            "events",
+            "source eventType severity description timestamp \
+             alert { status createdAt acknowledgedAt resolvedAt }",
+        )
+        .await
+        .into_iter()
+        .map(|node| (node["description"].as_str().unwrap().to_string(), node))
+        .collect();
     assert_eq!(seen.len() as i64, EVENTS);
     let millis = |t: NaiveDateTime| t.and_utc().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     for i in (1..=EVENTS).filter(|&i| i != 5) {

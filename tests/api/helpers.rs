@@ -329,6 +329,28 @@ impl TestApp {
         body["data"].clone()
     }
 
+    /// Every node of a top-level connection (`events`, `alerts`), paged
+    /// through 100 at a time; `fields` is the node selection.
+    pub async fn all_nodes(&self, token: &str, connection: &str, fields: &str) -> Vec<Value> {
+        let query = format!(
+            "query($after: String) {{ {connection}(first: 100, after: $after) {{ \
+             nodes {{ {fields} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+        );
+        let mut nodes = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let page = self
+                .ok(Some(token), &query, json!({ "after": after }))
+                .await;
+            let page = &page[connection];
+            nodes.extend(page["nodes"].as_array().expect("nodes").iter().cloned());
+            if page["pageInfo"]["hasNextPage"] != true {
+                return nodes;
+            }
+            after = page["pageInfo"]["endCursor"].clone();
+        }
+    }
+
     pub async fn login(&self, username: &str, password: &str) -> Value {
         self.gql(
             None,

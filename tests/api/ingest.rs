@@ -340,7 +340,110 @@ async fn ingest_answers_what_is_stored(app: TestApp) {
     assert_eq!(alert["event"]["id"], done[0]["event"]["id"]);
 }
 
+/// A batch larger than one statement (300 events: statements of 64, 32, 8
+/// and 4 rows) links every event to the right alert: repeats of alerts
+/// stored before, repeats of alerts the batch itself raises, and events
+/// that raise none; counts and raising events read back as answered.
+async fn a_batch_across_statements_links_every_event(app: TestApp) {
+    use std::collections::HashMap;
+    let admin = app.admin().await;
+    let q = "mutation($i: [IngestEventInput!]!) { ingestEvents(inputs: $i) { event { id } alert { id occurrences event { id } } } }";
+    let high = |key: String| json!({ "source": "IDS-7", "eventType": "Intrusion", "severity": "HIGH", "description": "d", "dedupKey": key });
+    // 100 open alerts, one per key k0..k99.
+    let first = app
+        .ok(
+            Some(&admin),
+            q,
+            json!({ "i": (0..100).map(|n| high(format!("k{n}"))).collect::<Vec<_>>() }),
+        )
+        .await;
+    let earlier: HashMap<String, String> = (0..100)
+        .map(|n| {
+            let alert = &first["ingestEvents"][n]["alert"];
+            (format!("k{n}"), alert["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+
+    // i % 3: 0 LOW, 1 a repeat of an earlier key, 2 one of 37 new keys.
+    let key_of = |i: usize| match i % 3 {
+        1 => Some(format!("k{}", i % 100)),
+        2 => Some(format!("new{}", i % 37)),
+        _ => None,
+    };
+    let inputs: Vec<_> = (0..300)
+        .map(|i| match key_of(i) {
+            Some(key) => high(key),
+            None => json!({ "source": "IDS-7", "eventType": "Scan", "severity": "LOW", "description": "d" }),
+        })
+        .collect();
+    let second = app.ok(Some(&admin), q, json!({ "i": inputs })).await;
+    let done = second["ingestEvents"].as_array().unwrap();
+    assert_eq!(done.len(), 300);
+
+    let mut repeats: HashMap<String, i64> = HashMap::new();
+    let mut raised_by: HashMap<String, (String, String)> = HashMap::new();
+    for (i, item) in done.iter().enumerate() {
+        let event = item["event"]["id"].as_str().unwrap().to_string();
+        let Some(key) = key_of(i) else {
+            assert!(item["alert"].is_null(), "event {i}: {item}");
+            continue;
+        };
+        *repeats.entry(key.clone()).or_default() += 1;
+        let alert = item["alert"]["id"].as_str().unwrap().to_string();
+        if let Some(id) = earlier.get(&key) {
+            assert_eq!(
+                &alert, id,
+                "event {i} folds into the earlier alert of {key}"
+            );
+        } else {
+            // The first event of a new key raises it; the rest fold in.
+            let (id, raiser) = raised_by
+                .entry(key.clone())
+                .or_insert((alert.clone(), event.clone()));
+            assert_eq!(&alert, id, "event {i}, key {key}");
+            assert_eq!(item["alert"]["event"]["id"], json!(raiser), "event {i}");
+        }
+    }
+    assert_eq!(raised_by.len(), 37);
+
+    // Read back: every event's alert, every alert's count and raiser.
+    let stored: HashMap<String, serde_json::Value> = app
+        .all_nodes(&admin, "events", "id alert { id }")
+        .await
+        .into_iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["alert"]["id"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(stored.len(), 400);
+    for item in done {
+        let id = item["event"]["id"].as_str().unwrap();
+        assert_eq!(stored[id], item["alert"]["id"], "event {id}");
+    }
+    let alerts = app
+        .all_nodes(&admin, "alerts", "id occurrences event { id dedupKey }")
+        .await;
+    assert_eq!(alerts.len(), 137);
+    for alert in &alerts {
+        let key = alert["event"]["dedupKey"].as_str().unwrap();
+        let earlier_one = i64::from(earlier.contains_key(key));
+        assert_eq!(
+            alert["occurrences"].as_i64().unwrap(),
+            earlier_one + repeats.get(key).copied().unwrap_or(0),
+            "{alert}"
+        );
+        if let Some((id, raiser)) = raised_by.get(key) {
+            assert_eq!(alert["id"], json!(id));
+            assert_eq!(alert["event"]["id"], json!(raiser));
+        }
+    }
+}
+
 both!(
+    a_batch_across_statements_links_every_event,
     ingest_answers_what_is_stored,
     large_batches_at_once_all_land,
     a_refused_ingest_fails_alone,
