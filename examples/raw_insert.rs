@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (url, mode, secs) = match args.as_slice() {
         [_, url, mode, secs] => (url.clone(), mode.clone(), secs.parse::<u64>()?),
-        _ => return Err("usage: raw_insert URL single|batch SECONDS".into()),
+        _ => return Err("usage: raw_insert URL single|batch|service-batch SECONDS".into()),
     };
     let run_for = Duration::from_secs(secs);
     let runtime = tokio::runtime::Runtime::new()?;
@@ -89,9 +89,11 @@ fn per_tx(mode: &str) -> usize {
     }
 }
 
-/// Events per transaction in service-batch mode, and how many of them are
-/// HIGH: as in `bench/batch.lua`.
+/// Events per transaction in service-batch mode, as in `bench/batch.lua`.
 const EVENTS_PER_TX: usize = 1000;
+
+/// Which of them are HIGH (raise an alert): one in four, as in
+/// `bench/batch.lua`.
 fn is_high(i: usize) -> bool {
     i.is_multiple_of(4)
 }
