@@ -271,19 +271,9 @@ macro_rules! ingest_body {
                     .bind::<Nullable<BigInt>, _>(e.alert_id)
             })
             .sql(" RETURNING id");
-            let mut ids: Vec<NewId> = call!($mode, load, query, conn)?;
-            if ids.len() != chunk.len() {
-                return Err(Error::internal(anyhow::anyhow!(
-                    "stored {} events of {}",
-                    ids.len(),
-                    chunk.len()
-                )));
-            }
-            // Ids grow in the order rows were inserted; RETURNING's own
-            // order is not promised, so the ids put them back in order.
-            ids.sort_unstable_by_key(|r| r.id);
-            for (event, new) in chunk.iter_mut().zip(ids) {
-                event.id = new.id;
+            let ids = NewId::in_row_order(call!($mode, load, query, conn)?, chunk.len(), "events")?;
+            for (event, id) in chunk.iter_mut().zip(ids) {
+                event.id = id;
             }
         }
 
@@ -314,15 +304,11 @@ macro_rules! ingest_body {
                     .bind::<Timestamp, _>(&stamp)
             })
             .sql(" RETURNING id");
-            let mut ids: Vec<NewId> = call!($mode, load, query, conn)?;
-            if ids.len() != chunk.len() {
-                return Err(Error::internal(anyhow::anyhow!("an alert was not stored")));
-            }
-            ids.sort_unstable_by_key(|r| r.id);
-            for (&k, new) in chunk.iter().zip(ids) {
+            let ids = NewId::in_row_order(call!($mode, load, query, conn)?, chunk.len(), "alerts")?;
+            for (&k, id) in chunk.iter().zip(ids) {
                 let e = &stored[k];
                 let alert = AlertRow {
-                    id: new.id,
+                    id,
                     event_id: e.id,
                     severity: e.severity,
                     status: AlertStatus::Open,

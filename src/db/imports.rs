@@ -212,18 +212,8 @@ impl Db {
                             .bind::<Timestamp, _>(*at)
                     })
                     .sql(" RETURNING id");
-                    let mut ids: Vec<NewId> = query.load(conn).await?;
-                    // Ids grow in the order rows were inserted; RETURNING's
-                    // own order is not promised (as in ingest).
-                    ids.sort_unstable_by_key(|r| r.id);
-                    if ids.len() != part.len() {
-                        return Err(Error::internal(anyhow::anyhow!(
-                            "stored {} events of {}",
-                            ids.len(),
-                            part.len()
-                        )));
-                    }
-                    done.extend(part.iter().zip(ids).map(|((e, _, _), r)| (e.id, r.id)));
+                    let ids = NewId::in_row_order(query.load(conn).await?, part.len(), "events")?;
+                    done.extend(part.iter().zip(ids).map(|((e, _, _), id)| (e.id, id)));
                 }
                 report.events.imported += done.len() as u64;
                 remember!(conn, origin, Kind::Event, done, now);

@@ -45,6 +45,26 @@ pub struct NewId {
     pub id: i64,
 }
 
+impl NewId {
+    /// The ids one multi-row INSERT of `rows` `what` answered, in the order
+    /// its rows were written: ids grow in that order, while RETURNING's own
+    /// order is not promised.
+    pub fn in_row_order(
+        mut ids: Vec<NewId>,
+        rows: usize,
+        what: &str,
+    ) -> crate::error::Result<Vec<i64>> {
+        if ids.len() != rows {
+            return Err(crate::error::Error::internal(anyhow::anyhow!(
+                "stored {} {what} of {rows}",
+                ids.len()
+            )));
+        }
+        ids.sort_unstable_by_key(|r| r.id);
+        Ok(ids.into_iter().map(|r| r.id).collect())
+    }
+}
+
 #[derive(Queryable, QueryableByName, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = events)]
 pub struct EventRow {
