@@ -210,6 +210,33 @@ impl Claims {
     }
 }
 
+/// What a verified access token grants, kept by the token's exact text so
+/// that a client sending the same token with every request has its
+/// signature checked once, not each time. It holds nothing that can change
+/// while the token lives: whether the session is still live is looked up
+/// separately, so caching this delays no revocation.
+pub struct VerifiedAccess {
+    /// The session's id and the user's id: the key of the session check.
+    pub session: (String, i64),
+    pub exp: i64,
+}
+
+impl VerifiedAccess {
+    pub fn new(claims: Claims) -> Result<Self> {
+        let id = claims.user_id()?;
+        Ok(Self {
+            session: (claims.sid, id),
+            exp: claims.exp,
+        })
+    }
+
+    /// Strictly before `exp`: the leeway `verify` allows is left to it, so
+    /// a token near its end is checked in full again.
+    pub fn is_current(&self, now: i64) -> bool {
+        now < self.exp
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,7 +62,7 @@ impl Extension for DocumentLimits {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        if let Some(doc) = self.cache.get(&query.to_string()) {
+        if let Some(doc) = self.cache.get(query) {
             return Ok(doc);
         }
         if query.len() > MAX_QUERY_CHARS {

@@ -2,9 +2,12 @@
 //! into a principal.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::{audit, ClientIp, Service};
-use crate::auth::token::{random_secret, RefreshId, TokenPair, TokenSubject, TokenType};
+use crate::auth::token::{
+    random_secret, RefreshId, TokenPair, TokenSubject, TokenType, VerifiedAccess,
+};
 use crate::auth::{api_key, Credentials, Principal};
 use crate::db::models::{ApiKeyRow, UserRow};
 use crate::db::sessions::{Issued, Rotation, SessionState};
@@ -148,14 +151,26 @@ impl Service {
             .ok_or_else(|| {
                 Error::unauthenticated("Authorization must be \"Bearer <accessToken>\"")
             })?;
-        let claims = self.tokens.verify(token.trim(), TokenType::Access)?;
-        let id = claims.user_id()?;
-        let key = (claims.sid.clone(), id);
-        let state = match self.security.sessions.get(&key) {
+        let token = token.trim();
+        let now = chrono::Utc::now().timestamp();
+        let verified = match self.security.verified.get(token) {
+            Some(v) if v.is_current(now) => v,
+            _ => {
+                let claims = self.tokens.verify(token, TokenType::Access)?;
+                let v = Arc::new(VerifiedAccess::new(claims)?);
+                self.security.verified.insert(token.to_owned(), v.clone());
+                v
+            }
+        };
+        let (sid, id) = &verified.session;
+        let id = *id;
+        let state = match self.security.sessions.get(&verified.session) {
             Some(s) => s,
             None => {
-                let s = self.db.session_state(&claims.sid, id).await?;
-                self.security.sessions.insert(key, s.clone());
+                let s = self.db.session_state(sid, id).await?;
+                self.security
+                    .sessions
+                    .insert(verified.session.clone(), s.clone());
                 s
             }
         };

@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 use crate::auth::api_key::Usage;
 use crate::auth::cache::TtlCache;
 use crate::auth::password::Passwords;
-use crate::auth::token::{random_secret, TokenKeys};
+use crate::auth::token::{random_secret, TokenKeys, VerifiedAccess};
 use crate::config::Settings;
 use crate::db::models::NewAudit;
 use crate::db::sessions::SessionState;
@@ -31,11 +31,18 @@ pub use alerts::{AlertNotice, NoticeKind};
 /// read again: the most a revocation can lag on another instance.
 const CREDENTIAL_CACHE_TTL: Duration = Duration::from_secs(5);
 const CREDENTIAL_CACHE_SIZE: usize = 50_000;
+/// How long a verified access token is remembered after it was first seen;
+/// its own expiry is checked on every use besides.
+const VERIFIED_TOKEN_TTL: Duration = Duration::from_secs(300);
+/// Verified tokens kept; only tokens that passed verification get in, so a
+/// flood of forged ones cannot fill it.
+const VERIFIED_TOKEN_CACHE_SIZE: usize = 10_000;
 
 /// Throttles and credential caches, shared by every request.
 pub struct Security {
     pub throttle: Throttle,
     pub sessions: TtlCache<(String, i64), Option<SessionState>>,
+    pub verified: TtlCache<String, Arc<VerifiedAccess>>,
     pub keys: TtlCache<String, Option<(i64, String)>>,
     pub key_usage: Usage,
 }
@@ -124,6 +131,7 @@ impl Service {
             throttle: Throttle::new(settings.rate_anon, settings.rate_user, settings.rate_sensor),
             sessions: TtlCache::new(CREDENTIAL_CACHE_TTL, CREDENTIAL_CACHE_SIZE),
             keys: TtlCache::new(CREDENTIAL_CACHE_TTL, CREDENTIAL_CACHE_SIZE),
+            verified: TtlCache::new(VERIFIED_TOKEN_TTL, VERIFIED_TOKEN_CACHE_SIZE),
             key_usage: Usage::default(),
         };
         let service = Self(Arc::new(Parts {

@@ -1,7 +1,7 @@
 use serde_json::json;
 
-use crate::both;
 use crate::helpers::{code, TestApp, ADMIN_PASSWORD};
+use crate::{both, both_with};
 
 async fn login_returns_a_token_pair(app: TestApp) {
     let body = app.login("admin", ADMIN_PASSWORD).await;
@@ -167,6 +167,27 @@ async fn django_password_hashes_upgrade_on_login(app: TestApp) {
     assert!(now.starts_with("$2"), "rehashed with bcrypt: {now}");
     app.token("legacy", "old-django-pass").await;
 }
+
+/// A token that was checked once and then presented again is not trusted
+/// past its expiry (plus the 5 s leeway for clock skew between instances):
+/// remembering verified tokens must not remember them for ever.
+async fn access_tokens_expire_although_checked_before(app: TestApp) {
+    let token = app.admin().await;
+    for _ in 0..3 {
+        app.ok(Some(&token), "{ me { username } }", json!({})).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(7_200)).await;
+    let body = app
+        .gql(Some(&token), "{ me { username } }", json!({}))
+        .await;
+    assert_eq!(code(&body), "UNAUTHENTICATED");
+    assert_eq!(body["errors"][0]["message"], "token has expired", "{body}");
+}
+
+both_with!(
+    access_tokens_expire_although_checked_before =>
+        |s: &mut threatwatch::config::Settings| s.access_ttl = std::time::Duration::from_secs(1),
+);
 
 both!(
     django_password_hashes_upgrade_on_login,
