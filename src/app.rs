@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::routing::get;
-use axum::{middleware, Router};
+use axum::Router;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -173,7 +173,7 @@ fn router(service: &Service) -> anyhow::Result<Router> {
                     StatusCode::REQUEST_TIMEOUT,
                     REQUEST_TIMEOUT,
                 ))
-                .layer(middleware::from_fn(http::track)),
+                .layer(http::TrackLayer),
         )
         .with_state(state))
 }

@@ -1,7 +1,10 @@
 //! HTTP routes: GraphQL, the playground, health and readiness. Handlers
 //! only translate HTTP to the schema and back.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_graphql::http::GraphiQLSource;
@@ -9,7 +12,6 @@ use async_graphql::{BatchRequest, BatchResponse, ServerError};
 use async_graphql_axum::GraphQLResponse;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
@@ -238,17 +240,72 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Counts and times every request by route (the matched pattern, so ids in
-/// paths do not explode the label set) and status.
-pub async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_string();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    crate::metrics::http_request(&route, response.status().as_u16(), started.elapsed());
-    response
+/// paths do not explode the label set) and status. A plain tower layer:
+/// `middleware::from_fn` boxed the rest of the stack on every request.
+#[derive(Clone, Copy, Default)]
+pub struct TrackLayer;
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for Track<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        Tracked {
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            started: std::time::Instant::now(),
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct Tracked<F> {
+        #[pin]
+        inner: F,
+        route: Option<MatchedPath>,
+        started: std::time::Instant,
+    }
+}
+
+impl<F, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            crate::metrics::http_request(
+                this.route.as_ref().map_or("unmatched", |p| p.as_str()),
+                response.status(),
+                this.started.elapsed(),
+            );
+        }
+        Poll::Ready(result)
+    }
 }
 
 /// Prometheus text format. Not rate-limited: Prometheus polls it.

@@ -126,10 +126,10 @@ fn with(f: impl FnOnce(&Metrics)) {
     }
 }
 
-pub fn http_request(route: &str, status: u16, took: Duration) {
+pub fn http_request(route: &str, status: axum::http::StatusCode, took: Duration) {
     with(|m| {
         m.http_requests
-            .with_label_values(&[route, &status.to_string()])
+            .with_label_values(&[route, status.as_str()])
             .inc();
         m.http_duration
             .with_label_values(&[route])
