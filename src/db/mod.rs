@@ -196,6 +196,7 @@ pub mod sessions;
 pub mod settings;
 pub mod silences;
 mod sql;
+mod time;
 pub mod users;
 
 use std::sync::Arc;

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use super::schema::{alerts, audit_log, events, users};
+use super::time::{DbTime, DbTimeOpt};
 use crate::domain::{AlertStatus, AuditAction, Role, Severity};
 
 /// Enum columns are text; a value outside the enum is a read error.
@@ -34,6 +35,7 @@ pub struct UserRow {
     pub password_hash: String,
     pub role: Role,
     pub is_active: bool,
+    #[diesel(deserialize_as = DbTime)]
     pub created_at: NaiveDateTime,
 }
 
@@ -73,6 +75,7 @@ pub struct EventRow {
     pub event_type: String,
     pub severity: Severity,
     pub description: String,
+    #[diesel(deserialize_as = DbTime)]
     pub created_at: NaiveDateTime,
     pub external_id: Option<String>,
     /// The alert the event raised or was folded into.
@@ -89,12 +92,17 @@ pub struct AlertRow {
     pub event_id: i64,
     pub severity: Severity,
     pub status: AlertStatus,
+    #[diesel(deserialize_as = DbTime)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = DbTime)]
     pub updated_at: NaiveDateTime,
     pub assignee_id: Option<i64>,
+    #[diesel(deserialize_as = DbTimeOpt)]
     pub acknowledged_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = DbTimeOpt)]
     pub resolved_at: Option<NaiveDateTime>,
     pub occurrences: i64,
+    #[diesel(deserialize_as = DbTimeOpt)]
     pub last_seen_at: Option<NaiveDateTime>,
 }
 
@@ -102,6 +110,7 @@ pub struct AlertRow {
 #[diesel(table_name = audit_log)]
 pub struct AuditRow {
     pub id: i64,
+    #[diesel(deserialize_as = DbTime)]
     pub at: NaiveDateTime,
     pub action: AuditAction,
     pub actor: String,
@@ -147,8 +156,11 @@ pub struct ApiKeyRow {
     pub name: String,
     pub key_hash: String,
     pub created_by: String,
+    #[diesel(deserialize_as = DbTime)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = DbTimeOpt)]
     pub last_used_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = DbTimeOpt)]
     pub revoked_at: Option<NaiveDateTime>,
 }
 
@@ -159,6 +171,7 @@ pub struct CommentRow {
     pub alert_id: i64,
     pub author: String,
     pub body: String,
+    #[diesel(deserialize_as = DbTime)]
     pub created_at: NaiveDateTime,
 }
 
@@ -172,8 +185,11 @@ pub struct SilenceRow {
     pub dedup_key: Option<String>,
     pub comment: String,
     pub created_by: String,
+    #[diesel(deserialize_as = DbTime)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = DbTime)]
     pub ends_at: NaiveDateTime,
+    #[diesel(deserialize_as = DbTimeOpt)]
     pub expired_at: Option<NaiveDateTime>,
 }
 
