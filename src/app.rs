@@ -120,7 +120,7 @@ impl Server {
 }
 
 fn router(service: &Service) -> anyhow::Result<Router> {
-    let schema = graphql::build(Some(service.clone()), service.settings.introspection);
+    let schema = graphql::Gateway::new(service.clone());
     let state = AppState {
         service: service.clone(),
         schema,

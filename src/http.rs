@@ -18,7 +18,7 @@ use axum::Json;
 use crate::app::MAX_BODY_BYTES;
 use crate::auth::{Credentials, Principal};
 use crate::error::Error;
-use crate::graphql::AppSchema;
+use crate::graphql::Gateway;
 use crate::service::{ClientIp, Service};
 use crate::throttle::Subject;
 use ipnet::IpNet;
@@ -30,7 +30,7 @@ pub const MAX_BATCH_OPERATIONS: usize = 10;
 #[derive(Clone)]
 pub struct AppState {
     pub service: Service,
-    pub schema: AppSchema,
+    pub schema: Gateway,
     /// Permits for requests with large bodies, see `LARGE_BODY_BYTES`.
     pub large_requests: std::sync::Arc<tokio::sync::Semaphore>,
 }
@@ -131,7 +131,7 @@ pub async fn graphql(
         Err(e) => return rate_limited(&e),
     };
     let batch = batch.data(credentials).data(ip);
-    let response: BatchResponse = app.schema.execute_batch(batch).await;
+    let response: BatchResponse = async_graphql::Executor::execute_batch(&app.schema, batch).await;
     GraphQLResponse::from(response).into_response()
 }
 

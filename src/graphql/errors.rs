@@ -1,48 +1,17 @@
 //! The single place where errors get the contract's `extensions.code`.
 //!
 //! Resolvers return `crate::error::Error`, which async-graphql keeps as the
-//! error's source; this extension reads it back on every response (HTTP and
-//! WebSocket alike), sets the code, and hides internal detail. Errors that
-//! async-graphql raises itself (parse, validation, bad variables, limits)
-//! are all faults of the request: BAD_USER_INPUT.
+//! error's source; `finish` reads it back on every response (the gateway in
+//! `graphql` calls it for HTTP and WebSocket alike), sets the code, and hides
+//! internal detail. Errors that async-graphql raises itself (parse,
+//! validation, bad variables, limits) are all faults of the request:
+//! BAD_USER_INPUT.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe,
-};
-use async_graphql::futures_util::stream::BoxStream;
-use async_graphql::futures_util::StreamExt;
 use async_graphql::{Response, ServerError};
 
 use crate::error::Error;
 
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorCodes {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        crate::metrics::graphql_operation();
-        finish(next.run(ctx).await)
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(finish).boxed()
-    }
-}
-
-fn finish(mut response: Response) -> Response {
+pub fn finish(mut response: Response) -> Response {
     for err in &mut response.errors {
         classify(err);
     }

@@ -5,11 +5,8 @@
 //! 15 aliases); aliases are allowed a little more because dashboards alias
 //! several filtered `alerts` lists in one query.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{Request, ServerError, ServerResult};
 
 use crate::auth::cache::TtlCache;
 
@@ -25,43 +22,37 @@ const CACHED_DOCUMENTS: usize = 512;
 /// Longer documents are parsed every time rather than kept.
 const MAX_CACHED_CHARS: usize = 4_096;
 
+/// Parses every request's document before the schema sees it, and refuses
+/// what the limits above do not allow. Not an async-graphql extension: with
+/// any extension installed, every field of every response is resolved
+/// through the extension chain (two boxed futures a field per extension),
+/// and an alerts page has well over a hundred fields.
 pub struct DocumentLimits {
     /// When false, a document that asks for `__schema` or `__type` is
     /// refused with an error instead of quietly answered with null.
     pub introspection: bool,
-    cache: Arc<TtlCache<String, ExecutableDocument>>,
-}
-
-impl DocumentLimits {
-    pub fn new(introspection: bool) -> Self {
-        Self {
-            introspection,
-            cache: Arc::new(TtlCache::new(CACHE_TTL, CACHED_DOCUMENTS)),
-        }
-    }
+    cache: TtlCache<String, ExecutableDocument>,
 }
 
 /// Long enough to matter, short enough that the cache follows the clients.
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-impl ExtensionFactory for DocumentLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimits {
-            introspection: self.introspection,
-            cache: self.cache.clone(),
-        })
+impl DocumentLimits {
+    pub fn new(introspection: bool) -> Self {
+        Self {
+            introspection,
+            cache: TtlCache::new(CACHE_TTL, CACHED_DOCUMENTS),
+        }
     }
-}
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for DocumentLimits {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
+    /// Gives the request its parsed document, or says why it has none.
+    pub fn prepare(&self, request: &mut Request) -> ServerResult<()> {
+        let doc = self.parse(&request.query)?;
+        request.set_parsed_query(doc);
+        Ok(())
+    }
+
+    fn parse(&self, query: &str) -> ServerResult<ExecutableDocument> {
         if let Some(doc) = self.cache.get(query) {
             return Ok(doc);
         }
@@ -71,7 +62,7 @@ impl Extension for DocumentLimits {
                 None,
             ));
         }
-        let doc = next.run(ctx, query, variables).await?;
+        let doc = async_graphql::parser::parse_query(query)?;
         let aliases: usize = doc
             .operations
             .iter()

@@ -11,7 +11,10 @@ pub mod scalars;
 mod subscription;
 pub mod types;
 
-use async_graphql::Schema;
+use std::sync::Arc;
+
+use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
+use async_graphql::{Data, Request, Response, Schema};
 
 pub use mutation::Mutation;
 pub use query::Query;
@@ -28,8 +31,6 @@ const MAX_COMPLEXITY: usize = 5_000;
 
 pub fn build(service: Option<Service>, introspection: bool) -> AppSchema {
     let mut builder = Schema::build(Query, Mutation, Subscription)
-        .extension(errors::ErrorCodes)
-        .extension(limits::DocumentLimits::new(introspection))
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_directives(50);
@@ -43,6 +44,54 @@ pub fn build(service: Option<Service>, introspection: bool) -> AppSchema {
         builder = builder.disable_introspection();
     }
     builder.finish()
+}
+
+/// What the transports execute: the schema behind the document limits, with
+/// every response's errors given their codes. The two used to be
+/// async-graphql extensions; see `limits::DocumentLimits` for why not.
+#[derive(Clone)]
+pub struct Gateway {
+    schema: AppSchema,
+    limits: Arc<limits::DocumentLimits>,
+}
+
+impl Gateway {
+    pub fn new(service: Service) -> Self {
+        let introspection = service.settings.introspection;
+        Self {
+            schema: build(Some(service), introspection),
+            limits: Arc::new(limits::DocumentLimits::new(introspection)),
+        }
+    }
+}
+
+impl async_graphql::Executor for Gateway {
+    async fn execute(&self, mut request: Request) -> Response {
+        crate::metrics::graphql_operation();
+        let response = match self.limits.prepare(&mut request) {
+            Ok(()) => self.schema.execute(request).await,
+            Err(refused) => Response::from_errors(vec![refused]),
+        };
+        errors::finish(response)
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match self.limits.prepare(&mut request) {
+            Ok(()) => self
+                .schema
+                .execute_stream_with_session_data(request, session_data.unwrap_or_default())
+                .map(errors::finish)
+                .boxed(),
+            Err(refused) => {
+                stream::once(async move { errors::finish(Response::from_errors(vec![refused])) })
+                    .boxed()
+            }
+        }
+    }
 }
 
 /// The schema in SDL, as `schema.graphql` holds it.
