@@ -30,7 +30,7 @@ const MAX_CACHED_CHARS: usize = 4_096;
 pub struct DocumentLimits {
     /// When false, a document that asks for `__schema` or `__type` is
     /// refused with an error instead of quietly answered with null.
-    pub introspection: bool,
+    introspection: bool,
     cache: TtlCache<String, ExecutableDocument>,
 }
 

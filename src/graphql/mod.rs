@@ -14,7 +14,7 @@ pub mod types;
 use std::sync::Arc;
 
 use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
-use async_graphql::{Data, Request, Response, Schema};
+use async_graphql::{Data, Request, Response, Schema, ServerError};
 
 pub use mutation::Mutation;
 pub use query::Query;
@@ -68,11 +68,10 @@ impl Gateway {
 impl async_graphql::Executor for Gateway {
     async fn execute(&self, mut request: Request) -> Response {
         crate::metrics::graphql_operation();
-        let response = match self.limits.prepare(&mut request) {
-            Ok(()) => self.schema.execute(request).await,
-            Err(refused) => Response::from_errors(vec![refused]),
-        };
-        errors::finish(response)
+        match self.limits.prepare(&mut request) {
+            Ok(()) => errors::finish(self.schema.execute(request).await),
+            Err(e) => refused(e),
+        }
     }
 
     fn execute_stream(
@@ -86,12 +85,14 @@ impl async_graphql::Executor for Gateway {
                 .execute_stream_with_session_data(request, session_data.unwrap_or_default())
                 .map(errors::finish)
                 .boxed(),
-            Err(refused) => {
-                stream::once(async move { errors::finish(Response::from_errors(vec![refused])) })
-                    .boxed()
-            }
+            Err(e) => stream::once(async move { refused(e) }).boxed(),
         }
     }
+}
+
+/// The answer to a request the document limits refused.
+fn refused(error: ServerError) -> Response {
+    errors::finish(Response::from_errors(vec![error]))
 }
 
 /// The schema in SDL, as `schema.graphql` holds it.

@@ -162,8 +162,7 @@ impl Service {
                 v
             }
         };
-        let (sid, id) = &verified.session;
-        let id = *id;
+        let (sid, id) = (&verified.session.0, verified.session.1);
         let state = match self.security.sessions.get(&verified.session) {
             Some(s) => s,
             None => {
