@@ -132,6 +132,29 @@ async fn assignment_rules_and_filters(app: TestApp) {
         .await;
     assert_eq!(code(&both), "BAD_USER_INPUT");
 
+    // A page resolves each alert's own owner (loaded together, newest first).
+    let page = app
+        .ok(
+            Some(&ana),
+            "{ alerts { nodes { id assignee { username } } } }",
+            json!({}),
+        )
+        .await;
+    let owners: Vec<(&str, &Value)> = page["alerts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), &n["assignee"]["username"]))
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            (a[2].as_str(), &Value::Null),
+            (a[1].as_str(), &json!("ana")),
+            (a[0].as_str(), &json!("bob")),
+        ]
+    );
+
     // And gives their own back.
     let d = app
         .ok(Some(&ana), ASSIGN, json!({ "id": a[1], "a": null }))
