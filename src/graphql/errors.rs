@@ -27,7 +27,10 @@ pub fn classify(err: &mut ServerError) {
         }
         Some(e @ Error::RateLimited { retry_after_secs }) => (e.code(), Some(*retry_after_secs)),
         Some(e) => (e.code(), None),
-        None => ("BAD_USER_INPUT", None),
+        None => {
+            explain_limit(err);
+            ("BAD_USER_INPUT", None)
+        }
     };
     crate::metrics::graphql_error(code);
     if code == "RATE_LIMITED" {
@@ -37,6 +40,17 @@ pub fn classify(err: &mut ServerError) {
     ext.set("code", code);
     if let Some(secs) = retry_after {
         ext.set("retryAfter", secs);
+    }
+}
+
+/// async-graphql's own words for a query over the node budget do not say
+/// which budget, or how the cost is counted.
+fn explain_limit(err: &mut ServerError) {
+    if err.message == "Query is too complex." {
+        err.message = format!(
+            "query: its worst case is more than {} nodes (each list field counts its page size, `first` or the default, times its items)",
+            super::limits::MAX_NODES
+        );
     }
 }
 

@@ -24,15 +24,11 @@ use crate::service::Service;
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
-/// Query depth a real client needs (alerts → edges → node → event → alert
-/// → event is 6) with room to spare; deeper documents only cost us.
-const MAX_DEPTH: usize = 12;
-const MAX_COMPLEXITY: usize = 5_000;
-
 pub fn build(service: Option<Service>, introspection: bool) -> AppSchema {
+    // Depth is limited by `limits`, which leaves introspection out of it;
+    // the complexity pass runs only on documents `limits` has bounded.
     let mut builder = Schema::build(Query, Mutation, Subscription)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
+        .limit_complexity(limits::MAX_NODES)
         .limit_directives(50);
     if let Some(service) = service {
         builder = builder

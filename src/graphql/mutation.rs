@@ -3,6 +3,7 @@
 use async_graphql::{Context, Object, ID};
 
 use super::guard::{principal, RoleGuard, ADMIN, INGESTERS, READERS};
+use super::limits;
 use super::types::*;
 use crate::domain::{id, AlertStatus};
 use crate::service::silences::SilenceRequest;
@@ -93,7 +94,10 @@ impl Mutation {
     }
 
     /// Stores 1..1000 events in one transaction: all of them or none.
-    #[graphql(guard = "RoleGuard::new(INGESTERS)")]
+    #[graphql(
+        guard = "RoleGuard::new(INGESTERS)",
+        complexity = "limits::items_cost(inputs.len(), child_complexity)"
+    )]
     async fn ingest_events(
         &self,
         ctx: &Context<'_>,
@@ -122,7 +126,10 @@ impl Mutation {
     }
 
     /// Moves 1..500 alerts at once: all of them or none.
-    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    #[graphql(
+        guard = "RoleGuard::new(ADMIN)",
+        complexity = "limits::items_cost(ids.len(), child_complexity)"
+    )]
     async fn update_alert_statuses(
         &self,
         ctx: &Context<'_>,

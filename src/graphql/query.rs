@@ -3,6 +3,7 @@
 use async_graphql::{Context, Object, ID};
 
 use super::guard::{principal, RoleGuard, ADMIN, ANYONE_SIGNED_IN, READERS};
+use super::limits;
 use super::scalars::DateTime;
 use super::types::*;
 use crate::auth::Principal;
@@ -35,7 +36,10 @@ impl Query {
     }
 
     /// Alerts, newest first.
-    #[graphql(guard = "RoleGuard::new(READERS)")]
+    #[graphql(
+        guard = "RoleGuard::new(READERS)",
+        complexity = "limits::list_cost(first, last, child_complexity)"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn alerts(
         &self,
@@ -79,7 +83,10 @@ impl Query {
     }
 
     /// Events, newest first.
-    #[graphql(guard = "RoleGuard::new(READERS)")]
+    #[graphql(
+        guard = "RoleGuard::new(READERS)",
+        complexity = "limits::list_cost(first, last, child_complexity)"
+    )]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -139,7 +146,10 @@ impl Query {
     }
 
     /// People's accounts, newest first.
-    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    #[graphql(
+        guard = "RoleGuard::new(ADMIN)",
+        complexity = "limits::list_cost(first, None, child_complexity)"
+    )]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -153,7 +163,10 @@ impl Query {
 
     /// Silences, newest first: `active: true` only those in force, `false`
     /// only those that have ended.
-    #[graphql(guard = "RoleGuard::new(READERS)")]
+    #[graphql(
+        guard = "RoleGuard::new(READERS)",
+        complexity = "limits::unpaged_cost(child_complexity)"
+    )]
     async fn silences(
         &self,
         ctx: &Context<'_>,
@@ -169,7 +182,10 @@ impl Query {
     }
 
     /// Sensor API keys, newest first, revoked ones included.
-    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    #[graphql(
+        guard = "RoleGuard::new(ADMIN)",
+        complexity = "limits::unpaged_cost(child_complexity)"
+    )]
     async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKey>> {
         Ok(service(ctx)
             .api_keys()
@@ -180,7 +196,10 @@ impl Query {
     }
 
     /// The audit log, newest first.
-    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    #[graphql(
+        guard = "RoleGuard::new(ADMIN)",
+        complexity = "limits::list_cost(first, last, child_complexity)"
+    )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

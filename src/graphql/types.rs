@@ -22,6 +22,8 @@ use crate::db::alerts::AlertFilter;
 use crate::db::events::Ingested;
 use async_graphql::dataloader::DataLoader;
 
+use super::guard::{RoleGuard, READERS};
+use super::limits;
 use super::loaders;
 use crate::db::models::{
     AlertWithEvent, ApiKeyRow, AuditRow, CommentRow, EventWithAlert, SilenceRow, UserRow,
@@ -103,7 +105,9 @@ impl Event {
         let db = &ctx.data_unchecked::<Service>().db;
         Ok(Box::pin(db.alert(alert.id)).await?.map(Alert))
     }
-    /// The silence that kept this event from raising an alert.
+    /// The silence that kept this event from raising an alert. Silences
+    /// are analysts' notes: a sensor reads none.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
     async fn silenced_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Silence>> {
         let Some(id) = self.0.event.silenced_by else {
             return Ok(None);
@@ -138,14 +142,17 @@ impl Alert {
     async fn updated_at(&self) -> DateTime {
         self.0.alert.updated_at.into()
     }
-    /// The event that raised it.
+    /// The event that raised it. Once repeats fold in, that is an event a
+    /// sensor did not send (perhaps another sensor's): people only.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
     async fn event(&self) -> Event {
         Event(EventWithAlert {
             event: self.0.event.clone(),
             alert: Some(self.0.alert.clone()),
         })
     }
-    /// Who owns it, if anyone.
+    /// Who owns it, if anyone. People only.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
     async fn assignee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let Some(id) = self.0.alert.assignee_id else {
             return Ok(None);
@@ -176,7 +183,12 @@ impl Alert {
     async fn resolved_at(&self) -> Option<DateTime> {
         self.0.alert.resolved_at.map(Into::into)
     }
-    /// The events that belong to it, newest first.
+    /// The events that belong to it, newest first. People only: other
+    /// events than the sensor's own.
+    #[graphql(
+        guard = "RoleGuard::new(READERS)",
+        complexity = "limits::list_cost(first, None, child_complexity)"
+    )]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -192,7 +204,11 @@ impl Alert {
             Event::keyed,
         ))
     }
-    /// Analysts' notes, newest first.
+    /// Analysts' notes, newest first. People only.
+    #[graphql(
+        guard = "RoleGuard::new(READERS)",
+        complexity = "limits::list_cost(first, None, child_complexity)"
+    )]
     async fn comments(
         &self,
         ctx: &Context<'_>,

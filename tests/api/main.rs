@@ -5,6 +5,7 @@ mod helpers;
 
 mod alerts;
 mod auth;
+mod budgets;
 mod cli;
 mod django;
 mod hostile;
@@ -12,6 +13,7 @@ mod http;
 mod ingest;
 mod live;
 mod pagination;
+mod reach;
 mod rest;
 mod security;
 mod shutdown;
