@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::{shutdown_signal, Server};
 use crate::config::{DatabaseUrl, Settings};
-use crate::db::{migrate, Db};
+use crate::db::{migrate, pending_migrations, Db};
 use crate::domain::Role;
 use crate::service::{ClientIp, Service};
 
@@ -34,7 +34,26 @@ enum Command {
         bind: Option<String>,
     },
     /// Only migrate the database to the latest schema.
-    Migrate,
+    Migrate {
+        /// Apply nothing: list the pending migrations and exit with status 1
+        /// while there are any (for deploy pipelines).
+        #[arg(long)]
+        check: bool,
+    },
+    /// Exit 0 when the instance at THREATWATCH_BIND answers /readyz with 200,
+    /// 1 otherwise (the container image's HEALTHCHECK; it has no curl).
+    Healthcheck {
+        /// Ask this HOST:PORT instead of THREATWATCH_BIND.
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// Write a consistent copy of the SQLite database while the service
+    /// keeps serving (PostgreSQL: use pg_dump).
+    Backup {
+        /// The new file; an existing one is never overwritten.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Manage people's accounts.
     User {
         #[command(subcommand)]
@@ -107,7 +126,7 @@ pub fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli.command, settings)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("threatwatch: {e:#}");
             ExitCode::FAILURE
@@ -129,13 +148,51 @@ fn settings(cli: &Cli) -> Result<Settings, String> {
     Ok(settings)
 }
 
-async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<()> {
+async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<ExitCode> {
     match command.unwrap_or(Command::Serve { bind: None }) {
-        Command::Serve { .. } => Server::build(settings).await?.run(shutdown_signal()).await,
-        Command::Migrate => {
+        Command::Serve { .. } => {
+            Server::build(settings)
+                .await?
+                .run(shutdown_signal())
+                .await?;
+        }
+        Command::Migrate { check: false } => {
             let applied = migrate(&settings.database_url).await?;
             println!("applied {} migration(s)", applied.len());
-            Ok(())
+        }
+        Command::Migrate { check: true } => {
+            let pending = pending_migrations(&settings.database_url).await?;
+            if pending.is_empty() {
+                println!("the database is up to date");
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{} pending migration(s):", pending.len());
+            pending.iter().for_each(|name| println!("  {name}"));
+            return Ok(ExitCode::FAILURE);
+        }
+        Command::Healthcheck { addr } => {
+            let addr = match addr {
+                Some(a) => a
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--addr: expected HOST:PORT, got {a:?}"))?,
+                None => settings.bind,
+            };
+            crate::probe::readyz(addr).await?;
+            println!("ready");
+        }
+        Command::Backup { to } => {
+            let bytes = crate::db::backup::backup(&settings.database_url, &to).await?;
+            let live = match &settings.database_url {
+                DatabaseUrl::Sqlite(path) => path.as_str(),
+                DatabaseUrl::Postgres(_) => "the database file",
+            };
+            println!(
+                "backup written to {} ({bytes} bytes)\n\
+                 To restore: stop threatwatch, remove {live}-wal and {live}-shm if present,\n\
+                 copy {} over {live}, and start threatwatch again.",
+                to.display(),
+                to.display()
+            );
         }
         Command::User {
             command:
@@ -165,12 +222,8 @@ async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<()>
                 "created user {} ({}) with id {}",
                 user.username, user.role, user.id
             );
-            Ok(())
         }
-        Command::Schema => {
-            print!("{}", crate::graphql::sdl());
-            Ok(())
-        }
+        Command::Schema => print!("{}", crate::graphql::sdl()),
         Command::ImportDjango { from } => {
             let (source, origin) = crate::django::Source::open(&from).await?;
             migrate(&settings.database_url).await?;
@@ -181,9 +234,9 @@ async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<()>
                 .map_err(|e| anyhow::anyhow!("nothing was imported: {e}"))?;
             audits.iter().for_each(crate::db::audit::log);
             print!("{}", report.render(&origin));
-            Ok(())
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {

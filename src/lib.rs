@@ -19,6 +19,7 @@ pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod probe;
 pub mod rest;
 pub mod service;
 pub mod telemetry;

@@ -55,6 +55,49 @@ pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
     .await?
 }
 
+/// The migrations a start would apply, oldest first, without applying any
+/// (for deploy pipelines: `threatwatch migrate --check`). A SQLite file that
+/// does not exist yet is not created: every migration is pending for it.
+pub async fn pending_migrations(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
+    let url = url.clone();
+    tokio::task::spawn_blocking(move || match url {
+        DatabaseUrl::Sqlite(path) => {
+            // An empty database in memory has applied nothing either.
+            let path = if std::path::Path::new(&path).exists() {
+                path
+            } else {
+                ":memory:".to_string()
+            };
+            let mut conn = SqliteConnection::establish(&path).map_err(|e| {
+                anyhow::anyhow!("DATABASE_URL: cannot open SQLite file {path:?}: {e}")
+            })?;
+            conn.batch_execute(&sqlite_pragmas(SqliteSync::Full))?;
+            names(&mut conn, SQLITE)
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = AsyncConnectionWrapper::<PgConn>::establish(&url).map_err(|e| {
+                anyhow::anyhow!(
+                    "DATABASE_URL: cannot connect to {}: {e}",
+                    crate::config::redact_url(&url)
+                )
+            })?;
+            names(&mut conn, POSTGRES)
+        }
+    })
+    .await?
+}
+
+fn names<H, DB>(conn: &mut H, migrations: EmbeddedMigrations) -> anyhow::Result<Vec<String>>
+where
+    DB: diesel::backend::Backend,
+    H: MigrationHarness<DB>,
+{
+    let pending = conn
+        .pending_migrations(migrations)
+        .map_err(|e| anyhow::anyhow!("cannot read the applied migrations: {e}"))?;
+    Ok(pending.iter().map(|m| m.name().to_string()).collect())
+}
+
 fn apply<C>(conn: &mut C, migrations: EmbeddedMigrations) -> anyhow::Result<Vec<String>>
 where
     C: MigrationHarness<C::Backend> + Connection,

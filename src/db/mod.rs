@@ -185,6 +185,7 @@ macro_rules! append_audit {
 pub mod alerts;
 pub mod api_keys;
 pub mod audit;
+pub mod backup;
 pub mod comments;
 pub mod events;
 pub mod imports;
@@ -212,7 +213,7 @@ use futures_util::FutureExt;
 use crate::config::{DatabaseUrl, SqliteSync};
 use crate::error::Result;
 
-pub use migrate::migrate;
+pub use migrate::{migrate, pending_migrations};
 
 /// A SQLite connection whose statements run on the calling thread (see
 /// `Inline`).

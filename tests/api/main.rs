@@ -12,6 +12,7 @@ mod hostile;
 mod http;
 mod ingest;
 mod live;
+mod operations;
 mod pagination;
 mod reach;
 mod rest;

@@ -1,0 +1,68 @@
+//! Online backups of a SQLite database, taken while the service serves.
+
+use std::path::Path;
+
+use diesel::connection::SimpleConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
+
+use crate::config::DatabaseUrl;
+
+/// Writes a consistent copy of the database to `to` and returns its size.
+///
+/// `VACUUM INTO` reads one snapshot of the database in a read transaction,
+/// so ingest goes on meanwhile (WAL readers do not block the writer) and the
+/// copy holds exactly the transactions committed before it began: no
+/// half-written alert, no event without its audit entry. The copy is also
+/// compacted and needs no `-wal` file beside it.
+///
+/// `to` must not exist: the file is created exclusively before anything is
+/// written, so a backup never replaces one, even racing another.
+pub async fn backup(url: &DatabaseUrl, to: &Path) -> anyhow::Result<u64> {
+    let DatabaseUrl::Sqlite(path) = url.clone() else {
+        anyhow::bail!(
+            "backup: DATABASE_URL is PostgreSQL; back it up with pg_dump (README, \"Backups\")"
+        );
+    };
+    let to = to.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        if !Path::new(&path).is_file() {
+            anyhow::bail!("backup: no SQLite database at {path:?} (DATABASE_URL)");
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&to)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => anyhow::bail!(
+                "backup: {} already exists; a backup never overwrites a file, choose a new name",
+                to.display()
+            ),
+            Err(e) => anyhow::bail!("backup: cannot create {}: {e}", to.display()),
+        }
+        let copied = copy(&path, &to);
+        if copied.is_err() {
+            // Only the file this call created, empty or half-written.
+            let _ = std::fs::remove_file(&to);
+        }
+        copied?;
+        Ok(std::fs::metadata(&to)?.len())
+    })
+    .await?
+}
+
+fn copy(from: &str, to: &Path) -> anyhow::Result<()> {
+    let target = to
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("backup: {} is not a UTF-8 path", to.display()))?;
+    let mut conn = SqliteConnection::establish(from)
+        .map_err(|e| anyhow::anyhow!("backup: cannot open {from:?}: {e}"))?;
+    // The writer may hold its lock for a moment; wait for it as the service does.
+    conn.batch_execute("PRAGMA busy_timeout = 10000;")?;
+    diesel::sql_query("VACUUM INTO ?")
+        .bind::<diesel::sql_types::Text, _>(target)
+        .execute(&mut conn)
+        .map_err(|e| anyhow::anyhow!("backup: copying into {target} failed: {e}"))?;
+    Ok(())
+}
