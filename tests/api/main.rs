@@ -7,6 +7,7 @@ mod alerts;
 mod auth;
 mod cli;
 mod django;
+mod floods;
 mod hostile;
 mod http;
 mod ingest;
