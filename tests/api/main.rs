@@ -16,5 +16,6 @@ mod pagination;
 mod rest;
 mod security;
 mod shutdown;
+mod socket;
 mod triage;
 mod users;
