@@ -1,4 +1,4 @@
-//! Throttling against brute force and floods (governor's GCRA limiters).
+//! Throttling against brute force and floods (GCRA limiters).
 //!
 //! - Requests: per client IP when anonymous, per user, per API key.
 //! - Password checks: per client IP, counted per `login` field executed, so

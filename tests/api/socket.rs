@@ -80,6 +80,36 @@ async fn socket_operations_count_against_the_quota(app: TestApp) {
     assert_eq!(code(&r), "RATE_LIMITED");
 }
 
+/// Subscribes sent right behind `connection_init`, before its answer, are
+/// screened as well: none starts before the socket is authenticated and
+/// counted.
+async fn a_burst_behind_connection_init_is_counted_too(app: TestApp) {
+    let admin = app.admin().await;
+    let mut s = connect(app.addr).await;
+    send(
+        &mut s,
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {admin}") } }),
+    )
+    .await;
+    for id in ["1", "2", "3", "4"] {
+        subscribe(&mut s, id, json!({ "query": "{ __typename }" })).await;
+    }
+    assert_eq!(recv(&mut s).await.unwrap()["type"], "connection_ack");
+    // The refusal may overtake the answers.
+    let (mut completed, mut refused) = (0, Vec::new());
+    while completed + refused.len() < 4 {
+        let msg = recv(&mut s).await.unwrap();
+        match msg["type"].as_str() {
+            Some("complete") => completed += 1,
+            Some("error") => refused.push(msg),
+            Some("next") => assert_eq!(msg["payload"]["data"]["__typename"], "Query"),
+            _ => panic!("unexpected {msg}"),
+        }
+    }
+    assert_eq!(completed, 3);
+    assert_refused(&refused[0], "4");
+}
+
 /// `login` over a socket runs with the client's address: its password
 /// checks count against that address's quota, and the audit trail has it.
 async fn socket_login_carries_the_client_ip(app: TestApp) {
@@ -216,6 +246,9 @@ both!(
 
 both_with!(
     socket_operations_count_against_the_quota => |s| {
+        s.rate_user = threatwatch::config::Quota::parse("X", "3/min").unwrap();
+    },
+    a_burst_behind_connection_init_is_counted_too => |s| {
         s.rate_user = threatwatch::config::Quota::parse("X", "3/min").unwrap();
     },
     socket_login_carries_the_client_ip => |s| {
