@@ -21,7 +21,9 @@ use crate::error::Error;
 use crate::graphql::Gateway;
 use crate::service::{ClientIp, Service};
 use crate::throttle::Subject;
+use axum::body::Bytes;
 use ipnet::IpNet;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Operations one HTTP request may carry in a JSON array (OWASP: cap
 /// batches, or one request multiplies into many).
@@ -49,6 +51,28 @@ pub fn large_request_permits() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
+/// Bodies of requests without valid credentials. All such a request can do
+/// is `login`, `refreshToken`, `logout` or read the schema: documents of at
+/// most 15,000 characters with a few short variables, so even a full batch
+/// of them fits. Equal to `LARGE_BODY_BYTES`, so these requests never wait
+/// for or hold a large-body permit.
+pub const MAX_ANON_BODY_BYTES: usize = LARGE_BODY_BYTES as usize;
+
+/// How long a body may take to arrive once its headers have. A slow sender
+/// holds a connection, and maybe a large-body permit, for nothing: 16 MiB in
+/// this time needs about 13 Mbit/s, a 1,000-event ingest about 120 kbit/s.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a large request waits for a permit before it is answered 503.
+/// Not getting one in this time means every permit has been busy with
+/// several large requests; the client (or the load balancer, which takes
+/// 503 as "try another instance") does better coming back than queueing
+/// here while a flood piles up behind it.
+pub const PERMIT_WAIT: Duration = Duration::from_secs(5);
+
+/// `Retry-After` when no large-body permit came free in time.
+const BUSY_RETRY_SECS: u64 = 2;
+
 /// A GraphQL-shaped error response for requests refused before execution,
 /// so that clients find `errors[].extensions.code` here too.
 fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -59,19 +83,116 @@ fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Respons
     (status, Json(serde_json::json!({ "errors": [err] }))).into_response()
 }
 
-/// 413, closing the connection: the rest of the body is never read, so the
-/// connection cannot carry another request, and clients must not reuse it.
-fn too_large() -> Response {
-    let mut r = refuse(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "BAD_USER_INPUT",
-        format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-    );
+/// Marks a response after which the connection is closed: the rest of the
+/// body is never read, so the connection cannot carry another request.
+fn closing(mut r: Response) -> Response {
     r.headers_mut().insert(
         header::CONNECTION,
         header::HeaderValue::from_static("close"),
     );
     r
+}
+
+/// Why a request body was not read.
+#[derive(Debug)]
+pub enum BodyRefusal {
+    /// Over the byte limit that applies to the caller (413).
+    TooLarge(usize),
+    /// Not arrived within `BODY_TIMEOUT` (408).
+    TimedOut,
+    /// No large-body permit within `PERMIT_WAIT` (503).
+    Busy,
+}
+
+impl BodyRefusal {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TimedOut => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::TooLarge(MAX_ANON_BODY_BYTES) => format!(
+                "request body is larger than {MAX_ANON_BODY_BYTES} bytes, the limit for requests without valid credentials"
+            ),
+            Self::TooLarge(limit) => format!("request body is larger than {limit} bytes"),
+            Self::TimedOut => format!(
+                "request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+            Self::Busy => format!(
+                "the server is busy with large requests; retry in {BUSY_RETRY_SECS} s"
+            ),
+        }
+    }
+
+    /// Seconds for `Retry-After`, when retrying the same request can work.
+    pub fn retry_after(&self) -> Option<u64> {
+        matches!(self, Self::Busy).then_some(BUSY_RETRY_SECS)
+    }
+
+    /// As GraphQL answers it. The connection is closed after a body that
+    /// was not read to its end.
+    fn into_response(self) -> Response {
+        match self.retry_after() {
+            Some(secs) => {
+                let mut err = ServerError::new(self.message(), None);
+                let ext = err.extensions.get_or_insert_with(Default::default);
+                ext.set("code", "RATE_LIMITED");
+                ext.set("retryAfter", secs);
+                (
+                    self.status(),
+                    [(header::RETRY_AFTER, secs.to_string())],
+                    Json(serde_json::json!({ "errors": [err] })),
+                )
+                    .into_response()
+            }
+            None => closing(refuse(self.status(), "BAD_USER_INPUT", self.message())),
+        }
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads a body within the caller's limit and `BODY_TIMEOUT`, first taking
+/// a large-body permit when it may be large. The permit is to be held until
+/// the answer is built.
+pub async fn read_body(
+    app: &AppState,
+    admitted: &Admitted,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), BodyRefusal> {
+    let limit = admitted.body_limit();
+    let declared = declared_length(headers);
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyRefusal::TooLarge(limit));
+    }
+    let small = declared.is_some_and(|n| n <= LARGE_BODY_BYTES) || limit as u64 <= LARGE_BODY_BYTES;
+    let permit = if small {
+        None
+    } else {
+        let wait = app.large_requests.clone().acquire_owned();
+        match tokio::time::timeout(PERMIT_WAIT, wait).await {
+            Ok(Ok(permit)) => Some(permit),
+            // The semaphore is never closed; a closed one is no reason to fail.
+            Ok(Err(_)) => None,
+            Err(_) => return Err(BodyRefusal::Busy),
+        }
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok((bytes, permit)),
+        Ok(Err(_)) => Err(BodyRefusal::TooLarge(limit)),
+        Err(_) => Err(BodyRefusal::TimedOut),
+    }
 }
 
 pub async fn graphql(
@@ -81,23 +202,10 @@ pub async fn graphql(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    // Refused from the header alone, before a byte of the body is read.
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return too_large();
+    // Refused from the headers alone, before any other work.
+    if declared_length(&headers).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return BodyRefusal::TooLarge(MAX_BODY_BYTES).into_response();
     }
-    // Held until the answer is built; the semaphore is never closed.
-    let _permit = match declared {
-        Some(n) if n <= LARGE_BODY_BYTES => None,
-        _ => app.large_requests.acquire().await.ok(),
-    };
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => return too_large(),
-    };
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -110,6 +218,17 @@ pub async fn graphql(
             "Content-Type must be application/json",
         );
     }
+    // Who it is and whether their quota has room, before a byte of the body
+    // is read: a refused caller costs no body, and an anonymous one only a
+    // small one.
+    let admitted = match admit(&app, peer, &headers).await {
+        Ok(admitted) => admitted,
+        Err(e) => return rate_limited(&e),
+    };
+    let (body, _permit) = match read_body(&app, &admitted, &headers, body).await {
+        Ok(read) => read,
+        Err(refusal) => return refusal.into_response(),
+    };
     let batch = match parse_batch(&body) {
         Ok(b) => b,
         Err(msg) => return refuse(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", msg),
@@ -125,25 +244,67 @@ pub async fn graphql(
             format!("a batch must hold 1 to {MAX_BATCH_OPERATIONS} operations, got {operations}"),
         );
     }
-
-    let (credentials, ip) = match admit(&app, peer, &headers, operations as u32).await {
-        Ok(admitted) => admitted,
-        Err(e) => return rate_limited(&e),
-    };
-    let batch = batch.data(credentials).data(ip);
+    if let Err(e) = admitted.count_more(&app, operations as u32 - 1) {
+        return rate_limited(&e);
+    }
+    let batch = batch.data(admitted.credentials).data(admitted.ip);
     let response: BatchResponse = async_graphql::Executor::execute_batch(&app.schema, batch).await;
     GraphQLResponse::from(response).into_response()
 }
 
-/// Who is calling and from where, counted against their quota: the same
-/// admission for GraphQL and the REST paths. `operations` is what the
-/// request asks for (a batch counts each of its operations).
+/// A caller let in: who, from where, and whose quota it counts against.
+pub struct Admitted {
+    pub credentials: Credentials,
+    pub ip: ClientIp,
+    subject: Subject,
+}
+
+impl Admitted {
+    /// The body limit for this caller: small without valid credentials.
+    pub fn body_limit(&self) -> usize {
+        match self.credentials {
+            Credentials::Valid(_) => MAX_BODY_BYTES,
+            Credentials::None | Credentials::Invalid(_) => MAX_ANON_BODY_BYTES,
+        }
+    }
+
+    /// Counts `operations` more against the same quota (the rest of a
+    /// batch, known only once the body is parsed).
+    pub fn count_more(&self, app: &AppState, operations: u32) -> Result<(), Error> {
+        if operations == 0 {
+            return Ok(());
+        }
+        count(app, self.subject, operations)
+    }
+}
+
+/// The quota subject of a caller's credentials; anonymous and invalid ones
+/// count against their address.
+pub fn subject(credentials: &Credentials, ip: IpAddr) -> Subject {
+    match credentials {
+        Credentials::Valid(Principal::User { id, .. }) => Subject::User(*id),
+        Credentials::Valid(Principal::ApiKey { id, .. }) => Subject::ApiKey(*id),
+        Credentials::None | Credentials::Invalid(_) => Subject::Anonymous(ip.into()),
+    }
+}
+
+/// Counts `operations` against `subject`'s quota.
+pub fn count(app: &AppState, subject: Subject, operations: u32) -> Result<(), Error> {
+    let counted = app.service.security.throttle.request(subject, operations);
+    if counted.is_err() {
+        crate::metrics::rate_limited("request");
+    }
+    counted
+}
+
+/// Who is calling and from where, from the headers alone, counted as one
+/// operation against their quota: the same admission for GraphQL and the
+/// REST paths.
 pub async fn admit(
     app: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
-    operations: u32,
-) -> Result<(Credentials, ClientIp), Error> {
+) -> Result<Admitted, Error> {
     let service = &app.service;
     let ip = client_ip(peer.ip(), headers, &service.settings.trusted_proxies);
     // A header that is not text cannot be valid credentials; it is passed
@@ -155,16 +316,13 @@ pub async fn admit(
         .get("x-api-key")
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let credentials = service.authenticate(authorization, api_key).await;
-    let subject = match &credentials {
-        Credentials::Valid(Principal::User { id, .. }) => Subject::User(*id),
-        Credentials::Valid(Principal::ApiKey { id, .. }) => Subject::ApiKey(*id),
-        Credentials::None | Credentials::Invalid(_) => Subject::Anonymous(ip.into()),
-    };
-    if let Err(e) = service.security.throttle.request(subject, operations) {
-        crate::metrics::rate_limited("request");
-        return Err(e);
-    }
-    Ok((credentials, ClientIp(Some(ip.to_string()))))
+    let subject = subject(&credentials, ip);
+    count(app, subject, 1)?;
+    Ok(Admitted {
+        credentials,
+        ip: ClientIp(Some(ip.to_string())),
+        subject,
+    })
 }
 
 /// One operation (`{...}`) or a batch (`[{...}, ...]`). Decided by the
@@ -203,19 +361,26 @@ fn rate_limited(e: &Error) -> Response {
 /// The client's address: the socket's peer, unless that peer is a trusted
 /// proxy, in which case the nearest untrusted address in X-Forwarded-For
 /// (the rightmost, since each proxy appends; the leftmost is the client's
-/// own claim and can say anything).
+/// own claim and can say anything). A header with an entry that is not an
+/// address is not believed at all: skipping the entry would let a client
+/// choose which of the remaining addresses counts as its own.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .collect::<Vec<_>>();
+    let mut forwarded = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(value) = value.to_str() else {
+            return peer;
+        };
+        for entry in value.split(',') {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(ip) => forwarded.push(ip),
+                Err(_) => return peer,
+            }
+        }
+    }
     forwarded
         .iter()
         .rev()

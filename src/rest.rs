@@ -24,7 +24,7 @@ use crate::db::models::{AlertWithEvent, EventRow};
 use crate::domain::event::RawEvent;
 use crate::domain::{AlertStatus, Role, Severity};
 use crate::error::Error;
-use crate::http::{admit, AppState};
+use crate::http::{admit, read_body, AppState, BodyRefusal};
 use crate::service::ClientIp;
 
 /// DRF's PAGE_SIZE in the old system.
@@ -207,7 +207,34 @@ async fn caller(
     peer: std::net::SocketAddr,
     headers: &HeaderMap,
 ) -> Result<(Credentials, ClientIp), Drf> {
-    Ok(admit(app, peer, headers, 1).await?)
+    let admitted = admit(app, peer, headers).await?;
+    Ok((admitted.credentials, admitted.ip))
+}
+
+/// Admits the request from its headers, as GraphQL does, and only then
+/// reads its body, within the caller's limit and deadline.
+async fn caller_with_fields(
+    app: &AppState,
+    peer: std::net::SocketAddr,
+    request: Request,
+) -> Result<(Credentials, ClientIp, Fields), Drf> {
+    let (parts, body) = request.into_parts();
+    let admitted = admit(app, peer, &parts.headers).await?;
+    // One event per request: the permit, if any, is not needed past parsing.
+    let (bytes, _permit) = read_body(app, &admitted, &parts.headers, body).await?;
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let fields = Fields::from_request(request, &()).await?;
+    Ok((admitted.credentials, admitted.ip, fields))
+}
+
+impl From<BodyRefusal> for Drf {
+    fn from(r: BodyRefusal) -> Self {
+        Drf(
+            r.status(),
+            json!({ "detail": r.message() }),
+            r.retry_after(),
+        )
+    }
 }
 
 /// The principal, if its role is one of `roles`.
@@ -260,10 +287,9 @@ fn pair_json(pair: &TokenPair) -> Value {
 async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
-    fields: Fields,
+    request: Request,
 ) -> Result<Json<Value>, Drf> {
-    let (_, ip) = caller(&app, peer, &headers).await?;
+    let (_, ip, fields) = caller_with_fields(&app, peer, request).await?;
     let username = fields.required("username")?;
     let password = fields.required("password")?;
     match app.service.login(&username, &password, &ip).await {
@@ -279,10 +305,9 @@ async fn login(
 async fn refresh(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
-    fields: Fields,
+    request: Request,
 ) -> Result<Json<Value>, Drf> {
-    let (_, ip) = caller(&app, peer, &headers).await?;
+    let (_, ip, fields) = caller_with_fields(&app, peer, request).await?;
     let token = fields.required("refresh")?;
     match app.service.refresh(&token, &ip).await {
         Ok(pair) => Ok(Json(pair_json(&pair))),
@@ -298,10 +323,9 @@ async fn refresh(
 async fn ingest(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
-    fields: Fields,
+    request: Request,
 ) -> Result<Response, Drf> {
-    let (credentials, ip) = caller(&app, peer, &headers).await?;
+    let (credentials, ip, fields) = caller_with_fields(&app, peer, request).await?;
     let who = principal(credentials, &[Role::Admin, Role::Analyst, Role::Sensor])?;
     let severity_text = fields.required("severity")?;
     let severity: Severity = severity_text
@@ -435,11 +459,10 @@ async fn list_alerts(
 async fn update_alert(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    fields: Fields,
+    request: Request,
 ) -> Result<Json<Value>, Drf> {
-    let (credentials, ip) = caller(&app, peer, &headers).await?;
+    let (credentials, ip, fields) = caller_with_fields(&app, peer, request).await?;
     let who = principal(credentials, &[Role::Admin])?;
     let id = crate::domain::id::parse("id", &id)
         .map_err(|_| detail(StatusCode::NOT_FOUND, "Not found."))?;

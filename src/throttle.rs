@@ -1,4 +1,4 @@
-//! Throttling against brute force and floods (governor's GCRA limiters).
+//! Throttling against brute force and floods (GCRA limiters).
 //!
 //! - Requests: per client IP when anonymous, per user, per API key.
 //! - Password checks: per client IP, counted per `login` field executed, so
@@ -8,24 +8,27 @@
 //!   many IPs cannot grind one account, yet a real user is never locked out
 //!   for more than a minute after the attack stops.
 //!
-//! Memory stays bounded: idle keys are dropped every few seconds, and when a
-//! flood of distinct addresses fills a table anyway, new anonymous keys are
-//! refused until it drains (fail closed) rather than growing without limit.
+//! Memory stays bounded without refusing everybody under a flood: idle keys
+//! are dropped every few seconds; past a first mark new anonymous addresses
+//! share the quota of their network (IPv4 /24, IPv6 /48) instead of getting
+//! their own; and a table that fills anyway forgets its keys nearest to a
+//! full quota again, which forgives the least.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota as GQuota, RateLimiter};
 
 use crate::config::Quota;
 use crate::error::{Error, Result};
 
-/// Keys a limiter may hold before new anonymous keys are refused.
+/// Keys a limiter of addresses holds at most (each about 40 bytes, so a
+/// few MiB): a flood of distinct addresses must not grow memory without end.
 const MAX_KEYS: usize = 100_000;
+/// Keys a limiter of addresses holds before a new address is counted with
+/// its whole network: past it a flood from one network shares one quota,
+/// while addresses already tracked keep their own.
+const FOLD_KEYS: usize = MAX_KEYS / 2;
 /// Failed logins per username before attempts start to wait.
 const FREE_FAILURES: u32 = 5;
 /// The longest a username waits between attempts while being guessed at.
@@ -44,61 +47,146 @@ pub enum Subject {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct IpKey(u128);
 
+/// Marks a key that stands for a whole network, so that it never equals
+/// the key of one address.
+const NETWORK: u128 = 1 << 127;
+/// Marks an IPv6 key, so that it never equals an IPv4 one.
+const V6: u128 = 1 << 32;
+
 impl From<IpAddr> for IpKey {
     fn from(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(v4) => Self(u128::from(u32::from(v4))),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => Self(u128::from(u32::from(v4))),
-                None => Self((u128::from(v6) >> 64) << 64 | 1 << 32),
+                None => Self((u128::from(v6) >> 64) << 64 | V6),
             },
         }
     }
 }
 
-struct Limiter<K: std::hash::Hash + Eq + Clone> {
-    inner: DefaultKeyedRateLimiter<K>,
+/// What a limiter counts by. A key may stand for a group of keys that
+/// shares one quota when the table is under pressure.
+pub trait Key: std::hash::Hash + Eq + Copy {
+    fn wider(&self) -> Option<Self>;
 }
 
-impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
+impl Key for IpKey {
+    /// The /24 of an IPv4 address, the /48 of an IPv6 one (what one site is
+    /// usually given).
+    fn wider(&self) -> Option<Self> {
+        if self.0 & NETWORK != 0 {
+            return None;
+        }
+        if self.0 & V6 != 0 {
+            return Some(Self((self.0 >> 80) << 80 | V6 | NETWORK));
+        }
+        Some(Self(self.0 & !0xff | NETWORK))
+    }
+}
+
+impl Key for i64 {
+    fn wider(&self) -> Option<Self> {
+        None
+    }
+}
+
+/// A keyed GCRA limiter: per key, the theoretical arrival time of the next
+/// cell; a key whose time has passed has its whole quota again and is
+/// dropped.
+struct Limiter<K: Key> {
+    /// Time one cell takes to come back.
+    interval: Duration,
+    /// Cells a fresh key may take at once.
+    burst: u32,
+    epoch: Instant,
+    /// Per key, nanoseconds after `epoch` until which its cells are spent.
+    table: Mutex<HashMap<K, u64>>,
+}
+
+impl<K: Key> Limiter<K> {
     fn new(q: Quota) -> Self {
-        let count = NonZeroU32::new(q.count).unwrap_or(NonZeroU32::MIN);
-        let period = q.per / q.count.max(1);
-        let quota = GQuota::with_period(period)
-            .unwrap_or_else(|| GQuota::per_second(count))
-            .allow_burst(count);
+        let burst = q.count.max(1);
         Self {
-            inner: RateLimiter::keyed(quota),
+            interval: q.per / burst,
+            burst,
+            epoch: Instant::now(),
+            table: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Takes `n` cells for `key`, or says how long to wait.
+    fn now(&self) -> u64 {
+        nanos(self.epoch.elapsed())
+    }
+
+    /// Takes `n` cells for `key`, or says how long to wait. A `bounded`
+    /// limiter (anonymous addresses) keeps its table within `MAX_KEYS`.
     fn take(&self, key: &K, n: u32, bounded: bool) -> Result<()> {
-        if bounded && self.inner.len() >= MAX_KEYS {
-            self.inner.retain_recent();
-            if self.inner.len() >= MAX_KEYS {
-                return Err(Error::RateLimited {
-                    retry_after_secs: 10,
-                });
-            }
+        let n = n.max(1);
+        // More operations than the whole quota: refuse for a full period.
+        if n > self.burst {
+            return Err(retry(self.interval * self.burst));
         }
-        let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        match self.inner.check_key_n(key, n) {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(not_until)) => Err(retry(
-                not_until.wait_time_from(DefaultClock::default().now()),
-            )),
-            // More operations than the whole quota: refuse for a full period.
-            Err(_) => Err(Error::RateLimited {
-                retry_after_secs: 60,
-            }),
+        let now = self.now();
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let key = if bounded {
+            admit_key(&mut table, *key, now)
+        } else {
+            *key
+        };
+        let tat = table.get(&key).copied().unwrap_or(now).max(now);
+        let new_tat = tat.saturating_add(nanos(self.interval) * u64::from(n));
+        let limit = now.saturating_add(nanos(self.interval) * u64::from(self.burst));
+        if new_tat > limit {
+            return Err(retry(Duration::from_nanos(new_tat - limit)));
         }
+        table.insert(key, new_tat);
+        Ok(())
     }
 
     fn housekeeping(&self) {
-        self.inner.retain_recent();
-        self.inner.shrink_to_fit();
+        let now = self.now();
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.retain(|_, tat| *tat > now);
+        table.shrink_to_fit();
     }
+
+    fn len(&self) -> usize {
+        self.table.lock().map(|t| t.len()).unwrap_or(0)
+    }
+}
+
+/// The key a request of `key` is counted under in a bounded table, making
+/// room for it when needed: its own while the table has room or it already
+/// has an entry, its network's past `FOLD_KEYS`.
+fn admit_key<K: Key>(table: &mut HashMap<K, u64>, key: K, now: u64) -> K {
+    if table.contains_key(&key) || table.len() < FOLD_KEYS {
+        return key;
+    }
+    let key = key.wider().unwrap_or(key);
+    if !table.contains_key(&key) && table.len() >= MAX_KEYS {
+        make_room(table, now);
+    }
+    key
+}
+
+/// Drops the keys that have their quota back; if that frees too little,
+/// forgets the half nearest to having it back (the least spent, so the
+/// least forgiven). Halving makes the work of a sweep rare.
+fn make_room<K: Key>(table: &mut HashMap<K, u64>, now: u64) {
+    table.retain(|_, tat| *tat > now);
+    if table.len() <= MAX_KEYS / 2 {
+        return;
+    }
+    let mut tats: Vec<u64> = table.values().copied().collect();
+    let middle = tats.len() / 2;
+    let (_, cut, _) = tats.select_nth_unstable(middle);
+    let cut = *cut;
+    table.retain(|_, tat| *tat > cut);
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn retry(wait: Duration) -> Error {
@@ -221,12 +309,12 @@ impl Throttle {
         let a = [&self.anon, &self.login]
             .into_iter()
             .flatten()
-            .map(|l| l.inner.len())
+            .map(|l| l.len())
             .sum::<usize>();
         let b = [&self.user, &self.sensor]
             .into_iter()
             .flatten()
-            .map(|l| l.inner.len())
+            .map(|l| l.len())
             .sum::<usize>();
         a + b + self.failures.lock().map(|f| f.len()).unwrap_or(0)
     }
@@ -294,6 +382,108 @@ mod tests {
         t.login_attempt(None, "someone-else").unwrap();
         t.login_succeeded("admin");
         t.login_attempt(None, "admin").unwrap();
+    }
+
+    fn v4(n: u32) -> IpAddr {
+        IpAddr::V4(n.into())
+    }
+
+    fn anon(ip: IpAddr) -> Subject {
+        Subject::Anonymous(ip.into())
+    }
+
+    /// The scale: a flood of 200,000 addresses, spread one per /24
+    /// so that folding into networks alone cannot absorb it.
+    const FLOOD: u32 = 200_000;
+
+    #[test]
+    fn a_flood_of_distinct_addresses_does_not_refuse_a_new_person() {
+        let t = Throttle::new(q(5), None, None);
+        let before: IpAddr = "203.0.113.5".parse().unwrap();
+        t.request(anon(before), 1).unwrap();
+        for i in 0..FLOOD {
+            let _ = t.request(anon(v4(0x0b00_0000 + (i << 8) + 1)), 5);
+        }
+        assert!(t.tracked_keys() <= MAX_KEYS, "{}", t.tracked_keys());
+        t.request(anon("192.0.2.7".parse().unwrap()), 1)
+            .expect("a person at a new address is served");
+        let v6: IpAddr = "2001:db8:ffff::1".parse().unwrap();
+        t.request(anon(v6), 1).expect("and one over IPv6");
+    }
+
+    #[test]
+    fn a_flood_of_ipv6_networks_stays_bounded_and_serves() {
+        let t = Throttle::new(q(5), None, None);
+        for i in 0..u128::from(FLOOD) {
+            let ip = std::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | i << 80 | 1);
+            let _ = t.request(anon(IpAddr::V6(ip)), 5);
+        }
+        assert!(t.tracked_keys() <= MAX_KEYS, "{}", t.tracked_keys());
+        t.request(anon("2001:db9::1".parse().unwrap()), 1).unwrap();
+    }
+
+    #[test]
+    fn under_pressure_a_network_shares_one_quota_and_known_addresses_keep_theirs() {
+        let t = Throttle::new(q(5), None, None);
+        let known: IpAddr = "203.0.113.5".parse().unwrap();
+        t.request(anon(known), 1).unwrap();
+        for i in 0..FOLD_KEYS as u32 {
+            t.request(anon(v4(0x0a00_0000 + i)), 1).unwrap();
+        }
+        // Five new addresses of one /24 spend its quota; the sixth waits.
+        for host in 1..=5u8 {
+            t.request(anon(IpAddr::from([198, 51, 100, host])), 1)
+                .unwrap();
+        }
+        assert!(matches!(
+            t.request(anon(IpAddr::from([198, 51, 100, 6])), 1),
+            Err(Error::RateLimited { .. })
+        ));
+        // Another network, and an address tracked before, are unaffected.
+        t.request(anon(IpAddr::from([198, 51, 101, 1])), 1).unwrap();
+        t.request(anon(known), 4).unwrap();
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_least_spent_keys_first() {
+        let t = Throttle::new(q(5), None, None);
+        let heavy: IpAddr = "203.0.113.5".parse().unwrap();
+        t.request(anon(heavy), 5).unwrap();
+        for i in 0..FLOOD {
+            let _ = t.request(anon(v4(0x0b00_0000 + (i << 8) + 1)), 1);
+        }
+        // The address that spent its whole quota is still remembered.
+        assert!(matches!(
+            t.request(anon(heavy), 1),
+            Err(Error::RateLimited { .. })
+        ));
+    }
+
+    #[test]
+    fn more_operations_than_the_quota_wait_a_whole_period() {
+        let t = Throttle::new(q(5), None, None);
+        let who = anon(IpAddr::from([10, 0, 0, 1]));
+        match t.request(who, 6) {
+            Err(Error::RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 60),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        t.request(who, 5).unwrap();
+    }
+
+    #[test]
+    fn networks_never_collide_with_addresses() {
+        let v4 = IpKey::from(IpAddr::from([10, 1, 2, 3]));
+        assert_eq!(
+            v4.wider(),
+            IpKey::from(IpAddr::from([10, 1, 2, 200])).wider()
+        );
+        assert_ne!(v4.wider(), IpKey::from(IpAddr::from([10, 1, 3, 3])).wider());
+        assert_ne!(v4.wider(), Some(IpKey::from(IpAddr::from([10, 1, 2, 0]))));
+        let v6: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same48: IpAddr = "2001:db8:1:ffff::1".parse().unwrap();
+        assert_eq!(IpKey::from(v6).wider(), IpKey::from(same48).wider());
+        assert_ne!(IpKey::from(v6).wider(), v4.wider());
+        assert_eq!(v4.wider().and_then(|k| k.wider()), None);
     }
 
     #[test]

@@ -11,10 +11,10 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::both;
 use crate::helpers::{Backend, TestApp};
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(addr: std::net::SocketAddr) -> Socket {
+pub async fn connect(addr: std::net::SocketAddr) -> Socket {
     let mut req = format!("ws://{addr}/graphql/ws")
         .into_client_request()
         .unwrap();
@@ -32,7 +32,7 @@ async fn connect(addr: std::net::SocketAddr) -> Socket {
     socket
 }
 
-async fn send(socket: &mut Socket, v: Value) {
+pub async fn send(socket: &mut Socket, v: Value) {
     socket
         .send(Message::Text(v.to_string().into()))
         .await
@@ -40,7 +40,7 @@ async fn send(socket: &mut Socket, v: Value) {
 }
 
 /// The next protocol message (skipping pings), or the close code.
-async fn recv(socket: &mut Socket) -> Result<Value, Option<u16>> {
+pub async fn recv(socket: &mut Socket) -> Result<Value, Option<u16>> {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
@@ -60,12 +60,21 @@ async fn recv(socket: &mut Socket) -> Result<Value, Option<u16>> {
     }
 }
 
-/// Nothing arrives for a moment (pings aside).
-async fn quiet(socket: &mut Socket) {
-    if let Ok(Some(Ok(Message::Text(t)))) =
-        tokio::time::timeout(Duration::from_millis(300), socket.next()).await
-    {
-        panic!("expected nothing, got {t}");
+/// Nothing arrives for a moment (pings aside), and the socket stays open:
+/// a close, an error or the end of the stream fails as a message would.
+pub async fn quiet(socket: &mut Socket) {
+    let until = tokio::time::Instant::now() + Duration::from_millis(300);
+    loop {
+        match tokio::time::timeout_at(until, socket.next()).await {
+            Err(_) => return,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(Message::Text(t))))
+                if serde_json::from_str::<Value>(&t).is_ok_and(|v| v["type"] == "ping") =>
+            {
+                continue
+            }
+            Ok(other) => panic!("expected nothing, got {other:?}"),
+        }
     }
 }
 
