@@ -37,7 +37,8 @@ pub fn build(service: Option<Service>, introspection: bool) -> AppSchema {
             .data(service);
     }
     if !introspection {
-        builder = builder.disable_introspection();
+        // "Did you mean ...?" would spell out the schema introspection hides.
+        builder = builder.disable_introspection().disable_suggestions();
     }
     builder.finish()
 }

@@ -254,6 +254,21 @@ async fn introspection_can_be_turned_off(app: TestApp) {
         .gql(None, "{ __schema { types { name } } }", json!({}))
         .await;
     assert_eq!(code(&body), "BAD_USER_INPUT");
+    // Through a fragment, and without suggestions that would spell out the
+    // schema instead.
+    let body = app
+        .gql(
+            None,
+            "{ ...F } fragment F on Query { __type(name: \"Alert\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+    let admin = app.admin().await;
+    let body = app.gql(Some(&admin), "{ alert { id } }", json!({})).await;
+    assert!(!body.to_string().contains("Did you mean"), "{body}");
+    let body = app.gql(Some(&admin), "{ alertz { id } }", json!({})).await;
+    assert!(!body.to_string().contains("alerts"), "{body}");
 }
 
 both_with!(
