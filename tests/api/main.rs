@@ -12,6 +12,7 @@ mod http;
 mod ingest;
 mod live;
 mod pagination;
+mod races;
 mod rest;
 mod security;
 mod shutdown;
