@@ -44,11 +44,13 @@ impl DatabaseUrl {
 }
 
 /// Hides a password in a URL so that it can be logged or shown in an error.
+/// The userinfo ends at the *last* `@`: a password may hold `@` itself, and
+/// cutting at the first would print the rest of it as the host.
 pub fn redact_url(raw: &str) -> String {
     let Some((scheme, rest)) = raw.split_once("://") else {
         return raw.to_string();
     };
-    match rest.split_once('@') {
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
             None => raw.to_string(),
@@ -273,6 +275,21 @@ pub fn parse_networks(var: &str, raw: &str) -> Result<Vec<ipnet::IpNet>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacted_urls_keep_no_part_of_the_password() {
+        let shown = redact_url("postgres://tw:p@ss@w0rd@db.example:5432/tw");
+        assert_eq!(shown, "postgres://tw:***@db.example:5432/tw");
+        for piece in ["p@ss", "ss@w0rd", "w0rd"] {
+            assert!(!shown.contains(piece), "{shown}");
+        }
+        assert_eq!(
+            redact_url("postgres://tw:secret@db/tw"),
+            "postgres://tw:***@db/tw"
+        );
+        assert_eq!(redact_url("postgres://tw@db/tw"), "postgres://tw@db/tw");
+        assert_eq!(redact_url("sqlite://tw.db"), "sqlite://tw.db");
+    }
 
     #[test]
     fn database_urls() {

@@ -195,11 +195,111 @@ fn retry(wait: Duration) -> Error {
     }
 }
 
+/// A username as the failure table keys it: a digest of its lowercase
+/// form, so that an entry costs the same whatever name was tried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UsernameKey([u8; 32]);
+
+impl UsernameKey {
+    pub fn of(username: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut digest = Sha256::new();
+        let mut buf = [0u8; 4];
+        for c in username.chars().flat_map(char::to_lowercase) {
+            digest.update(c.encode_utf8(&mut buf).as_bytes());
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&digest.finalize());
+        Self(key)
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Failures {
     count: u32,
+    /// Attempts let through whose password check has not finished.
+    pending: u32,
     next_allowed: Instant,
     last: Instant,
+}
+
+impl Failures {
+    fn new(now: Instant) -> Self {
+        Self {
+            count: 0,
+            pending: 0,
+            next_allowed: now,
+            last: now,
+        }
+    }
+}
+
+/// The wait after `failures` failed logins on one username: none for the
+/// first few, then doubling up to the cap.
+fn backoff(failures: u32) -> Option<Duration> {
+    let past_free = failures.checked_sub(FREE_FAILURES + 1)?;
+    Some(Duration::from_secs(1 << past_free.min(6)).min(MAX_LOGIN_DELAY))
+}
+
+/// One password check let through by `Throttle::login_attempt`. Until it
+/// is settled it counts as a failure already, so that parallel guesses at
+/// one username cannot all slip through the same window; dropped without
+/// an outcome (the check itself failed) it gives its place back.
+#[must_use = "settle the attempt with failed() or succeeded()"]
+pub struct LoginAttempt<'a> {
+    throttle: &'a Throttle,
+    key: UsernameKey,
+    open: bool,
+}
+
+impl LoginAttempt<'_> {
+    /// The password was wrong (or the user unknown): past a few failures,
+    /// each one doubles the wait for the next attempt, up to a minute.
+    pub fn failed(mut self) {
+        self.open = false;
+        let now = Instant::now();
+        let mut failures = self.throttle.failures();
+        make_room_for_failure(&mut failures, now);
+        let f = failures
+            .entry(self.key)
+            .or_insert_with(|| Failures::new(now));
+        f.pending = f.pending.saturating_sub(1);
+        f.count = f.count.saturating_add(1);
+        f.last = now;
+        if let Some(wait) = backoff(f.count) {
+            f.next_allowed = f.next_allowed.max(now + wait);
+        }
+    }
+
+    pub fn succeeded(mut self) {
+        self.open = false;
+        self.throttle.failures().remove(&self.key);
+    }
+}
+
+impl Drop for LoginAttempt<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            if let Some(f) = self.throttle.failures().get_mut(&self.key) {
+                f.pending = f.pending.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Keeps the failure table under `MAX_KEYS` before an entry is added.
+fn make_room_for_failure(failures: &mut HashMap<UsernameKey, Failures>, now: Instant) {
+    if failures.len() < MAX_KEYS {
+        return;
+    }
+    failures.retain(|_, f| f.pending > 0 || now.duration_since(f.last) < MAX_LOGIN_DELAY * 10);
+    if failures.len() >= MAX_KEYS {
+        // A flood of invented names: forget the oldest half at once.
+        let mut ages: Vec<Instant> = failures.values().map(|f| f.last).collect();
+        ages.sort_unstable();
+        let cut = ages[ages.len() / 2];
+        failures.retain(|_, f| f.last > cut);
+    }
 }
 
 pub struct Throttle {
@@ -208,7 +308,7 @@ pub struct Throttle {
     sensor: Option<Limiter<i64>>,
     /// Password checks per client IP, on the anonymous quota.
     login: Option<Limiter<IpKey>>,
-    failures: Mutex<HashMap<String, Failures>>,
+    failures: Mutex<HashMap<UsernameKey, Failures>>,
 }
 
 impl Throttle {
@@ -240,55 +340,46 @@ impl Throttle {
         }
     }
 
+    /// Counts one password check from `ip` against the per-address quota.
+    pub fn password_check_from(&self, ip: Option<IpAddr>) -> Result<()> {
+        match (&self.login, ip) {
+            (Some(limiter), Some(ip)) => limiter.take(&IpKey::from(ip), 1, true),
+            _ => Ok(()),
+        }
+    }
+
     /// Counts one password check from `ip`, and refuses it while `username`
-    /// is being guessed at.
-    pub fn login_attempt(&self, ip: Option<IpAddr>, username: &str) -> Result<()> {
-        if let (Some(limiter), Some(ip)) = (&self.login, ip) {
-            limiter.take(&IpKey::from(ip), 1, true)?;
-        }
-        let key = username.to_lowercase();
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = failures.get(&key) {
-            let now = Instant::now();
-            if f.next_allowed > now {
-                return Err(retry(f.next_allowed - now));
-            }
-        }
-        Ok(())
-    }
-
-    /// Records a failed password check: past a few, each one doubles the
-    /// wait for the next attempt on that username, up to a minute.
-    pub fn login_failed(&self, username: &str) {
+    /// is being guessed at. The attempt is reserved before the check runs:
+    /// past the free failures only one check at a time gets through.
+    pub fn login_attempt(&self, ip: Option<IpAddr>, username: &str) -> Result<LoginAttempt<'_>> {
+        self.password_check_from(ip)?;
+        let key = UsernameKey::of(username);
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() >= MAX_KEYS {
-            failures.retain(|_, f| now.duration_since(f.last) < MAX_LOGIN_DELAY * 10);
-            if failures.len() >= MAX_KEYS {
-                // A flood of invented names: forget the oldest half at once.
-                let mut ages: Vec<Instant> = failures.values().map(|f| f.last).collect();
-                ages.sort_unstable();
-                let cut = ages[ages.len() / 2];
-                failures.retain(|_, f| f.last > cut);
-            }
+        let mut failures = self.failures();
+        make_room_for_failure(&mut failures, now);
+        let f = failures.entry(key).or_insert_with(|| Failures::new(now));
+        if f.next_allowed > now {
+            return Err(retry(f.next_allowed - now));
         }
-        let entry = failures.entry(username.to_lowercase()).or_insert(Failures {
-            count: 0,
-            next_allowed: now,
-            last: now,
-        });
-        entry.count = entry.count.saturating_add(1);
-        entry.last = now;
-        if entry.count > FREE_FAILURES {
-            let doublings = (entry.count - FREE_FAILURES - 1).min(6);
-            let delay = Duration::from_secs(1 << doublings).min(MAX_LOGIN_DELAY);
-            entry.next_allowed = now + delay;
+        f.pending = f.pending.saturating_add(1);
+        f.last = now;
+        if let Some(wait) = backoff(f.count.saturating_add(f.pending)) {
+            f.next_allowed = now + wait;
         }
+        Ok(LoginAttempt {
+            throttle: self,
+            key,
+            open: true,
+        })
     }
 
-    pub fn login_succeeded(&self, username: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.remove(&username.to_lowercase());
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<UsernameKey, Failures>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Usernames with failures (or checks under way) on record.
+    pub fn tracked_usernames(&self) -> usize {
+        self.failures().len()
     }
 
     /// Drops idle keys; run every few seconds.
@@ -300,8 +391,8 @@ impl Throttle {
             l.housekeeping();
         }
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.retain(|_, f| now.duration_since(f.last) < MAX_LOGIN_DELAY * 10);
+        self.failures()
+            .retain(|_, f| f.pending > 0 || now.duration_since(f.last) < MAX_LOGIN_DELAY * 10);
     }
 
     /// How many keys the limiters hold (for metrics and tests).
@@ -366,22 +457,74 @@ mod tests {
         );
     }
 
+    fn fail(t: &Throttle, name: &str) {
+        t.login_attempt(None, name).unwrap().failed();
+    }
+
     #[test]
     fn failed_logins_slow_one_username_down() {
         let t = Throttle::new(None, None, None);
         for _ in 0..FREE_FAILURES {
-            t.login_attempt(None, "Admin").unwrap();
-            t.login_failed("Admin");
+            fail(&t, "Admin");
         }
-        t.login_attempt(None, "admin").unwrap();
-        t.login_failed("admin");
+        fail(&t, "admin");
         assert!(matches!(
             t.login_attempt(None, "ADMIN"),
             Err(Error::RateLimited { .. })
         ));
-        t.login_attempt(None, "someone-else").unwrap();
-        t.login_succeeded("admin");
-        t.login_attempt(None, "admin").unwrap();
+        fail(&t, "someone-else");
+        t.failures()
+            .get_mut(&UsernameKey::of("admin"))
+            .unwrap()
+            .next_allowed = Instant::now();
+        t.login_attempt(None, "admin").unwrap().succeeded();
+        fail(&t, "admin");
+        t.login_attempt(None, "admin").unwrap().failed();
+    }
+
+    /// Checks still running count as failures: after the free ones, a burst
+    /// of parallel guesses gets one through, not the whole burst.
+    #[test]
+    fn parallel_guesses_share_one_window() {
+        let t = Throttle::new(None, None, None);
+        for _ in 0..FREE_FAILURES {
+            fail(&t, "admin");
+        }
+        let first = t.login_attempt(None, "admin").unwrap();
+        for _ in 0..16 {
+            assert!(matches!(
+                t.login_attempt(None, "admin"),
+                Err(Error::RateLimited { .. })
+            ));
+        }
+        first.failed();
+        assert!(t.login_attempt(None, "admin").is_err());
+    }
+
+    /// The free failures are reserved too: a burst on a fresh name gets
+    /// the free ones and one more, as if they had come one by one.
+    #[test]
+    fn a_burst_on_a_fresh_name_gets_only_the_free_failures() {
+        let t = Throttle::new(None, None, None);
+        let held: Vec<_> = (0..=FREE_FAILURES)
+            .map(|_| t.login_attempt(None, "admin").unwrap())
+            .collect();
+        assert!(t.login_attempt(None, "admin").is_err());
+        drop(held);
+    }
+
+    #[test]
+    fn the_key_is_the_same_size_whatever_the_name() {
+        let t = Throttle::new(None, None, None);
+        let huge = "A".repeat(16 << 20);
+        fail(&t, &huge);
+        assert_eq!(
+            UsernameKey::of(&huge),
+            UsernameKey::of(&huge.to_lowercase())
+        );
+        assert_ne!(UsernameKey::of(&huge), UsernameKey::of("a"));
+        assert_eq!(t.tracked_usernames(), 1);
+        assert_eq!(std::mem::size_of::<UsernameKey>(), 32);
     }
 
     fn v4(n: u32) -> IpAddr {
@@ -490,7 +633,7 @@ mod tests {
     fn memory_stays_bounded_under_a_flood_of_names() {
         let t = Throttle::new(None, None, None);
         for i in 0..(MAX_KEYS + 10) {
-            t.login_failed(&format!("user{i}"));
+            fail(&t, &format!("user{i}"));
         }
         assert!(t.tracked_keys() <= MAX_KEYS);
     }

@@ -26,6 +26,11 @@ impl AlertFilter {
     }
 }
 
+/// How often one `assignAlert` re-reads an owner that another assignment
+/// changed under it before giving up: each retry means another assignment
+/// committed, so this bounds the work a burst of them can cause.
+const MAX_ASSIGN_ATTEMPTS: usize = 32;
+
 /// The outcome of a status change.
 #[derive(Clone, Debug)]
 pub struct StatusChange {
@@ -270,6 +275,10 @@ impl Db {
 
     /// Sets or clears the alert's owner, with its ALERT_ASSIGNED entry.
     /// `allowed` sees the current owner and may refuse the change.
+    ///
+    /// The update is conditional on the owner read, so the entry's `from` is
+    /// the owner the change replaced even when assignments race; one that
+    /// lost the race reads the new owner and is decided again.
     pub async fn assign_alert(
         &self,
         id: i64,
@@ -278,50 +287,65 @@ impl Db {
         audit: NewAudit,
     ) -> Result<AlertWithEvent> {
         transaction!(self, |conn| {
-            let (current, event): (AlertRow, EventRow) = alerts::table
-                .inner_join(events::table)
-                .filter(alerts::id.eq(id))
-                .select((AlertRow::as_select(), EventRow::as_select()))
-                .first(conn)
-                .await
-                .optional()?
-                .ok_or_else(|| Error::not_found(format!("id: no alert with id {id}")))?;
-            allowed(current.assignee_id)?;
-            if current.assignee_id == assignee {
+            for _ in 0..MAX_ASSIGN_ATTEMPTS {
+                let (current, event): (AlertRow, EventRow) = alerts::table
+                    .inner_join(events::table)
+                    .filter(alerts::id.eq(id))
+                    .select((AlertRow::as_select(), EventRow::as_select()))
+                    .first(conn)
+                    .await
+                    .optional()?
+                    .ok_or_else(|| Error::not_found(format!("id: no alert with id {id}")))?;
+                allowed(current.assignee_id)?;
+                if current.assignee_id == assignee {
+                    return Ok((
+                        AlertWithEvent {
+                            alert: current,
+                            event,
+                        },
+                        None,
+                    ));
+                }
+                let now = crate::domain::now();
+                let update = diesel::update(alerts::table.filter(alerts::id.eq(id)))
+                    .set((alerts::assignee_id.eq(assignee), alerts::updated_at.eq(now)))
+                    .into_boxed();
+                let update = match current.assignee_id {
+                    Some(owner) => update.filter(alerts::assignee_id.eq(owner)),
+                    None => update.filter(alerts::assignee_id.is_null()),
+                };
+                let updated: Option<AlertRow> = update
+                    .returning(AlertRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                let Some(updated) = updated else {
+                    continue;
+                };
+                let audit = NewAudit {
+                    at: now,
+                    target_type: Some("Alert".into()),
+                    target_id: Some(id.to_string()),
+                    detail: Some(
+                        serde_json::json!({
+                            "from": current.assignee_id.map(|a| a.to_string()),
+                            "to": assignee.map(|a| a.to_string()),
+                        })
+                        .to_string(),
+                    ),
+                    ..audit.clone()
+                };
+                append_audit!(conn, &audit)?;
                 return Ok((
                     AlertWithEvent {
-                        alert: current,
+                        alert: updated,
                         event,
                     },
-                    None,
+                    Some(audit),
                 ));
             }
-            let now = crate::domain::now();
-            let updated: AlertRow = diesel::update(alerts::table.find(id))
-                .set((alerts::assignee_id.eq(assignee), alerts::updated_at.eq(now)))
-                .returning(AlertRow::as_returning())
-                .get_result(conn)
-                .await?;
-            let audit = NewAudit {
-                at: now,
-                target_type: Some("Alert".into()),
-                target_id: Some(id.to_string()),
-                detail: Some(
-                    serde_json::json!({
-                        "from": current.assignee_id.map(|a| a.to_string()),
-                        "to": assignee.map(|a| a.to_string()),
-                    })
-                    .to_string(),
-                ),
-                ..audit.clone()
-            };
-            append_audit!(conn, &audit)?;
-            Ok((
-                AlertWithEvent {
-                    alert: updated,
-                    event,
-                },
-                Some(audit),
+            Err(Error::bad_input(
+                "id: the alert's owner kept changing meanwhile; read it again and retry",
             ))
         })
         .map(super::audit::logged_if)

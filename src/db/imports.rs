@@ -13,6 +13,7 @@ use super::schema::{events, imported_rows, users};
 use super::sql::{Statement, ROWS_PER_STATEMENT};
 use super::Db;
 use crate::django::{self, Kind, Report, Source, CHUNK};
+use crate::domain::event::{MAX_DESCRIPTION_CHARS, MAX_LABEL_CHARS};
 use crate::domain::{AlertStatus, AuditAction, Severity};
 use crate::error::{Error, Result};
 
@@ -135,11 +136,24 @@ impl Db {
                         );
                         continue;
                     }
+                    // A hash whose parameters would stall a login is not
+                    // kept: the account comes along, unable to log in until
+                    // an admin gives it a password.
+                    let hash = match crate::auth::password::importable(&u.password) {
+                        Ok(()) => u.password.as_str(),
+                        Err(why) => {
+                            report.unusable_password(
+                                u.id,
+                                format!("its password hash was not kept: {why}"),
+                            );
+                            django::UNUSABLE_PASSWORD
+                        }
+                    };
                     let role = django::role(u);
                     let id: i64 = diesel::insert_into(users::table)
                         .values((
                             users::username.eq(&name),
-                            users::password_hash.eq(&u.password),
+                            users::password_hash.eq(hash),
                             users::role.eq(role.as_str()),
                             users::is_active.eq(u.is_active),
                             users::created_at.eq(joined),
@@ -191,6 +205,9 @@ impl Db {
                         django::storable("source", &e.source)?;
                         django::storable("event_type", &e.event_type)?;
                         django::storable("description", &e.description)?;
+                        django::fits("source", &e.source, MAX_LABEL_CHARS)?;
+                        django::fits("event_type", &e.event_type, MAX_LABEL_CHARS)?;
+                        django::fits("description", &e.description, MAX_DESCRIPTION_CHARS)?;
                         Ok((severity, django::time("timestamp", &e.timestamp)?))
                     });
                     match checked {

@@ -99,7 +99,8 @@ impl Db {
 
     /// Retires refresh token `jti` and records `next` in its place, or, if
     /// `jti` was already retired, revokes its session (reuse means theft).
-    /// `audit` is written when that happens.
+    /// Of several concurrent presentations of one token at most one
+    /// rotates. `audit` is written when the session is revoked.
     pub async fn rotate_refresh(
         &self,
         jti: String,
@@ -131,25 +132,40 @@ impl Db {
             if revoked_at.is_some() {
                 return Ok(Rotation::Revoked);
             }
-            if used_at.is_some() {
-                revoke!(conn, &session_id, "refresh token reused", now)?;
-                let audit = NewAudit {
-                    target_type: Some("Session".into()),
-                    target_id: Some(session_id.clone()),
-                    actor: user.username.clone(),
-                    ..audit.clone()
-                };
-                append_audit!(conn, &audit)?;
-                super::audit::log(&audit);
-                return Ok(Rotation::Reused);
-            }
-            if !user.is_active {
+            let retired = if used_at.is_some() {
+                false
+            } else if !user.is_active {
                 return Ok(Rotation::Inactive);
-            }
-            diesel::update(refresh_tokens::table.find(&jti))
+            } else {
+                // Retired only if nobody retired it since the read above: on
+                // PostgreSQL several presentations can all have read it
+                // unused; the others wait here for the first and then update
+                // nothing, which makes them reuse like any later copy.
+                diesel::update(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::jti.eq(&jti))
+                        .filter(refresh_tokens::used_at.is_null()),
+                )
                 .set(refresh_tokens::used_at.eq(now))
                 .execute(conn)
-                .await?;
+                .await?
+                    == 1
+            };
+            if !retired {
+                // Only the presentation that ends the session writes the
+                // entry, so a burst of copies leaves one TOKEN_REVOKED.
+                if revoke!(conn, &session_id, "refresh token reused", now)? {
+                    let audit = NewAudit {
+                        target_type: Some("Session".into()),
+                        target_id: Some(session_id.clone()),
+                        actor: user.username.clone(),
+                        ..audit.clone()
+                    };
+                    append_audit!(conn, &audit)?;
+                    super::audit::log(&audit);
+                }
+                return Ok(Rotation::Reused);
+            }
             diesel::insert_into(refresh_tokens::table)
                 .values((
                     refresh_tokens::jti.eq(&next.jti),

@@ -105,11 +105,27 @@ impl Db {
             if current.expired_at.is_some() || current.ends_at <= now {
                 return Ok((current, None));
             }
-            let row: SilenceRow = diesel::update(silences::table.find(id))
-                .set(silences::expired_at.eq(now))
-                .returning(SilenceRow::as_returning())
-                .get_result(conn)
-                .await?;
+            // Conditional on it still being live: of two concurrent calls
+            // only one ends it and writes the entry; the other (on
+            // PostgreSQL it waits here for the first) reports it as ended.
+            let row: Option<SilenceRow> = diesel::update(
+                silences::table
+                    .filter(silences::id.eq(id))
+                    .filter(silences::expired_at.is_null()),
+            )
+            .set(silences::expired_at.eq(now))
+            .returning(SilenceRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+            let Some(row) = row else {
+                let ended: SilenceRow = silences::table
+                    .find(id)
+                    .select(SilenceRow::as_select())
+                    .first(conn)
+                    .await?;
+                return Ok((ended, None));
+            };
             let audit = NewAudit {
                 at: now,
                 target_type: Some("Silence".into()),

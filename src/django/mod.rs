@@ -66,6 +66,27 @@ pub struct Report {
     pub events: Tally,
     pub alerts: Tally,
     pub skips: Vec<Skip>,
+    /// Accounts imported without their password hash, and why.
+    pub unusable: Vec<Skip>,
+}
+
+/// How much of a reason the report keeps, in characters. Reasons quote the
+/// old database's values, which nothing there bounded; one line of the
+/// report stays readable and the report's memory stays small.
+pub const MAX_REASON_CHARS: usize = 300;
+
+/// What an account whose hash was not kept gets instead: Django's mark of
+/// an unusable password, which no password matches.
+pub const UNUSABLE_PASSWORD: &str = "!imported-without-a-usable-password";
+
+/// `reason`, cut to `MAX_REASON_CHARS` with a mark saying so.
+fn cut(mut reason: String) -> String {
+    if let Some((at, _)) = reason.char_indices().nth(MAX_REASON_CHARS) {
+        let total = reason.chars().count();
+        reason.truncate(at);
+        reason += &format!("... ({} more characters)", total - MAX_REASON_CHARS);
+    }
+    reason
 }
 
 impl Report {
@@ -79,7 +100,18 @@ impl Report {
 
     pub fn skip(&mut self, kind: Kind, id: i64, reason: String) {
         self.tally(kind).skipped += 1;
+        let reason = cut(reason);
         self.skips.push(Skip { kind, id, reason });
+    }
+
+    /// An account imported with no usable password: its hash was not kept.
+    pub fn unusable_password(&mut self, id: i64, reason: String) {
+        let reason = cut(reason);
+        self.unusable.push(Skip {
+            kind: Kind::User,
+            id,
+            reason,
+        });
     }
 
     /// The summary the command prints: totals, then every skipped row with
@@ -102,6 +134,20 @@ impl Report {
         }
         if self.skips.len() > SHOWN {
             out += &format!("  ... and {} more skipped rows\n", self.skips.len() - SHOWN);
+        }
+        for s in self.unusable.iter().take(SHOWN) {
+            out += &format!(
+                "  no usable password for {} id {}: {}\n",
+                s.kind.table(),
+                s.id,
+                s.reason
+            );
+        }
+        if self.unusable.len() > SHOWN {
+            out += &format!(
+                "  ... and {} more accounts without a usable password\n",
+                self.unusable.len() - SHOWN
+            );
         }
         out
     }
@@ -148,6 +194,19 @@ pub fn status(raw: &str) -> Result<AlertStatus, String> {
         .map_err(|_| format!("status {raw:?} is not OPEN, ACKNOWLEDGED or RESOLVED"))
 }
 
+/// The API's own size limits hold for imported values too: a longer one
+/// would be a row no client could have written, and that other code need
+/// not expect.
+pub fn fits(field: &str, value: &str, max: usize) -> Result<(), String> {
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(format!(
+            "{field} has {chars} characters; threatwatch keeps at most {max}"
+        ));
+    }
+    Ok(())
+}
+
 /// PostgreSQL cannot store NUL in text, so neither backend takes it.
 pub fn storable(field: &str, value: &str) -> Result<(), String> {
     if value.contains('\0') {
@@ -186,6 +245,35 @@ mod tests {
         assert!(severity("URGENT").unwrap_err().contains("URGENT"));
         assert_eq!(status("RESOLVED").unwrap(), AlertStatus::Resolved);
         assert!(status("CLOSED").is_err());
+    }
+
+    #[test]
+    fn reasons_are_cut() {
+        let mut r = Report::default();
+        r.skip(
+            Kind::Event,
+            7,
+            format!("severity {:?} is not known", "X".repeat(1 << 20)),
+        );
+        let reason = &r.skips[0].reason;
+        assert!(
+            reason.chars().count() < MAX_REASON_CHARS + 40,
+            "{}",
+            reason.len()
+        );
+        assert!(reason.ends_with("more characters)"), "{reason}");
+        let out = r.render("django:test");
+        assert!(
+            out.lines().all(|l| l.len() < 4 * MAX_REASON_CHARS),
+            "{}",
+            out.len()
+        );
+        r.skip(Kind::Event, 8, "short".into());
+        assert_eq!(r.skips[1].reason, "short");
+        assert!(fits("source", &"s".repeat(100), 100).is_ok());
+        assert!(fits("source", &"s".repeat(101), 100)
+            .unwrap_err()
+            .contains("101 characters"));
     }
 
     #[test]

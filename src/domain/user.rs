@@ -2,6 +2,24 @@
 
 use crate::error::{Error, Result};
 
+/// The longest username, Django's limit, so that accounts brought over
+/// from the system threatwatch replaces fit.
+pub const MAX_USERNAME_CHARS: usize = 150;
+
+fn username_char(c: char) -> bool {
+    c.is_alphanumeric() || "@.+-_".contains(c)
+}
+
+/// Whether some account could have this name, as a login presents it.
+/// Looks at no more of a hostile value than a name may hold: a 16 MiB
+/// "username" is refused from its length in bytes.
+pub fn could_be_username(raw: &str) -> bool {
+    raw.len() <= MAX_USERNAME_CHARS * 4
+        && !raw.is_empty()
+        && raw.chars().count() <= MAX_USERNAME_CHARS
+        && raw.chars().all(username_char)
+}
+
 /// Usernames follow Django's rules (letters, digits and @.+-_, at most 150),
 /// so that accounts brought over from the system threatwatch replaces fit.
 pub fn username(raw: &str) -> Result<String> {
@@ -9,13 +27,12 @@ pub fn username(raw: &str) -> Result<String> {
     if name.is_empty() {
         return Err(Error::bad_input("username: must not be empty"));
     }
-    if name.chars().count() > 150 {
-        return Err(Error::bad_input("username: must be at most 150 characters"));
+    if name.chars().count() > MAX_USERNAME_CHARS {
+        return Err(Error::bad_input(format!(
+            "username: must be at most {MAX_USERNAME_CHARS} characters"
+        )));
     }
-    if !name
-        .chars()
-        .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
-    {
+    if !name.chars().all(username_char) {
         return Err(Error::bad_input(
             "username: may contain only letters, digits and @ . + - _",
         ));
@@ -50,6 +67,17 @@ mod tests {
         assert!(username("a b").is_err());
         assert!(username("").is_err());
         assert!(username(&"a".repeat(151)).is_err());
+    }
+
+    #[test]
+    fn names_a_login_may_look_up() {
+        assert!(could_be_username("soc-lead@example.org"));
+        assert!(could_be_username(&"é".repeat(MAX_USERNAME_CHARS)));
+        assert!(!could_be_username(&"a".repeat(MAX_USERNAME_CHARS + 1)));
+        assert!(!could_be_username(&"a".repeat(16 << 20)));
+        assert!(!could_be_username(""));
+        assert!(!could_be_username("a b"));
+        assert!(!could_be_username("a\0b"));
     }
 
     #[test]

@@ -55,6 +55,10 @@ impl Service {
     }
 }
 
+/// What an ANALYST is told when `assignAlert` asks for more than the role allows.
+const ANALYST_ASSIGN_RULE: &str =
+    "an ANALYST may only assign an unowned alert to themselves or unassign their own";
+
 /// Most alerts one `updateAlertStatuses` call may move.
 pub const MAX_BULK_IDS: usize = 500;
 
@@ -109,6 +113,12 @@ impl Service {
             Principal::User { id, role, .. } => (*id, *role),
             Principal::ApiKey { .. } => return Err(Error::forbidden("API keys cannot own alerts")),
         };
+        // Refused before the assignee is read: otherwise whether the answer
+        // is FORBIDDEN or NOT_FOUND would tell an ANALYST which ids are
+        // active users, and of which role.
+        if role != Role::Admin && assignee.is_some_and(|a| a != me) {
+            return Err(Error::forbidden(ANALYST_ASSIGN_RULE));
+        }
         if let Some(user) = assignee {
             let target = self
                 .db
@@ -133,9 +143,7 @@ impl Service {
             match assignee {
                 Some(a) if a == me && mine_or_free => Ok(()),
                 None if current == Some(me) || current.is_none() => Ok(()),
-                _ => Err(Error::forbidden(
-                    "an ANALYST may only assign an unowned alert to themselves or unassign their own",
-                )),
+                _ => Err(Error::forbidden(ANALYST_ASSIGN_RULE)),
             }
         };
         let entry = audit(AuditAction::AlertAssigned, principal.actor(), ip);

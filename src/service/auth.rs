@@ -11,7 +11,7 @@ use crate::auth::token::{
 use crate::auth::{api_key, Credentials, Principal};
 use crate::db::models::{ApiKeyRow, UserRow};
 use crate::db::sessions::{Issued, Rotation, SessionState};
-use crate::domain::{event, AuditAction};
+use crate::domain::{event, user, AuditAction};
 use crate::error::{Error, Result};
 
 /// The one answer to every failed login, so that it does not tell an
@@ -28,7 +28,13 @@ fn issued(next: &RefreshId) -> Issued {
 impl Service {
     pub async fn login(&self, username: &str, password: &str, ip: &ClientIp) -> Result<TokenPair> {
         let ip_addr = ip.0.as_deref().and_then(|i| i.parse::<IpAddr>().ok());
-        self.security.throttle.login_attempt(ip_addr, username)?;
+        if !user::could_be_username(username) {
+            // No account can have this name: refused before any lookup or
+            // password check, and before it could be kept anywhere.
+            self.security.throttle.password_check_from(ip_addr)?;
+            return Err(self.login_refused(username, ip).await);
+        }
+        let attempt = self.security.throttle.login_attempt(ip_addr, username)?;
         let user = match self.db.user_by_username(username).await? {
             Some(u) if u.is_active => Some(u),
             _ => None,
@@ -40,17 +46,11 @@ impl Service {
         let user = match user {
             Some(u) if matched => u,
             _ => {
-                self.security.throttle.login_failed(username);
-                let mut entry = audit(AuditAction::LoginFailed, "anonymous", ip);
-                entry.target_type = Some("User".into());
-                // The name tried, cut short: it is attacker-chosen text.
-                let tried: String = username.chars().take(150).collect();
-                entry.detail = Some(serde_json::json!({ "username": tried }).to_string());
-                self.db.append_audit(entry).await?;
-                return Err(Error::unauthenticated(LOGIN_REFUSED));
+                attempt.failed();
+                return Err(self.login_refused(username, ip).await);
             }
         };
-        self.security.throttle.login_succeeded(username);
+        attempt.succeeded();
         if self.passwords.needs_rehash(&user.password_hash) {
             // A hash brought over from Django (or at a lower cost) is replaced
             // now that the password is known; a failure here costs nothing
@@ -74,6 +74,19 @@ impl Service {
             .start_session(session, user.id, issued(&next), entry)
             .await?;
         Ok(pair)
+    }
+
+    /// Records a failed login and gives its one answer.
+    async fn login_refused(&self, username: &str, ip: &ClientIp) -> Error {
+        let mut entry = audit(AuditAction::LoginFailed, "anonymous", ip);
+        entry.target_type = Some("User".into());
+        // The name tried, cut short: it is attacker-chosen text.
+        let tried: String = username.chars().take(user::MAX_USERNAME_CHARS).collect();
+        entry.detail = Some(serde_json::json!({ "username": tried }).to_string());
+        match self.db.append_audit(entry).await {
+            Ok(_) => Error::unauthenticated(LOGIN_REFUSED),
+            Err(e) => e,
+        }
     }
 
     /// Exchanges a refresh token for a new pair and retires it. Presenting a

@@ -168,6 +168,39 @@ async fn django_password_hashes_upgrade_on_login(app: TestApp) {
     app.token("legacy", "old-django-pass").await;
 }
 
+/// A stored hash whose own parameters ask for more than the caps is never
+/// run, even with the right password: it counts as a wrong one. (Each of
+/// these is within what the checks allowed before the caps.)
+async fn stored_hashes_beyond_the_caps_are_not_run(app: TestApp) {
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+    use base64::Engine;
+    app.user_with_role("legacy", "ANALYST").await;
+    let password = "old-django-pass";
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), b"Zq3xSalt", 2_000_001, &mut out);
+    let pbkdf2 = format!(
+        "pbkdf2_sha256$2000001$Zq3xSalt${}",
+        base64::engine::general_purpose::STANDARD.encode(out)
+    );
+    // Little memory, so the test stays quick; eleven passes, one too many.
+    let params = Params::new(64, 11, 1, Some(32)).unwrap();
+    let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_with_salt(password.as_bytes(), b"0HtXsxBbtRzuDOfG")
+        .unwrap();
+    for hash in [pbkdf2, format!("argon2{phc}")] {
+        app.exec_sql(&format!(
+            "UPDATE users SET password_hash = '{hash}' WHERE username = 'legacy'"
+        ))
+        .await;
+        let body = app.login("legacy", password).await;
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{hash}: {body}");
+        assert_eq!(
+            body["errors"][0]["message"], "invalid username or password",
+            "{body}"
+        );
+    }
+}
+
 /// A token that was checked once and then presented again is not trusted
 /// past its expiry (plus the 5 s leeway for clock skew between instances):
 /// remembering verified tokens must not remember them for ever.
@@ -191,6 +224,7 @@ both_with!(
 
 both!(
     django_password_hashes_upgrade_on_login,
+    stored_hashes_beyond_the_caps_are_not_run,
     login_returns_a_token_pair,
     wrong_password_and_unknown_user_answer_alike,
     refresh_issues_a_new_pair_and_tokens_keep_their_type,

@@ -432,6 +432,140 @@ async fn import_then_use(source_backend: Backend, target_backend: Backend) {
     assert_eq!(moved["updateAlertStatus"]["status"], "ACKNOWLEDGED");
 }
 
+/// Values nothing in the old database bounded: hashes asking for more work
+/// than any sane one, fields over threatwatch's own limits, a value as long
+/// as a page. The accounts come along without a usable password, the rows
+/// are skipped, and the report says so in lines of bounded length.
+async fn hostile_values_are_bounded(target_backend: Backend) {
+    let (Some(source), Some(target)) = (
+        TestDb::create(Backend::Sqlite).await,
+        TestDb::create(target_backend).await,
+    ) else {
+        return;
+    };
+    source.exec(SQLITE_SCHEMA).await.unwrap();
+    let bcrypt = |cost: u32| format!("$2b${cost}${}", "a".repeat(53));
+    let argon = |m: u32, t: u32| {
+        format!("argon2$argon2id$v=19$m={m},t={t},p=8$MW1Zdk1jUUxSN2FQMnJxMExBSFhhSg$C740Naw0dRGoWpnwTvWbbrvZ3Pkn8eS87rL+CR2o0v0")
+    };
+    let fine = {
+        use base64::Engine;
+        let mut out = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"fine-password", b"NaClNaCl", 1_000, &mut out);
+        format!(
+            "pbkdf2_sha256$1000$NaClNaCl${}",
+            base64::engine::general_purpose::STANDARD.encode(out)
+        )
+    };
+    let users = [
+        (1, "cost15", bcrypt(15), "bcrypt cost 15 is over 14"),
+        (
+            2,
+            "memory",
+            argon(1_048_576, 2),
+            "argon2 memory of 1048576 KiB",
+        ),
+        (
+            3,
+            "passes",
+            argon(102_400, 11),
+            "argon2 time of 11 is over 10",
+        ),
+        (
+            4,
+            "many",
+            "pbkdf2_sha256$3000000$salt$AAAA".into(),
+            "PBKDF2 with 3000000 iterations",
+        ),
+        (
+            5,
+            "wrapped",
+            format!("bcrypt_sha256${}", bcrypt(16)),
+            "bcrypt cost 16 is over 14",
+        ),
+        (
+            6,
+            "long",
+            "x".repeat(100_000),
+            "the hash is 100000 bytes long",
+        ),
+    ];
+    let mut sql = String::new();
+    for (id, name, hash, _) in users.iter().chain([&(7, "fine", fine.clone(), "")]) {
+        sql += &format!(
+            "INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name, \
+             email, is_staff, is_active, date_joined) VALUES ({id}, '{hash}', 0, '{name}', '', '', \
+             '', 0, 1, '2025-01-0{id} 03:04:05');\n"
+        );
+    }
+    let long = |n: u32| format!("replace(hex(zeroblob({n})), '00', 'x')");
+    sql += &format!(
+        "UPDATE core_event SET source = {} WHERE id = 7;\n\
+         UPDATE core_event SET description = {} WHERE id = 8;\n\
+         UPDATE core_event SET event_type = {} WHERE id = 9;\n\
+         UPDATE core_event SET severity = {} WHERE id = 10;\n",
+        long(101),
+        long(10_001),
+        long(101),
+        long(1_000_000),
+    );
+    source.exec(&sql).await.unwrap();
+
+    let (ok, report, err) = import(target.url(), source.url()).await;
+    assert!(ok, "{err}\n{report}");
+    assert_eq!(
+        tally_line(&report, "users"),
+        "users 7 imported, 0 already imported earlier, 0 skipped"
+    );
+    assert_eq!(
+        tally_line(&report, "events"),
+        format!(
+            "events {} imported, 0 already imported earlier, 4 skipped",
+            EVENTS - 4
+        )
+    );
+    for (id, name, _, why) in &users {
+        let line = format!(
+            "no usable password for auth_user id {id}: its password hash was not kept: {why}"
+        );
+        assert!(report.contains(&line), "{line:?} missing from:\n{report}");
+        let stored = target
+            .text(&format!(
+                "SELECT password_hash AS value FROM users WHERE username = '{name}'"
+            ))
+            .await;
+        assert!(
+            stored.starts_with('!') && stored.len() < 100,
+            "{name}: {stored:.80}"
+        );
+    }
+    let kept = target
+        .text("SELECT password_hash AS value FROM users WHERE username = 'fine'")
+        .await;
+    assert_eq!(kept, fine);
+    for reason in [
+        "skipped core_event id 7: source has 101 characters; threatwatch keeps at most 100",
+        "skipped core_event id 8: description has 10001 characters; threatwatch keeps at most 10000",
+        "skipped core_event id 9: event_type has 101 characters; threatwatch keeps at most 100",
+        "skipped core_event id 10: severity \"xxx",
+    ] {
+        assert!(report.contains(reason), "{reason:?} missing from:\n{report:.4000}");
+    }
+    let longest = report.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 1_000, "a report line of {longest} bytes");
+    assert!(report.contains("more characters)"), "{report:.4000}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_values_into_sqlite() {
+    hostile_values_are_bounded(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_values_into_postgres() {
+    hostile_values_are_bounded(Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_into_sqlite() {
     import_then_use(Backend::Sqlite, Backend::Sqlite).await;

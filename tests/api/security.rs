@@ -311,6 +311,103 @@ async fn failed_logins_slow_one_username(app: TestApp) {
     assert!(app.login("admin", ADMIN_PASSWORD).await["data"]["login"].is_object());
 }
 
+/// A username no account can have (here as large as a request body may
+/// carry) is refused like any failed login, without a lookup or a password
+/// check, and what is recorded of it is cut to a username's length.
+async fn a_huge_username_is_refused_before_any_lookup(app: TestApp) {
+    let admin = app.admin().await;
+    let size = (16 << 20).min(threatwatch::app::MAX_BODY_BYTES - 4096);
+    let huge = "A".repeat(size);
+    let wrong = app.login("admin", "not-the-password").await;
+    // Anonymous, it never gets past the small body cap of requests without
+    // credentials; a signed-in client may send that much, and `login`.
+    let r = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": "mutation($u: String!) { login(username: $u, password: \"x\") { accessToken } }", "variables": { "u": huge } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let started = std::time::Instant::now();
+    let body = app
+        .gql(
+            Some(&admin),
+            "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken } }",
+            json!({ "u": huge, "p": "not-the-password" }),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{}", body.to_string().len());
+    assert_eq!(body["errors"][0]["message"], wrong["errors"][0]["message"]);
+    // Generous: what it bounds is minutes of hashing, not milliseconds.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let with_space = app.login("admin ", "not-the-password").await;
+    assert_eq!(code(&with_space), "UNAUTHENTICATED");
+    // Never looked up, so never counted against a username either: past
+    // the free failures these would wait if they were.
+    let long = "b".repeat(151);
+    for _ in 0..7 {
+        assert_eq!(code(&app.login(&long, "x").await), "UNAUTHENTICATED");
+    }
+
+    let log = app
+        .ok(
+            Some(&admin),
+            "{ auditLog(action: LOGIN_FAILED, first: 20) { nodes { detail } } }",
+            json!({}),
+        )
+        .await;
+    let details: Vec<&str> = log["auditLog"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(details.len(), 10, "{details:?}");
+    assert!(details.iter().all(|d| d.len() < 200), "{details:?}");
+    // The real account is untouched by the huge name's failure.
+    app.token("admin", ADMIN_PASSWORD).await;
+}
+
+/// After the free failures, a burst of parallel guesses at one username
+/// gets one password check through the window; the rest wait. Counted in
+/// LOGIN_FAILED entries, one per check that ran. Three usernames, since
+/// one burst may happen to arrive one by one.
+async fn parallel_guesses_get_one_check_through_the_window(app: TestApp) {
+    let admin = app.admin().await;
+    let app = &app;
+    let mut checked = 0;
+    for name in ["ana", "bob", "cid"] {
+        app.user_with_role(name, "ANALYST").await;
+        for i in 0..5 {
+            let body = app.login(name, &format!("wrong-{i}")).await;
+            assert_eq!(code(&body), "UNAUTHENTICATED");
+        }
+        let answers = futures_util::future::join_all(
+            (0..16).map(|i| async move { app.login(name, &format!("parallel-{i}")).await }),
+        )
+        .await;
+        let codes: Vec<&str> = answers.iter().map(code).collect();
+        let through = codes.iter().filter(|c| **c == "UNAUTHENTICATED").count();
+        assert!(through <= 1, "{name}: {codes:?}");
+        assert_eq!(
+            codes.iter().filter(|c| **c == "RATE_LIMITED").count(),
+            16 - through,
+            "{codes:?}"
+        );
+        checked += through;
+    }
+    let log = app
+        .ok(
+            Some(&admin),
+            "{ auditLog(action: LOGIN_FAILED) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(log["auditLog"]["totalCount"], 3 * 5 + checked);
+}
+
 async fn users_are_throttled_per_user(app: TestApp) {
     let admin = app.admin().await;
     for _ in 0..3 {
@@ -440,4 +537,9 @@ both_with!(
     forwarded_for_is_believed_only_from_trusted_proxies => super::trusting_loopback,
     forwarded_for_is_ignored_from_others => super::three_per_minute,
     failed_logins_slow_one_username => |_| {},
+);
+
+both!(
+    a_huge_username_is_refused_before_any_lookup,
+    parallel_guesses_get_one_check_through_the_window,
 );

@@ -171,6 +171,38 @@ async fn assignment_rules_and_filters(app: TestApp) {
     assert_eq!(log["auditLog"]["nodes"][0]["actor"], "ana");
 }
 
+/// An ANALYST naming someone else is refused before the assignee is read:
+/// an id that names nobody, a disabled user, a SENSOR and another analyst
+/// all get the same FORBIDDEN answer, so the answer says nothing about them.
+async fn analyst_cannot_probe_users_through_assign(app: TestApp) {
+    let admin = app.admin().await;
+    let ana = app.user_with_role("ana", "ANALYST").await;
+    let bob = app.user_with_role("bob", "ANALYST").await;
+    let cam = app.user_with_role("cam", "SENSOR").await;
+    let gone = app.user_with_role("gone", "ADMIN").await;
+    let ids = [
+        user_id(&app, &bob).await,
+        user_id(&app, &cam).await,
+        user_id(&app, &gone).await,
+        "999999".to_string(),
+    ];
+    app.exec_sql("UPDATE users SET is_active = false WHERE username = 'gone'")
+        .await;
+    let a = alerts(&app, &admin, 1).await;
+    let mut answers = Vec::new();
+    for id in &ids {
+        let body = app
+            .gql(Some(&ana), ASSIGN, json!({ "id": a[0], "a": id }))
+            .await;
+        answers.push((
+            code(&body).to_string(),
+            body["errors"][0]["message"].clone(),
+        ));
+    }
+    assert_eq!(answers[0].0, "FORBIDDEN", "{answers:?}");
+    assert!(answers.iter().all(|x| *x == answers[0]), "{answers:?}");
+}
+
 async fn comments_are_kept_newest_first(app: TestApp) {
     let admin = app.admin().await;
     let ana = app.user_with_role("ana", "ANALYST").await;
@@ -398,6 +430,7 @@ async fn lifecycle_times_and_means(app: TestApp) {
 
 both!(
     assignment_rules_and_filters,
+    analyst_cannot_probe_users_through_assign,
     comments_are_kept_newest_first,
     bulk_changes_are_all_or_nothing,
     lifecycle_times_and_means,
