@@ -240,7 +240,13 @@ impl Settings {
                     ))
                 }
             },
-            bcrypt_cost: number("THREATWATCH_BCRYPT_COST", 12, 4..=31)?,
+            // Past the cap one login costs seconds of CPU: a password
+            // guesser's amplifier, and hashes the service would refuse to run.
+            bcrypt_cost: number(
+                "THREATWATCH_BCRYPT_COST",
+                12,
+                4..=crate::auth::password::MAX_BCRYPT_COST,
+            )?,
             db_pool_size: number("THREATWATCH_DB_POOL_SIZE", 8, 1..=256)?,
             group_commit: switch("THREATWATCH_GROUP_COMMIT", true)?,
             sqlite_synchronous: match var("THREATWATCH_SQLITE_SYNCHRONOUS")

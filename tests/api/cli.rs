@@ -128,6 +128,15 @@ fn bad_settings_name_the_variable() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("THREATWATCH_ACCESS_TTL"));
+    // A work factor that would make each login a denial of service.
+    let out = Command::new(env!("CARGO_BIN_EXE_threatwatch"))
+        .arg("migrate")
+        .env("DATABASE_URL", "sqlite://x.db")
+        .env("THREATWATCH_BCRYPT_COST", "15")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("THREATWATCH_BCRYPT_COST"));
 }
 
 #[test]
