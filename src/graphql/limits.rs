@@ -257,9 +257,12 @@ impl Analysis {
             total.beside(op);
         }
         if total.selections > MAX_SELECTIONS {
+            let count = match total.selections {
+                u64::MAX => "more selections than can be counted".to_string(),
+                n => format!("{n} selections"),
+            };
             return Err(format!(
-                "query: expands to {} selections once fragments are spread, at most {MAX_SELECTIONS} are allowed",
-                total.selections
+                "query: expands to {count} once fragments are spread, at most {MAX_SELECTIONS} are allowed"
             ));
         }
         if total.aliases > MAX_ALIASES {
