@@ -1,4 +1,4 @@
-//! Throttling against brute force and floods (GCRA limiters).
+//! Throttling against brute force and floods (governor's GCRA limiters).
 //!
 //! - Requests: per client IP when anonymous, per user, per API key.
 //! - Password checks: per client IP, counted per `login` field executed, so
@@ -8,16 +8,28 @@
 //!   many IPs cannot grind one account, yet a real user is never locked out
 //!   for more than a minute after the attack stops.
 //!
-//! Memory stays bounded without refusing everybody under a flood: idle keys
-//! are dropped every few seconds; past a first mark new anonymous addresses
-//! share the quota of their network (IPv4 /24, IPv6 /48) instead of getting
-//! their own; and a table that fills anyway forgets its keys nearest to a
-//! full quota again, which forgives the least.
+//! governor makes every rate decision. Users and API keys live in its default
+//! keyed store: they are ids the server issued, so their number is bounded.
+//! Addresses live in a store of our own, because a flood of them needs what
+//! governor's cannot do (see whether a key is tracked, key a newcomer by its
+//! network, forget chosen keys). Memory stays bounded without refusing
+//! everybody under a flood: idle keys are dropped every few seconds; past a
+//! first mark new addresses share the quota of their network (IPv4 /24, IPv6
+//! /48) instead of getting their own; and a table that fills anyway forgets
+//! its keys nearest to a full quota again, which forgives the least.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::num::NonZeroU32;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock, Reference};
+use governor::nanos::Nanos;
+use governor::state::keyed::{DefaultKeyedStateStore, ShrinkableKeyedStateStore};
+use governor::state::StateStore;
+use governor::{Quota as GQuota, RateLimiter};
 
 use crate::config::Quota;
 use crate::error::{Error, Result};
@@ -65,15 +77,10 @@ impl From<IpAddr> for IpKey {
     }
 }
 
-/// What a limiter counts by. A key may stand for a group of keys that
-/// shares one quota when the table is under pressure.
-pub trait Key: std::hash::Hash + Eq + Copy {
-    fn wider(&self) -> Option<Self>;
-}
-
-impl Key for IpKey {
-    /// The /24 of an IPv4 address, the /48 of an IPv6 one (what one site is
-    /// usually given).
+impl IpKey {
+    /// The key of the network a new address shares a quota with when the
+    /// table is under pressure: the /24 of an IPv4 address, the /48 of an
+    /// IPv6 one (what one site is usually given). A network has none.
     fn wider(&self) -> Option<Self> {
         if self.0 & NETWORK != 0 {
             return None;
@@ -85,108 +92,176 @@ impl Key for IpKey {
     }
 }
 
-impl Key for i64 {
-    fn wider(&self) -> Option<Self> {
-        None
+/// What a limiter counts by, and where governor keeps its keys.
+trait Key: std::hash::Hash + Eq + Copy {
+    type Store: ShrinkableKeyedStateStore<Self>;
+
+    /// A store for a limiter of `quota` that will run on `clock`, built
+    /// just before the limiter reads the clock for its own start.
+    fn store(quota: GQuota, clock: &DefaultClock) -> Self::Store;
+}
+
+impl Key for IpKey {
+    type Store = Addresses;
+
+    fn store(quota: GQuota, clock: &DefaultClock) -> Addresses {
+        Addresses {
+            keys: Mutex::new(HashMap::new()),
+            clock: clock.clone(),
+            start: clock.now(),
+            cell: Nanos::from(quota.replenish_interval().max(Duration::from_nanos(1))),
+        }
     }
 }
 
-/// A keyed GCRA limiter: per key, the theoretical arrival time of the next
-/// cell; a key whose time has passed has its whole quota again and is
-/// dropped.
+impl Key for i64 {
+    type Store = DefaultKeyedStateStore<i64>;
+
+    fn store(_: GQuota, _: &DefaultClock) -> Self::Store {
+        Self::Store::default()
+    }
+}
+
+/// A keyed governor limiter.
 struct Limiter<K: Key> {
-    /// Time one cell takes to come back.
-    interval: Duration,
-    /// Cells a fresh key may take at once.
-    burst: u32,
-    epoch: Instant,
-    /// Per key, nanoseconds after `epoch` until which its cells are spent.
-    table: Mutex<HashMap<K, u64>>,
+    inner: RateLimiter<K, K::Store, DefaultClock>,
+    /// How long a key that spent its whole quota waits for all of it.
+    refill: Duration,
 }
 
 impl<K: Key> Limiter<K> {
     fn new(q: Quota) -> Self {
-        let burst = q.count.max(1);
+        let count = NonZeroU32::new(q.count).unwrap_or(NonZeroU32::MIN);
+        let period = q.per / q.count.max(1);
+        let quota = GQuota::with_period(period)
+            .unwrap_or_else(|| GQuota::per_second(count))
+            .allow_burst(count);
+        let clock = DefaultClock::default();
+        let store = K::store(quota, &clock);
         Self {
-            interval: q.per / burst,
-            burst,
-            epoch: Instant::now(),
-            table: Mutex::new(HashMap::new()),
+            inner: RateLimiter::new(quota, store, clock),
+            refill: quota.burst_size_replenished_in(),
         }
     }
 
-    fn now(&self) -> u64 {
-        nanos(self.epoch.elapsed())
-    }
-
-    /// Takes `n` cells for `key`, or says how long to wait. A `bounded`
-    /// limiter (anonymous addresses) keeps its table within `MAX_KEYS`.
-    fn take(&self, key: &K, n: u32, bounded: bool) -> Result<()> {
-        let n = n.max(1);
-        // More operations than the whole quota: refuse for a full period.
-        if n > self.burst {
-            return Err(retry(self.interval * self.burst));
+    /// Takes `n` cells for `key`, or says how long to wait.
+    fn take(&self, key: &K, n: u32) -> Result<()> {
+        let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        match self.inner.check_key_n(key, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(retry(not_until.wait_time_from(self.inner.clock().now()))),
+            // More operations than the whole quota: refuse for a full period.
+            Err(_) => Err(retry(self.refill)),
         }
-        let now = self.now();
-        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        let key = if bounded {
-            admit_key(&mut table, *key, now)
-        } else {
-            *key
-        };
-        let tat = table.get(&key).copied().unwrap_or(now).max(now);
-        let new_tat = tat.saturating_add(nanos(self.interval) * u64::from(n));
-        let limit = now.saturating_add(nanos(self.interval) * u64::from(self.burst));
-        if new_tat > limit {
-            return Err(retry(Duration::from_nanos(new_tat - limit)));
-        }
-        table.insert(key, new_tat);
-        Ok(())
     }
 
     fn housekeeping(&self) {
-        let now = self.now();
-        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        table.retain(|_, tat| *tat > now);
-        table.shrink_to_fit();
+        self.inner.retain_recent();
+        self.inner.shrink_to_fit();
     }
 
     fn len(&self) -> usize {
-        self.table.lock().map(|t| t.len()).unwrap_or(0)
+        self.inner.len()
     }
 }
 
-/// The key a request of `key` is counted under in a bounded table, making
-/// room for it when needed: its own while the table has room or it already
-/// has an entry, its network's past `FOLD_KEYS`.
-fn admit_key<K: Key>(table: &mut HashMap<K, u64>, key: K, now: u64) -> K {
-    if table.contains_key(&key) || table.len() < FOLD_KEYS {
-        return key;
-    }
-    let key = key.wider().unwrap_or(key);
-    if !table.contains_key(&key) && table.len() >= MAX_KEYS {
-        make_room(table, now);
-    }
-    key
+/// governor's store for a limiter of addresses. Per key it holds what
+/// governor's own stores hold, the theoretical arrival time of the next
+/// cell in nanoseconds since the limiter's start (a key whose time has
+/// passed has its whole quota back); it also chooses, under the same lock
+/// as the rate decision, the key a request is counted under and what a full
+/// table forgets, so a request takes one lock and allocates nothing.
+struct Addresses {
+    keys: Mutex<HashMap<IpKey, Nanos>>,
+    clock: DefaultClock,
+    /// Read just before the limiter reads its own start, so "now" here is
+    /// at most a few instructions later than the limiter's.
+    start: <DefaultClock as Clock>::Instant,
+    /// The time one cell takes to come back.
+    cell: Nanos,
 }
 
-/// Drops the keys that have their quota back; if that frees too little,
-/// forgets the half nearest to having it back (the least spent, so the
-/// least forgiven). Halving makes the work of a sweep rare.
-fn make_room<K: Key>(table: &mut HashMap<K, u64>, now: u64) {
-    table.retain(|_, tat| *tat > now);
-    if table.len() <= MAX_KEYS / 2 {
-        return;
+impl Addresses {
+    fn keys(&self) -> MutexGuard<'_, HashMap<IpKey, Nanos>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
-    let mut tats: Vec<u64> = table.values().copied().collect();
-    let middle = tats.len() / 2;
-    let (_, cut, _) = tats.select_nth_unstable(middle);
-    let cut = *cut;
-    table.retain(|_, tat| *tat > cut);
+
+    /// The key a request of `key` is counted under, making room for it when
+    /// needed: its own while the table has room or it already has an entry,
+    /// its network's past `FOLD_KEYS`.
+    fn admit(&self, keys: &mut HashMap<IpKey, Nanos>, key: IpKey) -> IpKey {
+        if keys.len() < FOLD_KEYS || keys.contains_key(&key) {
+            return key;
+        }
+        let key = key.wider().unwrap_or(key);
+        if keys.len() >= MAX_KEYS && !keys.contains_key(&key) {
+            self.make_room(keys);
+        }
+        key
+    }
+
+    /// Drops the keys that have their quota back; if that frees too little,
+    /// forgets the half nearest to having it back (the smallest arrival
+    /// times: the least spent, so the least forgiven). Halving makes the
+    /// work of a sweep rare.
+    fn make_room(&self, keys: &mut HashMap<IpKey, Nanos>) {
+        // One cell earlier than now, as governor's `retain_recent` drops:
+        // that also covers the instants between our start and the limiter's.
+        let now = self.clock.now().duration_since(self.start);
+        let drop_below = now.saturating_sub(self.cell);
+        keys.retain(|_, tat| *tat > drop_below);
+        if keys.len() <= MAX_KEYS / 2 {
+            return;
+        }
+        let mut tats: Vec<Nanos> = keys.values().copied().collect();
+        let middle = tats.len() / 2;
+        let (_, cut, _) = tats.select_nth_unstable(middle);
+        let cut = *cut;
+        keys.retain(|_, tat| *tat > cut);
+    }
 }
 
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+impl StateStore for Addresses {
+    type Key = IpKey;
+
+    fn measure_and_replace<T, F, E>(&self, key: &IpKey, f: F) -> std::result::Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> std::result::Result<(T, Nanos), E>,
+    {
+        let mut keys = self.keys();
+        let key = self.admit(&mut keys, *key);
+        // A refused newcomer leaves no entry behind.
+        match keys.entry(key) {
+            Entry::Occupied(mut entry) => {
+                let (decision, tat) = f(Some(*entry.get()))?;
+                entry.insert(tat);
+                Ok(decision)
+            }
+            Entry::Vacant(entry) => {
+                let (decision, tat) = f(None)?;
+                entry.insert(tat);
+                Ok(decision)
+            }
+        }
+    }
+}
+
+impl ShrinkableKeyedStateStore<IpKey> for Addresses {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.keys().retain(|_, tat| *tat > drop_below);
+    }
+
+    fn shrink_to_fit(&self) {
+        self.keys().shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.keys().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys().is_empty()
+    }
 }
 
 fn retry(wait: Duration) -> Error {
@@ -328,22 +403,22 @@ impl Throttle {
             Subject::Anonymous(ip) => self
                 .anon
                 .as_ref()
-                .map_or(Ok(()), |l| l.take(&ip, operations, true)),
+                .map_or(Ok(()), |l| l.take(&ip, operations)),
             Subject::User(id) => self
                 .user
                 .as_ref()
-                .map_or(Ok(()), |l| l.take(&id, operations, false)),
+                .map_or(Ok(()), |l| l.take(&id, operations)),
             Subject::ApiKey(id) => self
                 .sensor
                 .as_ref()
-                .map_or(Ok(()), |l| l.take(&id, operations, false)),
+                .map_or(Ok(()), |l| l.take(&id, operations)),
         }
     }
 
     /// Counts one password check from `ip` against the per-address quota.
     pub fn password_check_from(&self, ip: Option<IpAddr>) -> Result<()> {
         match (&self.login, ip) {
-            (Some(limiter), Some(ip)) => limiter.take(&IpKey::from(ip), 1, true),
+            (Some(limiter), Some(ip)) => limiter.take(&IpKey::from(ip), 1),
             _ => Ok(()),
         }
     }
@@ -598,6 +673,33 @@ mod tests {
         // The address that spent its whole quota is still remembered.
         assert!(matches!(
             t.request(anon(heavy), 1),
+            Err(Error::RateLimited { .. })
+        ));
+    }
+
+    /// Housekeeping in the store of addresses forgets only what has its
+    /// whole quota back: a rested address goes, a spent one stays refused.
+    #[test]
+    fn housekeeping_forgets_rested_addresses_and_keeps_spent_ones() {
+        let fast = Throttle::new(
+            Some(Quota {
+                count: 1000,
+                per: Duration::from_secs(1),
+            }),
+            None,
+            None,
+        );
+        fast.request(anon(v4(1)), 1).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        fast.housekeeping();
+        assert_eq!(fast.tracked_keys(), 0);
+
+        let t = Throttle::new(q(5), None, None);
+        t.request(anon(v4(1)), 5).unwrap();
+        t.housekeeping();
+        assert_eq!(t.tracked_keys(), 1);
+        assert!(matches!(
+            t.request(anon(v4(1)), 1),
             Err(Error::RateLimited { .. })
         ));
     }
