@@ -222,8 +222,9 @@ fn kind_of(payload: Option<&Value>) -> Kind {
     let Some(query) = payload.and_then(|p| p.get("query")).and_then(Value::as_str) else {
         return Kind::Operation;
     };
-    // Longer documents are refused by the gateway without being run.
-    if query.len() > crate::graphql::limits::MAX_QUERY_CHARS {
+    // What the gateway refuses from the text alone is never run; nor may it
+    // reach the parser here (deep brackets would overflow its stack).
+    if crate::graphql::limits::check_text(query).is_err() {
         return Kind::Operation;
     }
     let name = payload
@@ -234,6 +235,10 @@ fn kind_of(payload: Option<&Value>) -> Kind {
     };
     let ty = match &document.operations {
         DocumentOperations::Single(op) => Some(op.node.ty),
+        // One named operation runs without an operationName too.
+        DocumentOperations::Multiple(ops) if name.is_none() && ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
         DocumentOperations::Multiple(ops) => ops
             .iter()
             .find(|(n, _)| Some(n.as_str()) == name)

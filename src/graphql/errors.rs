@@ -11,7 +11,20 @@ use async_graphql::{Response, ServerError};
 
 use crate::error::Error;
 
+/// Errors one response carries. A document can earn an error for each of
+/// its values in each of its operations; past the first few the rest say
+/// nothing new, and each costs memory and bytes on the wire.
+pub const MAX_ERRORS: usize = 50;
+
 pub fn finish(mut response: Response) -> Response {
+    let more = response.errors.len().saturating_sub(MAX_ERRORS);
+    if more > 0 {
+        response.errors.truncate(MAX_ERRORS);
+        response.errors.push(ServerError::new(
+            format!("{more} more errors are not shown"),
+            None,
+        ));
+    }
     for err in &mut response.errors {
         classify(err);
     }

@@ -30,8 +30,10 @@
 
 use std::collections::HashMap;
 
-use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
-use async_graphql::{Request, ServerError, ServerResult};
+use async_graphql::parser::types::{Directive, ExecutableDocument, Field, Selection, SelectionSet};
+use async_graphql::parser::Positioned;
+use async_graphql::{Name, Request, ServerError, ServerResult};
+use async_graphql_value::Value;
 
 use crate::auth::cache::TtlCache;
 use crate::domain::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
@@ -40,10 +42,16 @@ pub const MAX_QUERY_CHARS: usize = 15_000;
 /// Brackets (`{`, `(`, `[`) open at once. The parser recurses once per
 /// level; a query at the depth limit with list arguments needs about 20.
 pub const MAX_NESTING: usize = 64;
-/// Selections after expanding every fragment spread. The largest
+/// Selections and argument values (each variable, scalar, list item and
+/// object field) after expanding every fragment spread, over all of a
+/// document's operations: validation walks every operation's fragments on
+/// its own, and some of its rules do work for each value. The largest
 /// introspection query tools send expands to a few hundred, a full alerts
 /// page to under a hundred.
 pub const MAX_SELECTIONS: u64 = 5_000;
+/// Arguments of one field or directive. The schema's largest takes 8;
+/// validation compares the arguments of same-named fields pairwise.
+pub const MAX_ARGUMENTS: usize = 16;
 pub const MAX_ALIASES: u64 = 30;
 /// Fields nested in one another, outside introspection: a Relay page
 /// (alerts → edges → node → event → alert → event) is 6.
@@ -72,6 +80,9 @@ const INTROSPECTION_LISTS: [&str; 4] = ["fields", "inputFields", "interfaces", "
 const CACHED_DOCUMENTS: usize = 512;
 /// Longer documents are parsed every time rather than kept.
 const MAX_CACHED_CHARS: usize = 4_096;
+/// Nor are documents that expand to more than this: a cached document is
+/// copied out on every use, and a short text can parse to a large tree.
+const MAX_CACHED_SELECTIONS: u64 = 256;
 
 /// The cost of a list field: its page size (the default when the client
 /// gives none, never more than the largest page, which is refused later
@@ -136,8 +147,8 @@ impl DocumentLimits {
         check_text(query).map_err(refusal)?;
         let doc = async_graphql::parser::parse_query(query)?;
         let analysis = analyse(&doc).map_err(refusal)?;
-        analysis.check(self.introspection).map_err(refusal)?;
-        if query.len() <= MAX_CACHED_CHARS {
+        let size = analysis.check(self.introspection).map_err(refusal)?;
+        if query.len() <= MAX_CACHED_CHARS && size <= MAX_CACHED_SELECTIONS {
             self.cache.insert(query.to_string(), doc.clone());
         }
         Ok(doc)
@@ -251,7 +262,8 @@ impl Analysis {
     /// Refuses what the budgets do not allow. Selections and aliases are
     /// counted over the whole document: only one operation runs, but
     /// validation walks them all.
-    pub fn check(&self, introspection: bool) -> Result<(), String> {
+    /// Returns the expanded size of the document.
+    pub fn check(&self, introspection: bool) -> Result<u64, String> {
         let mut total = Cost::default();
         for op in &self.operations {
             total.beside(op);
@@ -262,7 +274,7 @@ impl Analysis {
                 n => format!("{n} selections"),
             };
             return Err(format!(
-                "query: expands to {count} once fragments are spread, at most {MAX_SELECTIONS} are allowed"
+                "query: expands to {count} and argument values once fragments are spread, at most {MAX_SELECTIONS} are allowed"
             ));
         }
         if total.aliases > MAX_ALIASES {
@@ -293,7 +305,7 @@ impl Analysis {
                 return Err("query: an operation may ask for __schema once and __type once".into());
             }
         }
-        Ok(())
+        Ok(total.selections)
     }
 }
 
@@ -358,7 +370,8 @@ impl<'a> Walk<'a> {
             if !matches!(item.node, Selection::Field(_)) {
                 // The spread itself is walked too, even when its fragment
                 // is unknown (validation names it).
-                child.selections = child.selections.saturating_add(1);
+                let values = directive_values(item.node.directives())?;
+                child.selections = child.selections.saturating_add(1).saturating_add(values);
             }
             cost.beside(&child);
         }
@@ -368,6 +381,8 @@ impl<'a> Walk<'a> {
     fn field(&mut self, field: &'a Field) -> Result<Cost, String> {
         let inner = self.selection_set(&field.selection_set.node)?;
         let name = field.name.node.as_str();
+        let values = argument_values(name, &field.arguments)?
+            .saturating_add(directive_values(&field.directives)?);
         let introspection = matches!(name, "__schema" | "__type");
         if introspection {
             if let Some(i) = inner.per_path.iter().position(|n| *n > 1) {
@@ -382,7 +397,7 @@ impl<'a> Walk<'a> {
             per_path[i] = per_path[i].saturating_add(1);
         }
         Ok(Cost {
-            selections: inner.selections.saturating_add(1),
+            selections: inner.selections.saturating_add(1).saturating_add(values),
             aliases: inner
                 .aliases
                 .saturating_add(u64::from(field.alias.is_some())),
@@ -415,6 +430,46 @@ impl<'a> Walk<'a> {
         let cost = self.selection_set(&fragment.node.selection_set.node)?;
         self.fragments.insert(name, Seen::Done(cost));
         Ok(cost)
+    }
+}
+
+/// The values a field's arguments carry, refusing more arguments than any
+/// field has.
+fn argument_values(
+    name: &str,
+    args: &[(Positioned<Name>, Positioned<Value>)],
+) -> Result<u64, String> {
+    if args.len() > MAX_ARGUMENTS {
+        return Err(format!(
+            "query: {name} is given {} arguments, at most {MAX_ARGUMENTS} are allowed",
+            args.len()
+        ));
+    }
+    Ok(args
+        .iter()
+        .map(|(_, v)| value_nodes(&v.node))
+        .fold(0, u64::saturating_add))
+}
+
+fn directive_values(directives: &[Positioned<Directive>]) -> Result<u64, String> {
+    let mut total = 0u64;
+    for d in directives {
+        let values = argument_values(&format!("@{}", d.node.name.node), &d.node.arguments)?;
+        total = total.saturating_add(1).saturating_add(values);
+    }
+    Ok(total)
+}
+
+/// Every node of a value: lists and objects count themselves and what they
+/// hold. Recursion is bounded by the bracket nesting checked before parsing.
+fn value_nodes(value: &Value) -> u64 {
+    match value {
+        Value::List(items) => items.iter().map(value_nodes).fold(1, u64::saturating_add),
+        Value::Object(fields) => fields
+            .values()
+            .map(value_nodes)
+            .fold(1, u64::saturating_add),
+        _ => 1,
     }
 }
 

@@ -216,7 +216,48 @@ async fn tools_can_introspect(app: TestApp) {
     }
 }
 
+async fn arguments_and_errors_are_budgeted(app: TestApp) {
+    let admin = app.admin().await;
+    // More arguments than any field has: validation compares the arguments
+    // of same-named fields pairwise.
+    let args: Vec<String> = (0..17).map(|i| format!("a{i}: 1")).collect();
+    let body = post(
+        &app,
+        Some(&admin),
+        &format!("{{ me({}) {{ id }} }}", args.join(", ")),
+    )
+    .await;
+    assert!(message(&body).contains("17 arguments"), "{body}");
+    // Hundreds of operations spreading one fragment full of variables:
+    // validation checks each variable of the fragment for each operation.
+    let vars: Vec<String> = (0..1_000).map(|i| format!("$v{i}")).collect();
+    let mut q = format!(
+        "fragment F on Query {{ me(x: [{}]) {{ id }} }}",
+        vars.join(" ")
+    );
+    let mut n = 0;
+    while q.len() < 14_900 {
+        q.push_str(&format!(" query q{n} {{ ...F }}"));
+        n += 1;
+    }
+    let body = post(&app, None, &q).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    assert!(message(&body).contains("argument values"), "{body}");
+    // A document within every budget can still earn an error per field:
+    // the answer carries a bounded number of them.
+    let unknown: String = (0..300).map(|i| format!(" f{i}")).collect();
+    let body = post(&app, Some(&admin), &format!("{{{unknown} }}")).await;
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), threatwatch::graphql::errors::MAX_ERRORS + 1);
+    assert!(errors.last().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .contains("250 more errors"));
+    healthy(&app).await;
+}
+
 both!(
+    arguments_and_errors_are_budgeted,
     fragment_bombs_are_refused_at_once,
     lists_cost_their_size,
     tools_can_introspect

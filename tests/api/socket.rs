@@ -247,7 +247,42 @@ async fn invalid_messages_close_with_4400(app: TestApp) {
     assert_eq!(recv(&mut s).await.unwrap_err(), Some(4400));
 }
 
+/// Documents sent over the socket meet the same budgets before anything
+/// parses them: brackets nested past what the parser may recurse through,
+/// and a named subscription sent without an operationName (which must be
+/// counted as a subscription, not hold an operation slot for ever).
+async fn socket_documents_meet_the_budgets(app: TestApp) {
+    let admin = app.admin().await;
+    let mut s = authed(&app, &admin).await;
+    let deep = format!("{{ a(x: {}) }}", "[".repeat(14_900));
+    subscribe(&mut s, "deep", json!({ "query": deep })).await;
+    let refused = answer(&mut s, "deep").await;
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("brackets nested"),
+        "{refused}"
+    );
+    still_open(&mut s).await;
+    for n in 0..threatwatch::ws::MAX_OPERATIONS_IN_FLIGHT + 1 {
+        subscribe(
+            &mut s,
+            &format!("live{n}"),
+            json!({ "query": "subscription Named { alertCreated { id } }" }),
+        )
+        .await;
+    }
+    // Were those counted as operations, the last one would have been
+    // refused and this query would find no slot.
+    subscribe(&mut s, "q", json!({ "query": "{ __typename }" })).await;
+    assert_eq!(answer(&mut s, "q").await["data"]["__typename"], "Query");
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 both!(
+    socket_documents_meet_the_budgets,
     oversized_messages_close_the_socket,
     subscriptions_per_socket_are_capped,
     invalid_messages_close_with_4400,
