@@ -33,19 +33,11 @@ pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
     tokio::task::spawn_blocking(move || match url {
         DatabaseUrl::Sqlite(path) => {
             super::sqlite_plan_stability();
-            let mut conn = SqliteConnection::establish(&path).map_err(|e| {
-                anyhow::anyhow!("DATABASE_URL: cannot open SQLite file {path:?}: {e}")
-            })?;
-            conn.batch_execute(&sqlite_pragmas(SqliteSync::Full))?;
+            let mut conn = open_sqlite(&path)?;
             apply(&mut conn, SQLITE)
         }
         DatabaseUrl::Postgres(url) => {
-            let mut conn = AsyncConnectionWrapper::<PgConn>::establish(&url).map_err(|e| {
-                anyhow::anyhow!(
-                    "DATABASE_URL: cannot connect to {}: {e}",
-                    crate::config::redact_url(&url)
-                )
-            })?;
+            let mut conn = open_postgres(&url)?;
             conn.batch_execute(&format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))?;
             let applied = apply(&mut conn, POSTGRES);
             conn.batch_execute(&format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"))?;
@@ -68,23 +60,31 @@ pub async fn pending_migrations(url: &DatabaseUrl) -> anyhow::Result<Vec<String>
             } else {
                 ":memory:".to_string()
             };
-            let mut conn = SqliteConnection::establish(&path).map_err(|e| {
-                anyhow::anyhow!("DATABASE_URL: cannot open SQLite file {path:?}: {e}")
-            })?;
-            conn.batch_execute(&sqlite_pragmas(SqliteSync::Full))?;
+            let mut conn = open_sqlite(&path)?;
             names(&mut conn, SQLITE)
         }
         DatabaseUrl::Postgres(url) => {
-            let mut conn = AsyncConnectionWrapper::<PgConn>::establish(&url).map_err(|e| {
-                anyhow::anyhow!(
-                    "DATABASE_URL: cannot connect to {}: {e}",
-                    crate::config::redact_url(&url)
-                )
-            })?;
+            let mut conn = open_postgres(&url)?;
             names(&mut conn, POSTGRES)
         }
     })
     .await?
+}
+
+fn open_sqlite(path: &str) -> anyhow::Result<SqliteConnection> {
+    let mut conn = SqliteConnection::establish(path)
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot open SQLite file {path:?}: {e}"))?;
+    conn.batch_execute(&sqlite_pragmas(SqliteSync::Full))?;
+    Ok(conn)
+}
+
+fn open_postgres(url: &str) -> anyhow::Result<AsyncConnectionWrapper<PgConn>> {
+    AsyncConnectionWrapper::<PgConn>::establish(url).map_err(|e| {
+        anyhow::anyhow!(
+            "DATABASE_URL: cannot connect to {}: {e}",
+            crate::config::redact_url(url)
+        )
+    })
 }
 
 fn names<H, DB>(conn: &mut H, migrations: EmbeddedMigrations) -> anyhow::Result<Vec<String>>

@@ -2,8 +2,8 @@
 //!
 //! One `Db` serves SQLite and PostgreSQL from the same Diesel code: the
 //! `run!` and `transaction!` macros expand a query body once per backend
-//! (diesel-async's `MultiConnection` does not support async connections, see
-//! CRATES.md), and the modules below hold every query the service makes.
+//! (diesel's `MultiConnection` derive does not support async connections in
+//! the released diesel-async, diesel_async issue #107), and the modules below hold every query the service makes.
 
 /// Calls the Diesel query method `$method` (`load`, `execute`, `first`)
 /// on `$conn`: `blocking` for a plain SQLite connection, `awaited` for a

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::both;
-use crate::helpers::{code, TestApp};
+use crate::helpers::{code, fan_out, TestApp};
 
 /// A request that does not come back in this long has hung the server; it
 /// is a guard against a hang, not a measure of speed.
@@ -39,20 +39,6 @@ fn message(body: &Value) -> &str {
 async fn healthy(app: &TestApp) {
     let r = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-}
-
-/// Each fragment spreads the next `fan` times: fan^levels selections.
-fn fan_out(levels: usize, fan: usize) -> String {
-    let mut q = String::from("{ ...F0 }");
-    for i in 0..levels {
-        q.push_str(&format!(" fragment F{i} on Query {{"));
-        for _ in 0..fan {
-            q.push_str(&format!(" ...F{}", i + 1));
-        }
-        q.push_str(" }");
-    }
-    q.push_str(&format!(" fragment F{levels} on Query {{ __typename }}"));
-    q
 }
 
 async fn fragment_bombs_are_refused_at_once(app: TestApp) {

@@ -428,6 +428,20 @@ impl Drop for TestApp {
     }
 }
 
+/// Each fragment spreads the next `fan` times: fan^levels selections.
+pub fn fan_out(levels: usize, fan: usize) -> String {
+    let mut q = String::from("{ ...F0 }");
+    for i in 0..levels {
+        q.push_str(&format!(" fragment F{i} on Query {{"));
+        for _ in 0..fan {
+            q.push_str(&format!(" ...F{}", i + 1));
+        }
+        q.push_str(" }");
+    }
+    q.push_str(&format!(" fragment F{levels} on Query {{ __typename }}"));
+    q
+}
+
 /// The error code of the first error in a response.
 pub fn code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]

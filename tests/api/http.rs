@@ -136,18 +136,22 @@ async fn bodies_without_credentials_are_capped_small(app: TestApp) {
     let a = answer(&mut sock, Duration::from_secs(5)).await;
     assert!(a.starts_with("http/1.1 413"), "{a}");
     let admin = app.admin().await;
-    let r = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&admin)
-        .header("content-type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(signed_in_post(&app, &admin, big).await, 200);
     let small = app.gql(None, "{ __typename }", json!({})).await;
     assert_eq!(small["data"]["__typename"], "Query");
+}
+
+/// The status of a raw JSON body posted with a user's token.
+async fn signed_in_post(app: &TestApp, token: &str, body: Vec<u8>) -> reqwest::StatusCode {
+    app.client
+        .post(app.url("/graphql"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 /// A caller over its quota is answered from the headers: the server does
@@ -184,16 +188,7 @@ async fn slow_bodies_time_out_and_free_their_permits(app: TestApp) {
         assert!(a.contains("connection: close"), "{a}");
     }
     // The permits are back: a large request is served.
-    let r = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&admin)
-        .header("content-type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(signed_in_post(&app, &admin, big).await, 200);
 }
 
 /// From a trusted proxy, an `X-Forwarded-For` with an entry that is not an
