@@ -29,6 +29,18 @@ impl Error {
         Self::BadInput(msg.into())
     }
 
+    /// The input `field` breaks `rule` (say `input.source`, "must not be
+    /// empty").
+    pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        Self::BadInput(format!("{}: {}", field.into(), rule.into()))
+    }
+
+    /// The thing the input `field` names does not exist (`id`, "no alert
+    /// with id 7").
+    pub fn missing(field: impl Into<String>, what: impl Into<String>) -> Self {
+        Self::NotFound(format!("{}: {}", field.into(), what.into()))
+    }
+
     pub fn unauthenticated(msg: impl Into<String>) -> Self {
         Self::Unauthenticated(msg.into())
     }
