@@ -1,11 +1,13 @@
 //! Alerts: reading them and moving them through their lifecycle.
 
+use diesel::dsl;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel::sql_types::{BigInt, Double, Text, Timestamp};
 
-use super::models::{AlertRow, AlertWithEvent, EventRow, NewAudit};
+use super::models::{columns, AlertRow, AlertWithEvent, Cols, EventRow, NewAudit};
 use super::schema::{alert_counts, alert_lifecycle, alerts, events};
-use super::Db;
+use super::sql::{keyset, Maybe, Sort, Statement};
+use super::{audit, Conn, Db};
 use crate::domain::page::Page;
 use crate::domain::{alert, AlertStatus, Severity};
 use crate::error::{Error, Result};
@@ -39,120 +41,227 @@ pub struct StatusChange {
     pub from: Option<AlertStatus>,
 }
 
-/// Applies an alert filter to a boxed query over `alerts`.
-macro_rules! filtered {
-    ($query:expr, $filter:expr) => {{
-        let filter: &AlertFilter = $filter;
-        let mut query = $query;
-        if let Some(s) = filter.severity {
-            query = query.filter(alerts::severity.eq(s.as_str()));
-        }
-        if let Some(s) = filter.status {
-            query = query.filter(alerts::status.eq(s.as_str()));
-        }
-        if let Some(a) = filter.assignee {
-            query = query.filter(alerts::assignee_id.eq(a));
-        }
-        if filter.unassigned {
-            query = query.filter(alerts::assignee_id.is_null());
-        }
-        query
-    }};
+/// The alerts a filter keeps: one condition per filter, each always true
+/// when the filter is not given.
+type Matching = dsl::And<
+    dsl::And<
+        dsl::And<Maybe<dsl::Eq<alerts::severity, String>>, Maybe<dsl::Eq<alerts::status, String>>>,
+        Maybe<dsl::Eq<alerts::assignee_id, i64>>,
+    >,
+    Maybe<dsl::IsNull<alerts::assignee_id>>,
+>;
+
+fn matching(filter: &AlertFilter) -> Matching {
+    Maybe(
+        filter
+            .severity
+            .map(|s| alerts::severity.eq(s.as_str().to_owned())),
+    )
+    .and(Maybe(
+        filter
+            .status
+            .map(|s| alerts::status.eq(s.as_str().to_owned())),
+    ))
+    .and(Maybe(filter.assignee.map(|a| alerts::assignee_id.eq(a))))
+    .and(Maybe(
+        filter.unassigned.then(|| alerts::assignee_id.is_null()),
+    ))
 }
 
-/// Records the first time an alert reaches a status (when, and the seconds
-/// since it was raised) and adds it to the all-time sums behind the means.
-macro_rules! first_reached {
-    ($conn:expr, $id:expr, $now:expr, $took:expr, $at:ident, $seconds:ident, $count:ident) => {
-        diesel::update(alerts::table.find($id))
-            .set((alerts::$at.eq($now), alerts::$seconds.eq($took)))
-            .execute($conn)
-            .await?;
-        diesel::update(alert_lifecycle::table)
-            .set((
-                alert_lifecycle::$count.eq(alert_lifecycle::$count + 1i64),
-                alert_lifecycle::$seconds.eq(alert_lifecycle::$seconds + $took),
-            ))
-            .execute($conn)
-            .await?;
-    };
+/// Alerts with the events that raised them.
+fn with_events(
+) -> dsl::Select<dsl::InnerJoin<alerts::table, events::table>, (Cols<AlertRow>, Cols<EventRow>)> {
+    alerts::table
+        .inner_join(events::table)
+        .select((columns::<AlertRow>(), columns::<EventRow>()))
 }
 
-/// Moves alert `$id` to `$to` inside the caller's transaction: lifecycle
-/// times, counters and the audit entry included. Evaluates to
-/// `Result<(StatusChange, Option<NewAudit>)>`; the audit entry is `None`
-/// when the alert already had the status. `$field` names the argument in
-/// errors about the alert (`id`, `ids[3]`), `$move_field` the one in a
+fn paired(rows: Vec<(AlertRow, EventRow)>) -> Vec<AlertWithEvent> {
+    rows.into_iter()
+        .map(|(alert, event)| AlertWithEvent { alert, event })
+        .collect()
+}
+
+/// One alert with its raising event.
+pub(super) async fn find(conn: &mut Conn<'_>, id: i64) -> Result<Option<AlertWithEvent>> {
+    let row: Option<(AlertRow, EventRow)> = conn
+        .first(with_events().filter(alerts::id.eq(id)).limit(1))
+        .await
+        .optional()?;
+    Ok(row.map(|(alert, event)| AlertWithEvent { alert, event }))
+}
+
+/// Adds `delta` to the alert counter of (`status`, `severity`) inside the
+/// caller's transaction. A `Statement`, so that connections keep it
+/// prepared (Diesel re-prepares every `UPDATE` it builds).
+pub(super) async fn count(
+    conn: &mut Conn<'_>,
+    status: AlertStatus,
+    severity: Severity,
+    delta: i64,
+) -> Result<()> {
+    let query = Statement::new("UPDATE alert_counts SET count = count + ")
+        .bind::<BigInt, _>(delta)
+        .sql(" WHERE status = ")
+        .bind::<Text, _>(status.as_str())
+        .sql(" AND severity = ")
+        .bind::<Text, _>(severity.as_str());
+    conn.execute(query).await?;
+    Ok(())
+}
+
+/// A status an alert reaches for the first time, which its lifecycle
+/// times and the all-time sums behind the means record.
+#[derive(Clone, Copy)]
+enum Milestone {
+    Acknowledged,
+    Resolved,
+}
+
+impl Milestone {
+    /// The alert's columns (when, seconds since raised) and the sums'
+    /// columns (how many, total seconds).
+    fn columns(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Acknowledged => ("acknowledged_at", "seconds_to_acknowledge", "acknowledged"),
+            Self::Resolved => ("resolved_at", "seconds_to_resolve", "resolved"),
+        }
+    }
+}
+
+/// Records the first time an alert reaches a milestone and adds it to the
+/// all-time sums.
+async fn first_reached(
+    conn: &mut Conn<'_>,
+    id: i64,
+    now: chrono::NaiveDateTime,
+    took: f64,
+    milestone: Milestone,
+) -> Result<()> {
+    let (at, seconds, reached) = milestone.columns();
+    let alert = Statement::new(format!("UPDATE alerts SET {at} = "))
+        .bind::<Timestamp, _>(now)
+        .sql(format!(", {seconds} = "))
+        .bind::<Double, _>(took)
+        .sql(" WHERE id = ")
+        .bind::<BigInt, _>(id);
+    conn.execute(alert).await?;
+    let sums = Statement::new(format!(
+        "UPDATE alert_lifecycle SET {reached} = {reached} + 1, {seconds} = {seconds} + "
+    ))
+    .bind::<Double, _>(took);
+    conn.execute(sums).await?;
+    Ok(())
+}
+
+/// Moves alert `id` to `to` inside the caller's transaction: lifecycle
+/// times, counters and the audit entry included. The audit entry is `None`
+/// when the alert already had the status. `field` names the argument in
+/// errors about the alert (`id`, `ids[3]`), `move_field` the one in a
 /// refused move (`status` for a single alert, `ids[3]` in a bulk change).
-macro_rules! change_status {
-    ($conn:expr, $id:expr, $to:expr, $audit:expr, $field:expr, $move_field:expr) => {
-        async {
-            let (id, to, field, move_field): (i64, AlertStatus, &str, &str) =
-                ($id, $to, $field, $move_field);
-            let (current, event): (AlertRow, EventRow) = alerts::table
-                .inner_join(events::table)
-                .filter(alerts::id.eq(id))
-                .select((AlertRow::as_select(), EventRow::as_select()))
-                .first($conn)
-                .await
-                .optional()?
-                .ok_or_else(|| Error::not_found(format!("{field}: no alert with id {id}")))?;
-            let to = match alert::transition(current.status, to) {
-                Ok(Some(to)) => to,
-                Ok(None) => {
-                    let unchanged = StatusChange {
-                        alert: AlertWithEvent { alert: current, event },
-                        from: None,
-                    };
-                    return Ok((unchanged, None));
-                }
-                Err(rule) => return Err(Error::bad_input(format!("{move_field}: {rule}"))),
+/// The update is conditional on the status read, so two admins racing
+/// cannot both record a move from the same state.
+async fn change_status(
+    conn: &mut Conn<'_>,
+    id: i64,
+    to: AlertStatus,
+    audit: &NewAudit,
+    field: &str,
+    move_field: &str,
+) -> Result<(StatusChange, Option<NewAudit>)> {
+    let AlertWithEvent {
+        alert: current,
+        event,
+    } = find(conn, id)
+        .await?
+        .ok_or_else(|| Error::missing(field, format!("no alert with id {id}")))?;
+    let to = match alert::transition(current.status, to) {
+        Ok(Some(to)) => to,
+        Ok(None) => {
+            let unchanged = StatusChange {
+                alert: AlertWithEvent {
+                    alert: current,
+                    event,
+                },
+                from: None,
             };
-            let now = crate::domain::now();
-            let updated: Option<AlertRow> = diesel::update(
+            return Ok((unchanged, None));
+        }
+        Err(rule) => return Err(Error::invalid(move_field, rule)),
+    };
+    let now = crate::domain::now();
+    let updated: Option<AlertRow> = conn
+        .first(
+            diesel::update(
                 alerts::table
                     .filter(alerts::id.eq(id))
-                    .filter(alerts::status.eq(current.status.as_str())),
+                    .filter(alerts::status.eq(current.status.as_str().to_owned())),
             )
-            .set((alerts::status.eq(to.as_str()), alerts::updated_at.eq(now)))
-            .returning(AlertRow::as_returning())
-            .get_result($conn)
-            .await
-            .optional()?;
-            let Some(mut updated) = updated else {
-                return Err(Error::bad_input(format!(
-                    "{field}: the alert changed meanwhile; read it again and retry"
-                )));
-            };
-            let took = (now - current.created_at).num_milliseconds() as f64 / 1000.0;
-            if to == AlertStatus::Acknowledged && current.acknowledged_at.is_none() {
-                first_reached!($conn, id, now, took, acknowledged_at, seconds_to_acknowledge, acknowledged);
-                updated.acknowledged_at = Some(now);
-            }
-            if to == AlertStatus::Resolved && current.resolved_at.is_none() {
-                first_reached!($conn, id, now, took, resolved_at, seconds_to_resolve, resolved);
-                updated.resolved_at = Some(now);
-            }
-            let audit = NewAudit {
-                at: now,
-                target_type: Some("Alert".into()),
-                target_id: Some(id.to_string()),
-                detail: Some(
-                    serde_json::json!({ "from": current.status.as_str(), "to": to.as_str() })
-                        .to_string(),
-                ),
-                ..$audit.clone()
-            };
-            append_audit!($conn, &audit)?;
-            count!($conn, current.status, current.severity, -1)?;
-            count!($conn, to, current.severity, 1)?;
-            let changed = StatusChange {
-                alert: AlertWithEvent { alert: updated, event },
-                from: Some(current.status),
-            };
-            Ok::<_, Error>((changed, Some(audit)))
-        }
+            .set((
+                alerts::status.eq(to.as_str().to_owned()),
+                alerts::updated_at.eq(now),
+            ))
+            .returning(columns::<AlertRow>()),
+        )
+        .await
+        .optional()?;
+    let Some(mut updated) = updated else {
+        return Err(Error::invalid(
+            field,
+            "the alert changed meanwhile; read it again and retry",
+        ));
     };
+    let took = (now - current.created_at).num_milliseconds() as f64 / 1000.0;
+    if to == AlertStatus::Acknowledged && current.acknowledged_at.is_none() {
+        first_reached(conn, id, now, took, Milestone::Acknowledged).await?;
+        updated.acknowledged_at = Some(now);
+    }
+    if to == AlertStatus::Resolved && current.resolved_at.is_none() {
+        first_reached(conn, id, now, took, Milestone::Resolved).await?;
+        updated.resolved_at = Some(now);
+    }
+    let entry = NewAudit {
+        at: now,
+        target_type: Some("Alert".into()),
+        target_id: Some(id.to_string()),
+        detail: Some(
+            serde_json::json!({ "from": current.status.as_str(), "to": to.as_str() }).to_string(),
+        ),
+        ..audit.clone()
+    };
+    audit::append(conn, &entry).await?;
+    count(conn, current.status, current.severity, -1).await?;
+    count(conn, to, current.severity, 1).await?;
+    let changed = StatusChange {
+        alert: AlertWithEvent {
+            alert: updated,
+            event,
+        },
+        from: Some(current.status),
+    };
+    Ok((changed, Some(entry)))
+}
+
+/// One attempt at changing an alert's owner from `current` to `assignee`:
+/// conditional on the owner read, so `None` means another assignment
+/// committed in between.
+async fn set_owner(
+    conn: &mut Conn<'_>,
+    id: i64,
+    current: Option<i64>,
+    assignee: Option<i64>,
+    now: chrono::NaiveDateTime,
+) -> Result<Option<AlertRow>> {
+    let target = alerts::table
+        .filter(alerts::id.eq(id))
+        .filter(Maybe(current.map(|owner| alerts::assignee_id.eq(owner))))
+        .filter(Maybe(
+            current.is_none().then(|| alerts::assignee_id.is_null()),
+        ));
+    let update = diesel::update(target)
+        .set((alerts::assignee_id.eq(assignee), alerts::updated_at.eq(now)))
+        .returning(columns::<AlertRow>());
+    Ok(conn.first(update).await.optional()?)
 }
 
 impl Db {
@@ -161,18 +270,17 @@ impl Db {
         filter: AlertFilter,
         page: Page,
     ) -> Result<Vec<AlertWithEvent>> {
-        let rows = load!(self, (AlertRow, EventRow), || {
-            let query = alerts::table
-                .inner_join(events::table)
-                .select((AlertRow::as_select(), EventRow::as_select()))
-                .into_boxed();
-            let query = filtered!(query, &filter);
-            paged!(query, &page, alerts::id)
-        });
-        Ok(rows
-            .into_iter()
-            .map(|(alert, event)| AlertWithEvent { alert, event })
-            .collect())
+        self.read_page(async move |mut conn| {
+            let k = keyset(&page, alerts::id);
+            let query = with_events()
+                .filter(matching(&filter))
+                .filter(k.below)
+                .filter(k.above)
+                .order(k.order)
+                .limit(k.limit);
+            Ok(paired(conn.load(query).await?))
+        })
+        .await
     }
 
     /// A page by offset, for the old REST API's numbered pages (its clients
@@ -184,75 +292,64 @@ impl Db {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<AlertWithEvent>> {
-        run!(self, |conn| {
-            let query = alerts::table
-                .inner_join(events::table)
-                .select((AlertRow::as_select(), EventRow::as_select()))
-                .into_boxed();
-            let query = filtered!(query, &filter);
-            let query = if newest_first {
-                query.order(alerts::id.desc())
-            } else {
-                query.order(alerts::id.asc())
-            };
-            let rows: Vec<(AlertRow, EventRow)> =
-                query.offset(offset).limit(limit).load(conn).await?;
-            Ok(rows
-                .into_iter()
-                .map(|(alert, event)| AlertWithEvent { alert, event })
-                .collect())
+        self.read(async move |mut conn| {
+            let query = with_events()
+                .filter(matching(&filter))
+                .order(Sort {
+                    column: alerts::id,
+                    descending: newest_first,
+                })
+                .offset(offset)
+                .limit(limit);
+            Ok(paired(conn.load(query).await?))
         })
+        .await
     }
 
     /// From the maintained counters (twelve rows at most) when the filter
     /// is by status and severity only; otherwise an index count.
     pub async fn count_alerts(&self, filter: AlertFilter) -> Result<i64> {
-        if !filter.counted_by_counters() {
-            return run!(self, |conn| {
-                let query = filtered!(alerts::table.into_boxed(), &filter);
-                Ok(query.count().get_result(conn).await?)
-            });
-        }
-        run!(self, |conn| {
-            let mut query = alert_counts::table.select(alert_counts::count).into_boxed();
-            if let Some(s) = filter.severity {
-                query = query.filter(alert_counts::severity.eq(s.as_str()));
+        self.read(async move |mut conn| {
+            if !filter.counted_by_counters() {
+                let query = alerts::table.filter(matching(&filter)).count();
+                return Ok(conn.first(query).await?);
             }
-            if let Some(s) = filter.status {
-                query = query.filter(alert_counts::status.eq(s.as_str()));
-            }
-            let counts: Vec<i64> = query.load(conn).await?;
+            let query = alert_counts::table
+                .select(alert_counts::count)
+                .filter(Maybe(
+                    filter
+                        .severity
+                        .map(|s| alert_counts::severity.eq(s.as_str().to_owned())),
+                ))
+                .filter(Maybe(
+                    filter
+                        .status
+                        .map(|s| alert_counts::status.eq(s.as_str().to_owned())),
+                ));
+            let counts: Vec<i64> = conn.load(query).await?;
             Ok(counts.into_iter().sum())
         })
+        .await
     }
 
     pub async fn alert(&self, id: i64) -> Result<Option<AlertWithEvent>> {
-        run!(self, |conn| {
-            let row: Option<(AlertRow, EventRow)> = alerts::table
-                .inner_join(events::table)
-                .filter(alerts::id.eq(id))
-                .select((AlertRow::as_select(), EventRow::as_select()))
-                .first(conn)
-                .await
-                .optional()?;
-            Ok(row.map(|(alert, event)| AlertWithEvent { alert, event }))
-        })
+        self.read(async move |mut conn| find(&mut conn, id).await)
+            .await
     }
 
     /// Moves an alert to `to` if the lifecycle allows it, with its
-    /// ALERT_STATUS_CHANGED entry in the same transaction. The update is
-    /// conditional on the status read, so two admins racing cannot both
-    /// record a move from the same state.
+    /// ALERT_STATUS_CHANGED entry in the same transaction.
     pub async fn update_alert_status(
         &self,
         id: i64,
         to: AlertStatus,
-        audit: NewAudit,
+        entry: NewAudit,
     ) -> Result<StatusChange> {
-        transaction!(self, |conn| {
-            change_status!(conn, id, to, audit, "id", "status").await
+        self.transaction(async move |mut conn| {
+            change_status(&mut conn, id, to, &entry, "id", "status").await
         })
-        .map(super::audit::logged_if)
+        .await
+        .map(audit::logged_if)
     }
 
     /// Moves every alert, or none: the first that cannot move fails them all.
@@ -260,17 +357,18 @@ impl Db {
         &self,
         ids: Vec<i64>,
         to: AlertStatus,
-        audit: NewAudit,
+        entry: NewAudit,
     ) -> Result<Vec<StatusChange>> {
-        transaction!(self, |conn| {
+        self.transaction(async move |mut conn| {
             let mut changes = Vec::with_capacity(ids.len());
             for (i, id) in ids.iter().enumerate() {
                 let field = format!("ids[{i}]");
-                changes.push(change_status!(conn, *id, to, audit, &field, &field).await?);
+                changes.push(change_status(&mut conn, *id, to, &entry, &field, &field).await?);
             }
             Ok(changes)
         })
-        .map(|changes| changes.into_iter().map(super::audit::logged_if).collect())
+        .await
+        .map(|changes| changes.into_iter().map(audit::logged_if).collect())
     }
 
     /// Sets or clears the alert's owner, with its ALERT_ASSIGNED entry.
@@ -284,45 +382,31 @@ impl Db {
         id: i64,
         assignee: Option<i64>,
         allowed: impl Fn(Option<i64>) -> Result<()> + Send + Sync + 'static,
-        audit: NewAudit,
+        entry: NewAudit,
     ) -> Result<AlertWithEvent> {
-        transaction!(self, |conn| {
+        self.transaction(async move |mut conn| {
             for _ in 0..MAX_ASSIGN_ATTEMPTS {
-                let (current, event): (AlertRow, EventRow) = alerts::table
-                    .inner_join(events::table)
-                    .filter(alerts::id.eq(id))
-                    .select((AlertRow::as_select(), EventRow::as_select()))
-                    .first(conn)
-                    .await
-                    .optional()?
-                    .ok_or_else(|| Error::not_found(format!("id: no alert with id {id}")))?;
+                let AlertWithEvent {
+                    alert: current,
+                    event,
+                } = find(&mut conn, id)
+                    .await?
+                    .ok_or_else(|| Error::missing("id", format!("no alert with id {id}")))?;
                 allowed(current.assignee_id)?;
                 if current.assignee_id == assignee {
-                    return Ok((
-                        AlertWithEvent {
-                            alert: current,
-                            event,
-                        },
-                        None,
-                    ));
+                    let unchanged = AlertWithEvent {
+                        alert: current,
+                        event,
+                    };
+                    return Ok((unchanged, None));
                 }
                 let now = crate::domain::now();
-                let update = diesel::update(alerts::table.filter(alerts::id.eq(id)))
-                    .set((alerts::assignee_id.eq(assignee), alerts::updated_at.eq(now)))
-                    .into_boxed();
-                let update = match current.assignee_id {
-                    Some(owner) => update.filter(alerts::assignee_id.eq(owner)),
-                    None => update.filter(alerts::assignee_id.is_null()),
-                };
-                let updated: Option<AlertRow> = update
-                    .returning(AlertRow::as_returning())
-                    .get_result(conn)
-                    .await
-                    .optional()?;
-                let Some(updated) = updated else {
+                let Some(updated) =
+                    set_owner(&mut conn, id, current.assignee_id, assignee, now).await?
+                else {
                     continue;
                 };
-                let audit = NewAudit {
+                let entry = NewAudit {
                     at: now,
                     target_type: Some("Alert".into()),
                     target_id: Some(id.to_string()),
@@ -333,22 +417,22 @@ impl Db {
                         })
                         .to_string(),
                     ),
-                    ..audit.clone()
+                    ..entry.clone()
                 };
-                append_audit!(conn, &audit)?;
-                return Ok((
-                    AlertWithEvent {
-                        alert: updated,
-                        event,
-                    },
-                    Some(audit),
-                ));
+                audit::append(&mut conn, &entry).await?;
+                let changed = AlertWithEvent {
+                    alert: updated,
+                    event,
+                };
+                return Ok((changed, Some(entry)));
             }
-            Err(Error::bad_input(
-                "id: the alert's owner kept changing meanwhile; read it again and retry",
+            Err(Error::invalid(
+                "id",
+                "the alert's owner kept changing meanwhile; read it again and retry",
             ))
         })
-        .map(super::audit::logged_if)
+        .await
+        .map(audit::logged_if)
     }
 
     /// Mean seconds to acknowledge and to resolve: all time from the
@@ -357,82 +441,51 @@ impl Db {
         &self,
         since: Option<chrono::NaiveDateTime>,
     ) -> Result<(Option<f64>, Option<f64>)> {
-        run!(self, |conn| {
-            match since {
-                None => {
-                    let (acked, ack_sum, resolved, resolve_sum): (i64, f64, i64, f64) =
-                        alert_lifecycle::table
-                            .select((
-                                alert_lifecycle::acknowledged,
-                                alert_lifecycle::seconds_to_acknowledge,
-                                alert_lifecycle::resolved,
-                                alert_lifecycle::seconds_to_resolve,
-                            ))
-                            .first(conn)
-                            .await?;
-                    let mean = |n: i64, sum: f64| (n > 0).then(|| sum / n as f64);
-                    Ok((mean(acked, ack_sum), mean(resolved, resolve_sum)))
-                }
-                Some(since) => {
-                    let means: (Option<f64>, Option<f64>) = alerts::table
-                        .filter(alerts::created_at.ge(since))
-                        .select((
-                            diesel::dsl::avg(alerts::seconds_to_acknowledge),
-                            diesel::dsl::avg(alerts::seconds_to_resolve),
-                        ))
-                        .first(conn)
-                        .await?;
-                    Ok(means)
-                }
-            }
+        self.read(async move |mut conn| {
+            let Some(since) = since else {
+                let sums = alert_lifecycle::table.select((
+                    alert_lifecycle::acknowledged,
+                    alert_lifecycle::seconds_to_acknowledge,
+                    alert_lifecycle::resolved,
+                    alert_lifecycle::seconds_to_resolve,
+                ));
+                let (acked, ack_sum, resolved, resolve_sum): (i64, f64, i64, f64) =
+                    conn.first(sums.limit(1)).await?;
+                let mean = |n: i64, sum: f64| (n > 0).then(|| sum / n as f64);
+                return Ok((mean(acked, ack_sum), mean(resolved, resolve_sum)));
+            };
+            let means = alerts::table.filter(alerts::created_at.ge(since)).select((
+                dsl::avg(alerts::seconds_to_acknowledge),
+                dsl::avg(alerts::seconds_to_resolve),
+            ));
+            Ok(conn.first(means).await?)
         })
+        .await
     }
-}
 
-impl Db {
     /// Alert counts per (status, severity), from the maintained counters.
     pub async fn alert_counts(&self) -> Result<Vec<(AlertStatus, Severity, i64)>> {
-        run!(self, |conn| {
-            let rows: Vec<(String, String, i64)> = alert_counts::table
-                .select((
+        self.read(async move |mut conn| {
+            let rows: Vec<(AlertStatus, Severity, i64)> = conn
+                .load(alert_counts::table.select((
                     alert_counts::status,
                     alert_counts::severity,
                     alert_counts::count,
-                ))
-                .load(conn)
+                )))
                 .await?;
-            rows.into_iter()
-                .map(|(status, severity, n)| {
-                    Ok((
-                        status
-                            .parse()
-                            .map_err(|e: String| Error::internal(anyhow::anyhow!(e)))?,
-                        severity
-                            .parse()
-                            .map_err(|e: String| Error::internal(anyhow::anyhow!(e)))?,
-                        n,
-                    ))
-                })
-                .collect()
+            Ok(rows)
         })
+        .await
     }
-}
 
-impl Db {
     /// The alerts with these ids, in one query (for relayed notices).
     pub async fn alerts_by_ids(&self, ids: Vec<i64>) -> Result<Vec<AlertWithEvent>> {
-        run!(self, |conn| {
-            let rows: Vec<(AlertRow, EventRow)> = alerts::table
-                .inner_join(events::table)
-                .filter(alerts::id.eq_any(&ids))
-                .order(alerts::id.asc())
-                .select((AlertRow::as_select(), EventRow::as_select()))
-                .load(conn)
-                .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(alert, event)| AlertWithEvent { alert, event })
-                .collect())
+        self.read(async move |mut conn| {
+            let query = with_events()
+                .filter(alerts::id.eq_any(ids))
+                .order(alerts::id.asc());
+            Ok(paired(conn.load(query).await?))
         })
+        .await
     }
 }

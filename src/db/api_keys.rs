@@ -2,11 +2,10 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 
-use super::models::{ApiKeyRow, NewAudit};
+use super::models::{columns, ApiKeyRow, NewAudit};
 use super::schema::api_keys;
-use super::{is_unique_violation, Db};
+use super::{audit, is_unique_violation, Db};
 use crate::error::{Error, Result};
 
 impl Db {
@@ -15,88 +14,86 @@ impl Db {
         name: String,
         key_hash: String,
         created_by: String,
-        audit: NewAudit,
+        entry: NewAudit,
     ) -> Result<ApiKeyRow> {
-        transaction!(self, |conn| {
-            let row = diesel::insert_into(api_keys::table)
+        self.transaction(async move |mut conn| {
+            let insert = diesel::insert_into(api_keys::table)
                 .values((
-                    api_keys::name.eq(&name),
-                    api_keys::key_hash.eq(&key_hash),
-                    api_keys::created_by.eq(&created_by),
+                    api_keys::name.eq(name.clone()),
+                    api_keys::key_hash.eq(key_hash),
+                    api_keys::created_by.eq(created_by),
                     api_keys::created_at.eq(crate::domain::now()),
                 ))
-                .returning(ApiKeyRow::as_returning())
-                .get_result(conn)
-                .await
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        Error::bad_input(format!("name: an API key named {name:?} exists already"))
-                    } else {
-                        e.into()
-                    }
-                })?;
-            let audit = NewAudit {
+                .returning(columns::<ApiKeyRow>());
+            let row: ApiKeyRow = conn.first(insert).await.map_err(|e| {
+                if is_unique_violation(&e) {
+                    Error::invalid("name", format!("an API key named {name:?} exists already"))
+                } else {
+                    e.into()
+                }
+            })?;
+            let entry = NewAudit {
                 target_id: Some(row.id.to_string()),
-                ..audit.clone()
+                ..entry
             };
-            append_audit!(conn, &audit)?;
-            Ok((row, audit))
+            audit::append(&mut conn, &entry).await?;
+            Ok((row, entry))
         })
-        .map(super::audit::logged)
+        .await
+        .map(audit::logged)
     }
 
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRow>> {
-        run!(self, |conn| {
-            Ok(api_keys::table
+        self.read(async move |mut conn| {
+            let query = api_keys::table
                 .order(api_keys::id.desc())
-                .select(ApiKeyRow::as_select())
-                .load(conn)
-                .await?)
+                .select(columns::<ApiKeyRow>());
+            Ok(conn.load(query).await?)
         })
+        .await
     }
 
     /// The live (not revoked) key with this hash.
     pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>> {
-        run!(self, |conn| {
-            Ok(api_keys::table
+        let key_hash = key_hash.to_owned();
+        self.read(async move |mut conn| {
+            let query = api_keys::table
                 .filter(api_keys::key_hash.eq(key_hash))
                 .filter(api_keys::revoked_at.is_null())
-                .select(ApiKeyRow::as_select())
-                .first(conn)
-                .await
-                .optional()?)
+                .select(columns::<ApiKeyRow>())
+                .limit(1);
+            Ok(conn.first(query).await.optional()?)
         })
+        .await
     }
 
     /// Revokes a key; revoking a revoked key returns it unchanged and writes
     /// no second audit entry.
-    pub async fn revoke_api_key(&self, id: i64, audit: NewAudit) -> Result<ApiKeyRow> {
-        transaction!(self, |conn| {
+    pub async fn revoke_api_key(&self, id: i64, entry: NewAudit) -> Result<ApiKeyRow> {
+        self.transaction(async move |mut conn| {
             let now = crate::domain::now();
-            let changed: Option<ApiKeyRow> = diesel::update(
+            let update = diesel::update(
                 api_keys::table
                     .filter(api_keys::id.eq(id))
                     .filter(api_keys::revoked_at.is_null()),
             )
             .set(api_keys::revoked_at.eq(now))
-            .returning(ApiKeyRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?;
+            .returning(columns::<ApiKeyRow>());
+            let changed: Option<ApiKeyRow> = conn.first(update).await.optional()?;
             if let Some(row) = changed {
-                append_audit!(conn, &audit)?;
-                return Ok((row, Some(audit.clone())));
+                audit::append(&mut conn, &entry).await?;
+                return Ok((row, Some(entry)));
             }
-            let row = api_keys::table
-                .find(id)
-                .select(ApiKeyRow::as_select())
-                .first(conn)
+            let query = api_keys::table.find(id).select(columns::<ApiKeyRow>());
+            let row = conn
+                .first(query)
                 .await
                 .optional()?
-                .ok_or_else(|| Error::not_found(format!("id: no API key with id {id}")))?;
+                .ok_or_else(|| Error::missing("id", format!("no API key with id {id}")))?;
             Ok((row, None))
         })
-        .map(super::audit::logged_if)
+        .await
+        .map(audit::logged_if)
     }
 
     /// Writes the coalesced last-use times of keys (see `auth::api_key`).
@@ -104,14 +101,14 @@ impl Db {
         if uses.is_empty() {
             return Ok(());
         }
-        transaction!(self, |conn| {
-            for (id, at) in &uses {
-                diesel::update(api_keys::table.find(*id))
-                    .set(api_keys::last_used_at.eq(*at))
-                    .execute(conn)
-                    .await?;
+        self.transaction(async move |mut conn| {
+            for (id, at) in uses {
+                let update =
+                    diesel::update(api_keys::table.find(id)).set(api_keys::last_used_at.eq(at));
+                conn.execute(update).await?;
             }
             Ok(())
         })
+        .await
     }
 }

@@ -1,12 +1,13 @@
 //! The append-only audit log. There is deliberately no update or delete
 //! here; the tables' triggers refuse them too.
 
+use diesel::dsl;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 
-use super::models::{AuditRow, NewAudit};
+use super::models::{columns, AuditRow, NewAudit};
 use super::schema::audit_log;
-use super::Db;
+use super::sql::{keyset, Maybe};
+use super::{Conn, Db};
 use crate::domain::page::Page;
 use crate::domain::AuditAction;
 use crate::error::Result;
@@ -40,15 +41,25 @@ pub fn logged_if<T>((value, entry): (T, Option<NewAudit>)) -> T {
     value
 }
 
+/// Appends `entry` to the audit log inside the caller's transaction.
+pub async fn append(conn: &mut Conn<'_>, entry: &NewAudit) -> Result<()> {
+    conn.execute(diesel::insert_into(audit_log::table).values(entry))
+        .await?;
+    Ok(())
+}
+
+/// Entries with this action (all when `None`).
+fn with_action(action: Option<AuditAction>) -> Maybe<dsl::Eq<audit_log::action, String>> {
+    Maybe(action.map(|a| audit_log::action.eq(a.as_str().to_owned())))
+}
+
 impl Db {
     /// Appends one entry on its own (for events that change nothing else,
     /// such as a failed login).
     pub async fn append_audit(&self, entry: NewAudit) -> Result<()> {
         let logged = entry.clone();
-        transaction!(self, |conn| {
-            append_audit!(conn, &entry)?;
-            Ok(())
-        })?;
+        self.transaction(async move |mut conn| append(&mut conn, &entry).await)
+            .await?;
         log(&logged);
         Ok(())
     }
@@ -58,22 +69,25 @@ impl Db {
         action: Option<AuditAction>,
         page: Page,
     ) -> Result<Vec<AuditRow>> {
-        run!(self, |conn| {
-            let mut query = audit_log::table.select(AuditRow::as_select()).into_boxed();
-            if let Some(a) = action {
-                query = query.filter(audit_log::action.eq(a.as_str()));
-            }
-            Ok(paged!(query, &page, audit_log::id).load(conn).await?)
+        self.read(async move |mut conn| {
+            let k = keyset(&page, audit_log::id);
+            let query = audit_log::table
+                .select(columns::<AuditRow>())
+                .filter(with_action(action))
+                .filter(k.below)
+                .filter(k.above)
+                .order(k.order)
+                .limit(k.limit);
+            Ok(conn.load(query).await?)
         })
+        .await
     }
 
     pub async fn count_audit(&self, action: Option<AuditAction>) -> Result<i64> {
-        run!(self, |conn| {
-            let mut query = audit_log::table.into_boxed();
-            if let Some(a) = action {
-                query = query.filter(audit_log::action.eq(a.as_str()));
-            }
-            Ok(query.count().get_result(conn).await?)
+        self.read(async move |mut conn| {
+            let query = audit_log::table.filter(with_action(action)).count();
+            Ok(conn.first(query).await?)
         })
+        .await
     }
 }

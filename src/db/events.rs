@@ -2,16 +2,17 @@
 
 use std::collections::HashMap;
 
+use diesel::dsl;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
-use diesel_async::RunQueryDsl;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 
+use super::conn::complete_now;
 use super::models::{
-    AlertRow, AlertWithEvent, EventRow, EventWithAlert, NewAudit, NewId, SilenceRow,
+    columns, AlertRow, AlertWithEvent, Cols, EventRow, EventWithAlert, NewAudit, NewId, SilenceRow,
 };
 use super::schema::{alerts, events, silences};
-use super::sql::{shaped_chunks, Stamp, Statement, ROWS_PER_STATEMENT};
-use super::{Db, WriterConn};
+use super::sql::{keyset, shaped_chunks, Maybe, Stamp, Statement, ROWS_PER_STATEMENT};
+use super::{Conn, Db, WriterConn};
 use crate::domain::page::Page;
 use crate::domain::{AlertStatus, AuditAction, Severity};
 use crate::error::{Error, Result};
@@ -40,58 +41,102 @@ pub struct Ingested {
 }
 
 /// Events with the alert each belongs to (raised or folded into).
-macro_rules! with_alert {
-    () => {
-        events::table.left_join(alerts::table.on(alerts::id.nullable().eq(events::alert_id)))
-    };
+type WithAlert = dsl::Select<
+    dsl::LeftJoinOn<
+        events::table,
+        alerts::table,
+        dsl::Eq<dsl::Nullable<alerts::id>, events::alert_id>,
+    >,
+    (Cols<EventRow>, dsl::Nullable<Cols<AlertRow>>),
+>;
+
+fn with_alert() -> WithAlert {
+    events::table
+        .left_join(alerts::table.on(alerts::id.nullable().eq(events::alert_id)))
+        .select((columns::<EventRow>(), columns::<AlertRow>().nullable()))
 }
 
-/// The event stored earlier under (`$source`, `$external_id`), with its
+fn paired(rows: Vec<(EventRow, Option<AlertRow>)>) -> Vec<EventWithAlert> {
+    rows.into_iter()
+        .map(|(event, alert)| EventWithAlert { event, alert })
+        .collect()
+}
+
+/// The event stored earlier under (`source`, `external_id`), with its
 /// alert. Searches the partial unique index on (source, external_id).
-macro_rules! by_external_id {
-    ($source:expr, $external_id:expr) => {
-        with_alert!()
-            .filter(events::source.eq($source))
-            .filter(events::external_id.eq($external_id))
-            .select((EventRow::as_select(), Option::<AlertRow>::as_select()))
-    };
+fn by_external_id(
+    source: &str,
+    external_id: &str,
+) -> dsl::Filter<
+    dsl::Filter<WithAlert, dsl::Eq<events::source, String>>,
+    dsl::Eq<events::external_id, String>,
+> {
+    with_alert()
+        .filter(events::source.eq(source.to_owned()))
+        .filter(events::external_id.eq(external_id.to_owned()))
 }
 
-/// The alerts not yet RESOLVED for any of `$sources` x `$keys`, with their
+/// The alerts not yet RESOLVED for any of `sources` x `keys`, with their
 /// events: where repeats fold. Spelled to match the partial unique index's
 /// own predicate, so both databases search that index. The status is a
 /// literal, not a bound value: a planner that may not look at bound values
 /// (SQLite with QPSG, PostgreSQL's generic plans) cannot prove the index
 /// applies to `status <> ?`, and scans every alert instead.
-macro_rules! open_by_key {
-    ($sources:expr, $keys:expr) => {
-        alerts::table
-            .inner_join(events::table.on(events::id.eq(alerts::event_id)))
-            .filter(alerts::source.eq_any($sources))
-            .filter(alerts::dedup_key.eq_any($keys))
-            .filter(alerts::dedup_key.is_not_null())
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "alerts.status <> 'RESOLVED'",
-            ))
-            .select((AlertRow::as_select(), EventRow::as_select()))
-    };
+fn open_by_key(sources: Vec<String>, keys: Vec<String>) -> OpenByKey {
+    alerts::table
+        .inner_join(events::table.on(events::id.eq(alerts::event_id)))
+        .filter(alerts::source.eq_any(sources))
+        .filter(alerts::dedup_key.eq_any(keys))
+        .filter(alerts::dedup_key.is_not_null())
+        .filter(dsl::sql::<Bool>("alerts.status <> 'RESOLVED'"))
+        .select((columns::<AlertRow>(), columns::<EventRow>()))
 }
+
+type OpenByKey = dsl::Select<
+    dsl::Filter<
+        dsl::Filter<
+            dsl::Filter<
+                dsl::Filter<
+                    dsl::InnerJoinOn<
+                        alerts::table,
+                        events::table,
+                        dsl::Eq<events::id, alerts::event_id>,
+                    >,
+                    dsl::EqAny<alerts::source, Vec<String>>,
+                >,
+                dsl::EqAny<alerts::dedup_key, Vec<String>>,
+            >,
+            dsl::IsNotNull<alerts::dedup_key>,
+        >,
+        diesel::expression::SqlLiteral<Bool>,
+    >,
+    (Cols<AlertRow>, Cols<EventRow>),
+>;
 
 /// An alert with the event that raised it, read inside the caller's
 /// transaction.
-macro_rules! alert_with_raising_event {
-    ($mode:ident, $conn:expr, $alert:expr) => {{
-        let alert: AlertRow = $alert;
-        let event: EventRow = call!(
-            $mode,
-            first,
+async fn with_raising_event(conn: &mut Conn<'_>, alert: AlertRow) -> Result<AlertWithEvent> {
+    let event: EventRow = conn
+        .first(
             events::table
                 .find(alert.event_id)
-                .select(EventRow::as_select()),
-            $conn
-        )?;
-        AlertWithEvent { alert, event }
-    }};
+                .select(columns::<EventRow>()),
+        )
+        .await?;
+    Ok(AlertWithEvent { alert, event })
+}
+
+/// Points each event in `ids` at the alert it raised (the alert whose
+/// `event_id` it is), inside the caller's transaction.
+pub(super) async fn link_raising_events(conn: &mut Conn<'_>, ids: &[i64]) -> Result<()> {
+    let query = Statement::new(
+        "UPDATE events SET alert_id = \
+         (SELECT alerts.id FROM alerts WHERE alerts.event_id = events.id) WHERE id IN (",
+    )
+    .list::<BigInt, i64>(ids)
+    .sql(")");
+    conn.execute(query).await?;
+    Ok(())
 }
 
 /// Where a raising event's alert comes from.
@@ -107,9 +152,8 @@ enum Target {
 /// compiled for the SQLite writer's plain connection (`blocking`) and for
 /// PostgreSQL's async one (`awaited`), see `call!`. `$batch` is the
 /// `&[Ingest]`; runs inside the caller's transaction.
-macro_rules! ingest_body {
-    ($mode:ident, $conn:ident, $batch:ident) => {{
-        let (conn, batch): (_, &[Ingest]) = ($conn, $batch);
+async fn ingest(conn: &mut Conn<'_>, batch: &[Ingest]) -> Result<Vec<Ingested>> {
+    {
         let now = crate::domain::now();
         let stamp = Stamp::new(now);
         let mut out: Vec<Option<Ingested>> = vec![None; batch.len()];
@@ -125,16 +169,17 @@ macro_rules! ingest_body {
                     repeats.push((i, first));
                     continue;
                 }
-                let earlier: Option<(EventRow, Option<AlertRow>)> =
-                    call!($mode, first, by_external_id!(&e.source, external_id), conn)
-                        .optional()?;
+                let earlier: Option<(EventRow, Option<AlertRow>)> = conn
+                    .first(by_external_id(&e.source, external_id).limit(1))
+                    .await
+                    .optional()?;
                 if let Some((event, alert)) = earlier {
                     let alert = match alert {
                         Some(a) if a.event_id == event.id => Some(AlertWithEvent {
                             alert: a,
                             event: event.clone(),
                         }),
-                        Some(a) => Some(alert_with_raising_event!($mode, conn, a)),
+                        Some(a) => Some(with_raising_event(conn, a).await?),
                         None => None,
                     };
                     out[i] = Some(Ingested {
@@ -156,15 +201,13 @@ macro_rules! ingest_body {
             .iter()
             .any(|&i| batch[i].event.severity.raises_alert())
         {
-            call!(
-                $mode,
-                load,
+            conn.load(
                 silences::table
                     .filter(silences::expired_at.is_null())
                     .filter(silences::ends_at.gt(now))
-                    .select(SilenceRow::as_select()),
-                conn
-            )?
+                    .select(columns::<SilenceRow>()),
+            )
+            .await?
         } else {
             Vec::new()
         };
@@ -200,8 +243,9 @@ macro_rules! ingest_body {
         sources.dedup();
         let mut open: HashMap<(String, String), AlertWithEvent> = HashMap::new();
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let found: Vec<(AlertRow, EventRow)> =
-                call!($mode, load, open_by_key!(&sources, chunk), conn)?;
+            let found: Vec<(AlertRow, EventRow)> = conn
+                .load(open_by_key(owned(&sources), owned(chunk)))
+                .await?;
             for (alert, event) in found {
                 if let Some(key) = event.dedup_key.clone() {
                     open.insert((event.source.clone(), key), AlertWithEvent { alert, event });
@@ -260,18 +304,18 @@ macro_rules! ingest_body {
                  external_id, dedup_key, silenced_by, alert_id) VALUES ",
             )
             .rows(&*chunk, |row, e| {
-                row.bind::<Text, _>(&e.source)
-                    .bind::<Text, _>(&e.event_type)
+                row.bind::<Text, _>(e.source.clone())
+                    .bind::<Text, _>(e.event_type.clone())
                     .bind::<Text, _>(e.severity.as_str())
-                    .bind::<Text, _>(&e.description)
-                    .bind::<Timestamp, _>(&stamp)
-                    .bind::<Nullable<Text>, _>(e.external_id.as_deref())
-                    .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
+                    .bind::<Text, _>(e.description.clone())
+                    .bind::<Timestamp, _>(stamp.clone())
+                    .bind::<Nullable<Text>, _>(e.external_id.clone())
+                    .bind::<Nullable<Text>, _>(e.dedup_key.clone())
                     .bind::<Nullable<BigInt>, _>(e.silenced_by)
                     .bind::<Nullable<BigInt>, _>(e.alert_id)
             })
             .sql(" RETURNING id");
-            let ids = NewId::in_row_order(call!($mode, load, query, conn)?, chunk.len(), "events")?;
+            let ids = NewId::in_row_order(conn.load(query).await?, chunk.len(), "events")?;
             for (event, id) in chunk.iter_mut().zip(ids) {
                 event.id = id;
             }
@@ -296,15 +340,15 @@ macro_rules! ingest_body {
                 row.bind::<BigInt, _>(e.id)
                     .bind::<Text, _>(e.severity.as_str())
                     .bind::<Text, _>(AlertStatus::Open.as_str())
-                    .bind::<Timestamp, _>(&stamp)
-                    .bind::<Timestamp, _>(&stamp)
-                    .bind::<Text, _>(&e.source)
-                    .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
+                    .bind::<Timestamp, _>(stamp.clone())
+                    .bind::<Timestamp, _>(stamp.clone())
+                    .bind::<Text, _>(e.source.clone())
+                    .bind::<Nullable<Text>, _>(e.dedup_key.clone())
                     .bind::<BigInt, _>(occurrences(k))
-                    .bind::<Timestamp, _>(&stamp)
+                    .bind::<Timestamp, _>(stamp.clone())
             })
             .sql(" RETURNING id");
-            let ids = NewId::in_row_order(call!($mode, load, query, conn)?, chunk.len(), "alerts")?;
+            let ids = NewId::in_row_order(conn.load(query).await?, chunk.len(), "alerts")?;
             for (&k, id) in chunk.iter().zip(ids) {
                 let e = &stored[k];
                 let alert = AlertRow {
@@ -349,11 +393,11 @@ macro_rules! ingest_body {
             }
             let query = query
                 .sql(" ELSE 0 END, last_seen_at = ")
-                .bind::<Timestamp, _>(&stamp)
+                .bind::<Timestamp, _>(stamp.clone())
                 .sql(" WHERE id IN (")
                 .list::<BigInt, _>(&ids)
                 .sql(")");
-            call!($mode, execute, query, conn)?;
+            conn.execute(query).await?;
         }
         for existing in open.values_mut() {
             if let Some(n) = folds.get(&existing.alert.id) {
@@ -366,7 +410,7 @@ macro_rules! ingest_body {
         //    alert's event_id, folded ones by id.
         let raiser_ids: Vec<i64> = raisers.iter().map(|&k| stored[k].id).collect();
         for range in shaped_chunks(raiser_ids.len()) {
-            link_raising_events!($mode; conn, &raiser_ids[range])?;
+            link_raising_events(conn, &raiser_ids[range]).await?;
         }
         let is_raiser: std::collections::HashSet<usize> = raisers.iter().copied().collect();
         let mut by_alert: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -393,7 +437,7 @@ macro_rules! ingest_body {
                     .sql(" WHERE id IN (")
                     .list::<BigInt, _>(chunk)
                     .sql(")");
-                call!($mode, execute, query, conn)?;
+                conn.execute(query).await?;
             }
         }
 
@@ -430,15 +474,15 @@ macro_rules! ingest_body {
             )
             .rows(chunk, |row, a| {
                 // `a.at` is `now`, formatted once in `stamp`.
-                row.bind::<Timestamp, _>(&stamp)
-                    .bind::<Text, _>(&a.action)
-                    .bind::<Text, _>(&a.actor)
-                    .bind::<Nullable<Text>, _>(a.target_type.as_deref())
-                    .bind::<Nullable<Text>, _>(a.target_id.as_deref())
-                    .bind::<Nullable<Text>, _>(a.detail.as_deref())
-                    .bind::<Nullable<Text>, _>(a.ip.as_deref())
+                row.bind::<Timestamp, _>(stamp.clone())
+                    .bind::<Text, _>(a.action.clone())
+                    .bind::<Text, _>(a.actor.clone())
+                    .bind::<Nullable<Text>, _>(a.target_type.clone())
+                    .bind::<Nullable<Text>, _>(a.target_id.clone())
+                    .bind::<Nullable<Text>, _>(a.detail.clone())
+                    .bind::<Nullable<Text>, _>(a.ip.clone())
             });
-            call!($mode, execute, query, conn)?;
+            conn.execute(query).await?;
         }
         // One counter update per severity per batch, not per alert.
         for severity in Severity::ALL {
@@ -447,8 +491,8 @@ macro_rules! ingest_body {
                 .filter(|a| a.severity == *severity)
                 .count();
             if raised > 0 {
-                let raised = i32::try_from(raised).unwrap_or(i32::MAX);
-                count!($mode; conn, AlertStatus::Open, severity, raised)?;
+                let raised = i64::try_from(raised).unwrap_or(i64::MAX);
+                super::alerts::count(conn, AlertStatus::Open, *severity, raised).await?;
             }
         }
 
@@ -493,7 +537,12 @@ macro_rules! ingest_body {
                 done.ok_or_else(|| Error::internal(anyhow::anyhow!("an event was not stored")))
             })
             .collect()
-    }};
+    }
+}
+
+/// The given strings, owned, for a query's bound values.
+fn owned(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
 }
 
 impl Db {
@@ -502,29 +551,31 @@ impl Db {
         severity: Option<Severity>,
         page: Page,
     ) -> Result<Vec<EventWithAlert>> {
-        let rows = load!(self, (EventRow, Option<AlertRow>), || {
-            let mut query = with_alert!()
-                .select((EventRow::as_select(), Option::<AlertRow>::as_select()))
-                .into_boxed();
-            if let Some(s) = severity {
-                query = query.filter(events::severity.eq(s.as_str()));
-            }
-            paged!(query, &page, events::id)
-        });
-        Ok(rows
-            .into_iter()
-            .map(|(event, alert)| EventWithAlert { event, alert })
-            .collect())
+        self.read_page(async move |mut conn| {
+            let k = keyset(&page, events::id);
+            let query = with_alert()
+                .filter(Maybe(
+                    severity.map(|s| events::severity.eq(s.as_str().to_owned())),
+                ))
+                .filter(k.below)
+                .filter(k.above)
+                .order(k.order)
+                .limit(k.limit);
+            Ok(paired(conn.load(query).await?))
+        })
+        .await
     }
 
     pub async fn count_events(&self, severity: Option<Severity>) -> Result<i64> {
-        run!(self, |conn| {
-            let mut query = events::table.into_boxed();
-            if let Some(s) = severity {
-                query = query.filter(events::severity.eq(s.as_str()));
-            }
-            Ok(query.count().get_result(conn).await?)
+        self.read(async move |mut conn| {
+            let query = events::table
+                .filter(Maybe(
+                    severity.map(|s| events::severity.eq(s.as_str().to_owned())),
+                ))
+                .count();
+            Ok(conn.first(query).await?)
         })
+        .await
     }
 
     /// Stores every event in one transaction: all of them or none.
@@ -543,49 +594,55 @@ impl Db {
         match on {
             WriterConn::Sqlite(sqlite) => {
                 let _writer = self.write_lock().await;
-                sqlite.immediate_transaction(|conn| ingest_body!(blocking, conn, batch))
+                sqlite.immediate_transaction(|conn| {
+                    complete_now(ingest(&mut Conn::Sqlite(conn), batch))
+                })
             }
             WriterConn::Postgres(pool) => {
+                use diesel_async::{AsyncConnection, TransactionManager};
+                type Manager = <super::PgConn as AsyncConnection>::TransactionManager;
                 let mut pooled = pool.get().await?;
-                diesel_async::AsyncConnection::transaction::<_, Error, _>(
-                    &mut *pooled,
-                    async |conn| ingest_body!(awaited, conn, batch),
-                )
-                .await
+                let conn = &mut *pooled;
+                Manager::begin_transaction(conn).await?;
+                match ingest(&mut Conn::Postgres(conn), batch).await {
+                    Ok(done) => {
+                        Manager::commit_transaction(conn).await?;
+                        Ok(done)
+                    }
+                    Err(e) => {
+                        Manager::rollback_transaction(conn).await?;
+                        Err(e)
+                    }
+                }
             }
         }
     }
-}
 
-impl Db {
     /// The events that belong to an alert, newest first.
     pub async fn alert_events_page(
         &self,
         alert_id: i64,
         page: Page,
     ) -> Result<Vec<EventWithAlert>> {
-        run!(self, |conn| {
-            let query = with_alert!()
+        self.read_page(async move |mut conn| {
+            let k = keyset(&page, events::id);
+            let query = with_alert()
                 .filter(events::alert_id.eq(alert_id))
-                .select((EventRow::as_select(), Option::<AlertRow>::as_select()))
-                .into_boxed();
-            let rows: Vec<(EventRow, Option<AlertRow>)> =
-                paged!(query, &page, events::id).load(conn).await?;
-            Ok(rows
-                .into_iter()
-                .map(|(event, alert)| EventWithAlert { event, alert })
-                .collect())
+                .filter(k.below)
+                .filter(k.above)
+                .order(k.order)
+                .limit(k.limit);
+            Ok(paired(conn.load(query).await?))
         })
+        .await
     }
 
     pub async fn count_alert_events(&self, alert_id: i64) -> Result<i64> {
-        run!(self, |conn| {
-            Ok(events::table
-                .filter(events::alert_id.eq(alert_id))
-                .count()
-                .get_result(conn)
-                .await?)
+        self.read(async move |mut conn| {
+            let query = events::table.filter(events::alert_id.eq(alert_id)).count();
+            Ok(conn.first(query).await?)
         })
+        .await
     }
 }
 
@@ -593,8 +650,8 @@ impl Db {
 mod tests {
     use diesel::prelude::*;
 
-    use super::super::models::{AlertRow, EventRow};
-    use super::super::schema::{alerts, events};
+    use super::super::schema::events;
+    use super::{by_external_id, open_by_key, owned};
 
     /// What SQLite's planner does with `query`, on a migrated database
     /// under the settings the service runs with.
@@ -623,12 +680,12 @@ mod tests {
 
     /// The repeat lookup must stay on the partial index under the settings
     /// the service runs with; a full scan of alerts per batch cut repeat
-    /// ingest to a quarter once (see `open_by_key!`).
+    /// ingest to a quarter once (see `open_by_key`).
     #[test]
     fn repeat_lookup_searches_the_partial_index() {
         let sources = vec!["fw-1", "fw-2"];
         let keys = vec!["k1".to_string(), "k2".to_string()];
-        let plan = sqlite_plan(&open_by_key!(&sources, &keys));
+        let plan = sqlite_plan(&open_by_key(owned(&sources), keys));
         assert!(plan.contains("alerts_open_dedup"), "{plan}");
     }
 
@@ -636,7 +693,7 @@ mod tests {
     /// externalId; the lookup must still be able to search it.
     #[test]
     fn external_id_lookup_searches_its_partial_index() {
-        let plan = sqlite_plan(&by_external_id!("ids-1", "x-1").limit(1));
+        let plan = sqlite_plan(&by_external_id("ids-1", "x-1").limit(1));
         assert!(
             plan.contains("USING INDEX events_source_external_id"),
             "{plan}"

@@ -6,12 +6,11 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
-use diesel_async::RunQueryDsl;
 
 use super::models::{NewAudit, NewId};
 use super::schema::{events, imported_rows, users};
 use super::sql::{Statement, ROWS_PER_STATEMENT};
-use super::Db;
+use super::{Conn, Db};
 use crate::django::{self, Kind, Report, Source, CHUNK};
 use crate::domain::event::{MAX_DESCRIPTION_CHARS, MAX_LABEL_CHARS};
 use crate::domain::{AlertStatus, AuditAction, Severity};
@@ -19,48 +18,51 @@ use crate::error::{Error, Result};
 
 diesel::define_sql_function!(fn lower(x: Text) -> Text);
 
-/// The source rows of `kind` with ids in `$ids` (sorted) that an earlier
+/// The source rows of `kind` with ids in `ids` (sorted) that an earlier
 /// run imported, with the rows they became. Asked as an id range, which is
 /// one scan of the primary key; PostgreSQL plans `= ANY(...)` on its last
 /// column as a scan of every row of that kind.
-macro_rules! imported {
-    ($conn:expr, $origin:expr, $kind:expr, $ids:expr) => {{
-        let ids: &[i64] = $ids;
-        let (lo, hi) = (ids.first().copied(), ids.last().copied());
-        imported_rows::table
-            .filter(imported_rows::origin.eq($origin))
-            .filter(imported_rows::kind.eq($kind.as_str()))
-            .filter(imported_rows::source_id.ge(lo.unwrap_or(0)))
-            .filter(imported_rows::source_id.le(hi.unwrap_or(-1)))
-            .select((imported_rows::source_id, imported_rows::target_id))
-            .load::<(i64, i64)>($conn)
-            .await?
-            .into_iter()
-            .collect::<HashMap<i64, i64>>()
-    }};
+async fn imported(
+    conn: &mut Conn<'_>,
+    origin: &str,
+    kind: Kind,
+    ids: &[i64],
+) -> Result<HashMap<i64, i64>> {
+    let (lo, hi) = (ids.first().copied(), ids.last().copied());
+    let query = imported_rows::table
+        .filter(imported_rows::origin.eq(origin.to_owned()))
+        .filter(imported_rows::kind.eq(kind.as_str().to_owned()))
+        .filter(imported_rows::source_id.ge(lo.unwrap_or(0)))
+        .filter(imported_rows::source_id.le(hi.unwrap_or(-1)))
+        .select((imported_rows::source_id, imported_rows::target_id));
+    let rows: Vec<(i64, i64)> = conn.load(query).await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Remembers where the rows just written came from, in multi-row
 /// statements.
-macro_rules! remember {
-    ($conn:expr, $origin:expr, $kind:expr, $pairs:expr, $now:expr) => {
-        let pairs: &[(i64, i64)] = &$pairs;
-        for part in pairs.chunks(ROWS_PER_STATEMENT) {
-            Statement::new(
-                "INSERT INTO imported_rows (origin, kind, source_id, target_id, imported_at) \
-                 VALUES ",
-            )
-            .rows(part, |row, &(source_id, target_id)| {
-                row.bind::<Text, _>($origin)
-                    .bind::<Text, _>($kind.as_str())
-                    .bind::<BigInt, _>(source_id)
-                    .bind::<BigInt, _>(target_id)
-                    .bind::<Timestamp, _>($now)
-            })
-            .execute($conn)
-            .await?;
-        }
-    };
+async fn remember(
+    conn: &mut Conn<'_>,
+    origin: &str,
+    kind: Kind,
+    pairs: &[(i64, i64)],
+    now: chrono::NaiveDateTime,
+) -> Result<()> {
+    for part in pairs.chunks(ROWS_PER_STATEMENT) {
+        let insert = Statement::new(
+            "INSERT INTO imported_rows (origin, kind, source_id, target_id, imported_at) \
+             VALUES ",
+        )
+        .rows(part, |row, &(source_id, target_id)| {
+            row.bind::<Text, _>(origin.to_owned())
+                .bind::<Text, _>(kind.as_str())
+                .bind::<BigInt, _>(source_id)
+                .bind::<BigInt, _>(target_id)
+                .bind::<Timestamp, _>(now)
+        });
+        conn.execute(insert).await?;
+    }
+    Ok(())
 }
 
 #[derive(QueryableByName)]
@@ -80,14 +82,13 @@ impl Db {
         mut source: Source,
         origin: String,
     ) -> Result<(Report, Vec<NewAudit>)> {
-        let postgres = matches!(self.pool(), super::Pool::Postgres(_));
-        transaction!(self, |conn| {
-            if postgres {
+        self.long_transaction(async move |mut conn| {
+            let conn = &mut conn;
+            if conn.is_postgres() {
                 // The tables grow by the million inside this one
                 // transaction, unseen by statistics: a plan cached while
                 // they were empty would scan them whole for every chunk.
-                diesel::sql_query("SET LOCAL plan_cache_mode = force_custom_plan")
-                    .execute(conn)
+                conn.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")
                     .await?;
             }
             let now = crate::domain::now();
@@ -101,7 +102,7 @@ impl Db {
                 let Some(last) = chunk.last() else { break };
                 after = last.id;
                 let ids: Vec<i64> = chunk.iter().map(|u| u.id).collect();
-                let known = imported!(conn, origin, Kind::User, &ids);
+                let known = imported(conn, origin, Kind::User, &ids).await?;
                 let mut done = Vec::new();
                 for u in &chunk {
                     if known.contains_key(&u.id) {
@@ -122,12 +123,11 @@ impl Db {
                         }
                     };
                     // Django tells "Bob" from "bob"; threatwatch does not.
-                    let taken: Option<(i64, String)> = users::table
-                        .filter(lower(users::username).eq(lower(&name)))
+                    let query = users::table
+                        .filter(lower(users::username).eq(lower(name.to_owned())))
                         .select((users::id, users::username))
-                        .first(conn)
-                        .await
-                        .optional()?;
+                        .limit(1);
+                    let taken: Option<(i64, String)> = conn.first(query).await.optional()?;
                     if let Some((id, other)) = taken {
                         report.skip(
                             Kind::User,
@@ -150,17 +150,16 @@ impl Db {
                         }
                     };
                     let role = django::role(u);
-                    let id: i64 = diesel::insert_into(users::table)
+                    let insert = diesel::insert_into(users::table)
                         .values((
-                            users::username.eq(&name),
-                            users::password_hash.eq(hash),
-                            users::role.eq(role.as_str()),
+                            users::username.eq(name.to_owned()),
+                            users::password_hash.eq(hash.to_owned()),
+                            users::role.eq(role.as_str().to_owned()),
                             users::is_active.eq(u.is_active),
                             users::created_at.eq(joined),
                         ))
-                        .returning(users::id)
-                        .get_result(conn)
-                        .await?;
+                        .returning(users::id);
+                    let id: i64 = conn.first(insert).await?;
                     let entry = NewAudit {
                         at: now,
                         action: AuditAction::UserCreated.as_str().into(),
@@ -179,12 +178,12 @@ impl Db {
                         ),
                         ip: None,
                     };
-                    append_audit!(conn, &entry)?;
+                    super::audit::append(conn, &entry).await?;
                     audits.push(entry);
                     report.users.imported += 1;
                     done.push((u.id, id));
                 }
-                remember!(conn, origin, Kind::User, done, now);
+                remember(conn, origin, Kind::User, &done, now).await?;
             }
 
             // Events, with the severity and source each alert copies.
@@ -194,7 +193,7 @@ impl Db {
                 let Some(last) = chunk.last() else { break };
                 after = last.id;
                 let ids: Vec<i64> = chunk.iter().map(|e| e.id).collect();
-                let known = imported!(conn, origin, Kind::Event, &ids);
+                let known = imported(conn, origin, Kind::Event, &ids).await?;
                 let mut fresh = Vec::with_capacity(chunk.len());
                 for e in &chunk {
                     if known.contains_key(&e.id) {
@@ -222,25 +221,24 @@ impl Db {
                          created_at) VALUES ",
                     )
                     .rows(part, |row, (e, severity, at)| {
-                        row.bind::<Text, _>(&e.source)
-                            .bind::<Text, _>(&e.event_type)
+                        row.bind::<Text, _>(e.source.clone())
+                            .bind::<Text, _>(e.event_type.clone())
                             .bind::<Text, _>(severity.as_str())
-                            .bind::<Text, _>(&e.description)
+                            .bind::<Text, _>(e.description.clone())
                             .bind::<Timestamp, _>(*at)
                     })
                     .sql(" RETURNING id");
-                    let ids = NewId::in_row_order(query.load(conn).await?, part.len(), "events")?;
+                    let ids = NewId::in_row_order(conn.load(query).await?, part.len(), "events")?;
                     done.extend(part.iter().zip(ids).map(|((e, _, _), id)| (e.id, id)));
                 }
                 report.events.imported += done.len() as u64;
-                remember!(conn, origin, Kind::Event, done, now);
+                remember(conn, origin, Kind::Event, &done, now).await?;
             }
 
-            if postgres {
+            if conn.is_postgres() {
                 // Statistics that know about the events just written, for
                 // the joins below.
-                diesel::sql_query("ANALYZE events, alerts, imported_rows")
-                    .execute(conn)
+                conn.batch_execute("ANALYZE events, alerts, imported_rows")
                     .await?;
             }
 
@@ -252,22 +250,19 @@ impl Db {
                 let Some(last) = chunk.last() else { break };
                 after = last.id;
                 let ids: Vec<i64> = chunk.iter().map(|a| a.id).collect();
-                let known = imported!(conn, origin, Kind::Alert, &ids);
+                let known = imported(conn, origin, Kind::Alert, &ids).await?;
                 let mut event_ids: Vec<i64> = chunk.iter().map(|a| a.event_id).collect();
                 event_ids.sort_unstable();
-                let mut event_of = imported!(conn, origin, Kind::Event, &event_ids);
+                let mut event_of = imported(conn, origin, Kind::Event, &event_ids).await?;
                 event_of.retain(|id, _| event_ids.binary_search(id).is_ok());
                 let targets: Vec<i64> = event_of.values().copied().collect();
-                let found: Vec<(i64, String, String, Option<i64>)> = events::table
-                    .filter(events::id.eq_any(&targets))
-                    .select((
-                        events::id,
-                        events::severity,
-                        events::source,
-                        events::alert_id,
-                    ))
-                    .load(conn)
-                    .await?;
+                let query = events::table.filter(events::id.eq_any(targets)).select((
+                    events::id,
+                    events::severity,
+                    events::source,
+                    events::alert_id,
+                ));
+                let found: Vec<(i64, String, String, Option<i64>)> = conn.load(query).await?;
                 // Each event's severity and source (which its alert copies),
                 // and whether it has an alert already.
                 let mut target_event: HashMap<i64, (Severity, String, bool)> = found
@@ -342,18 +337,18 @@ impl Db {
                             .bind::<Text, _>(status.as_str())
                             .bind::<Timestamp, _>(*at)
                             .bind::<Timestamp, _>(*at)
-                            .bind::<Text, _>(source)
+                            .bind::<Text, _>(source.clone())
                             .bind::<BigInt, _>(1i64)
                             .bind::<Timestamp, _>(*at)
                     })
                     .sql(" RETURNING id, event_id");
-                    let stored: Vec<Stored> = query.load(conn).await?;
+                    let stored: Vec<Stored> = conn.load(query).await?;
                     // Each event has at most one alert, so event ids match
                     // the rows up exactly.
                     let alert_of: HashMap<i64, i64> =
                         stored.into_iter().map(|r| (r.event_id, r.id)).collect();
                     let event_ids: Vec<i64> = part.iter().map(|p| p.1).collect();
-                    link_raising_events!(conn, &event_ids)?;
+                    super::events::link_raising_events(conn, &event_ids).await?;
                     for (source_id, event_id, severity, _, status, _) in part {
                         let Some(&id) = alert_of.get(event_id) else {
                             return Err(Error::internal(anyhow::anyhow!(
@@ -365,12 +360,13 @@ impl Db {
                     }
                 }
                 report.alerts.imported += done.len() as u64;
-                remember!(conn, origin, Kind::Alert, done, now);
+                remember(conn, origin, Kind::Alert, &done, now).await?;
             }
             for ((status, severity), n) in counts {
-                count!(conn, status, severity, n)?;
+                super::alerts::count(conn, status, severity, n).await?;
             }
             Ok((report, audits))
         })
+        .await
     }
 }

@@ -1,192 +1,19 @@
 //! Storage: the only code that knows SQL and which database it talks to.
 //!
-//! One `Db` serves SQLite and PostgreSQL from the same Diesel code: the
-//! `run!` and `transaction!` macros expand a query body once per backend
-//! (diesel's `MultiConnection` derive does not support async connections in
-//! the released diesel-async, diesel_async issue #107), and the modules below hold every query the service makes.
-
-/// Calls the Diesel query method `$method` (`load`, `execute`, `first`)
-/// on `$conn`: `blocking` for a plain SQLite connection, `awaited` for a
-/// diesel-async one. Lets one query body serve both (see `ingest_body!`).
-macro_rules! call {
-    (blocking, $method:ident, $query:expr, $conn:expr) => {
-        diesel::RunQueryDsl::$method($query, $conn)
-    };
-    (awaited, $method:ident, $query:expr, $conn:expr) => {
-        diesel_async::RunQueryDsl::$method($query, $conn).await
-    };
-}
-
-/// Runs `$body` with `$conn` bound to a pooled connection of whichever
-/// backend is live. The body is compiled once per backend. On SQLite it
-/// runs under `db::blocking`: these are the statements whose cost is not
-/// bounded (counts over a whole table, say).
-macro_rules! run {
-    ($db:expr, |$conn:ident| $body:block) => {{
-        match $db.pool() {
-            $crate::db::Pool::Sqlite(pool) => {
-                let mut pooled = pool.get().await?;
-                let $conn = &mut *pooled;
-                $crate::db::blocking(async {
-                    let result: $crate::error::Result<_> = async { $body }.await;
-                    result
-                })
-                .await
-            }
-            $crate::db::Pool::Postgres(pool) => {
-                let mut pooled = pool.get().await?;
-                let $conn = &mut *pooled;
-                $body
-            }
-        }
-    }};
-}
-
-/// Loads the rows of the query `$query` builds, as `Vec<$row>`, on
-/// whichever backend is live. For the keyset pages only, whose cost is a
-/// bounded index walk: on SQLite they run right on the worker, where one
-/// page takes less time than the two thread switches of handing it to
-/// another thread would (at 16 connections those switches were a fifth of
-/// the CPU). Run through the connection directly, not diesel-async's
-/// statement path, which copies every value of every row
-/// (`sqlite3_value_dup`) to make it `Send`. `$query` may capture only
-/// owned, `'static` values.
-macro_rules! load {
-    ($db:expr, $row:ty, || $query:expr) => {{
-        match $db.pool() {
-            $crate::db::Pool::Sqlite(pool) => {
-                let mut pooled = pool.get().await?;
-                pooled
-                    .spawn_blocking(move |conn| -> diesel::QueryResult<Vec<$row>> {
-                        diesel::RunQueryDsl::load($query, conn)
-                    })
-                    .await?
-            }
-            $crate::db::Pool::Postgres(pool) => {
-                let mut pooled = pool.get().await?;
-                let rows: Vec<$row> = diesel_async::RunQueryDsl::load($query, &mut *pooled).await?;
-                rows
-            }
-        }
-    }};
-}
-
-/// Runs `$body` in one write transaction; an `Err` rolls everything back.
-///
-/// The work runs on its own task, moving what it captures: a client that
-/// disconnects mid-request cannot cancel it between statements and leave a
-/// half-open transaction on a pooled connection. On SQLite it starts with
-/// `BEGIN IMMEDIATE` under the in-process write lock, so it never has to
-/// upgrade a read lock (which SQLite refuses without waiting), and runs
-/// under `db::blocking` (its COMMIT waits for the disk).
-macro_rules! transaction {
-    ($db:expr, |$conn:ident| $body:block) => {{
-        let db: $crate::db::Db = ::std::clone::Clone::clone(&$db);
-        let work = async move {
-            match db.pool() {
-                $crate::db::Pool::Sqlite(pool) => {
-                    let _writer = db.write_lock().await;
-                    let mut pooled = pool.get().await?;
-                    let conn = &mut *pooled;
-                    $crate::db::blocking(async {
-                        $crate::db::begin_immediate(conn).await?;
-                        let result: $crate::error::Result<_> = async {
-                            let $conn = &mut *conn;
-                            $body
-                        }
-                        .await;
-                        $crate::db::end_transaction(conn, result).await
-                    })
-                    .await
-                }
-                $crate::db::Pool::Postgres(pool) => {
-                    let mut pooled = pool.get().await?;
-                    ::diesel_async::AsyncConnection::transaction::<_, $crate::error::Error, _>(
-                        &mut *pooled,
-                        async |$conn| $body,
-                    )
-                    .await
-                }
-            }
-        };
-        match ::tokio::spawn(work).await {
-            Ok(result) => result,
-            Err(join) => Err($crate::error::Error::internal(join)),
-        }
-    }};
-}
-
-/// Applies a keyset page (see `domain::page`) to a boxed query ordered by
-/// `$id`: the bounds, the order for the page's direction, and the limit.
-macro_rules! paged {
-    ($query:expr, $page:expr, $id:expr) => {{
-        let page: &$crate::domain::page::Page = $page;
-        let mut query = $query;
-        if let Some(below) = page.below {
-            query = query.filter($id.lt(below));
-        }
-        if let Some(above) = page.above {
-            query = query.filter($id.gt(above));
-        }
-        match page.direction {
-            $crate::domain::page::Direction::Forward => query.order($id.desc()),
-            $crate::domain::page::Direction::Backward => query.order($id.asc()),
-        }
-        .limit(page.fetch_limit())
-    }};
-}
-
-/// Adds `$delta` to the alert counter of (`$status`, `$severity`) inside
-/// the caller's transaction. Spelled as a `Statement` so that connections
-/// keep it prepared (Diesel re-prepares every `UPDATE` it builds).
-macro_rules! count {
-    ($conn:expr, $status:expr, $severity:expr, $delta:expr) => {
-        count!(awaited; $conn, $status, $severity, $delta)
-    };
-    ($mode:ident; $conn:expr, $status:expr, $severity:expr, $delta:expr) => {{
-        use diesel::sql_types::{BigInt, Text};
-        let query = $crate::db::sql::Statement::new("UPDATE alert_counts SET count = count + ")
-            .bind::<BigInt, _>(i64::from($delta))
-            .sql(" WHERE status = ")
-            .bind::<Text, _>($status.as_str())
-            .sql(" AND severity = ")
-            .bind::<Text, _>($severity.as_str());
-        call!($mode, execute, query, $conn)
-    }};
-}
-
-/// Points each event in `$ids` at the alert it raised (the alert whose
-/// `event_id` it is), inside the caller's transaction.
-macro_rules! link_raising_events {
-    ($conn:expr, $ids:expr) => {
-        link_raising_events!(awaited; $conn, $ids)
-    };
-    ($mode:ident; $conn:expr, $ids:expr) => {{
-        let query = $crate::db::sql::Statement::new(
-            "UPDATE events SET alert_id = \
-             (SELECT alerts.id FROM alerts WHERE alerts.event_id = events.id) WHERE id IN (",
-        )
-        .list::<diesel::sql_types::BigInt, i64>($ids)
-        .sql(")");
-        call!($mode, execute, query, $conn)
-    }};
-}
-
-/// Appends `$entry` to the audit log inside the caller's transaction.
-macro_rules! append_audit {
-    ($conn:expr, $entry:expr) => {
-        diesel::insert_into($crate::db::schema::audit_log::table)
-            .values($entry)
-            .execute($conn)
-            .await
-    };
-}
+//! One `Db` serves SQLite and PostgreSQL from the same Diesel code. Every
+//! query is written once, as an async function over a `Conn` (see `conn`),
+//! and `Db::read`, `Db::read_page` and `Db::transaction` hand it a
+//! connection of whichever backend is live. (Diesel's own
+//! `MultiConnection` derive does not support async connections in the
+//! released diesel-async, diesel_async issue #107.) The modules below hold
+//! every query the service makes.
 
 pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod backup;
 pub mod comments;
+mod conn;
 pub mod events;
 pub mod imports;
 mod migrate;
@@ -207,12 +34,13 @@ use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::bb8;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::AsyncPgConnection;
 use futures_util::FutureExt;
 
 use crate::config::{DatabaseUrl, SqliteSync};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
+pub use conn::{Conn, Work};
 pub use migrate::{migrate, pending_migrations};
 
 /// A SQLite connection whose statements run on the calling thread (see
@@ -244,10 +72,10 @@ struct Inner {
 /// Runs a SQLite connection's work right where it is asked for, instead
 /// of hopping to tokio's blocking pool and back for every statement (what
 /// diesel-async does by default). Each hop is two thread switches and cost
-/// more than most statements: the ingest writer spent 2 ms per batch
-/// mostly waiting for them. So the pool's statements run inline: on the
-/// worker for a bounded page read (`load!`), under `blocking` for anything
-/// else. (The ingest writer has a plain connection on its own thread.)
+/// more than most statements. So the pool's work runs inline: on the
+/// worker for a bounded page read (`Db::read_page`), under `blocking` for
+/// anything else. (The ingest writer has a plain connection on its own
+/// thread.)
 pub struct Inline;
 
 /// Runs `work`, which may block (inline SQLite statements, a COMMIT's
@@ -261,37 +89,6 @@ pub async fn blocking<F: std::future::Future>(work: F) -> F::Output {
             tokio::task::block_in_place(|| handle.block_on(work))
         }
         _ => work.await,
-    }
-}
-
-/// `BEGIN IMMEDIATE` through Diesel's transaction manager, so that a
-/// connection a failed ROLLBACK leaves unusable is known to be broken (the
-/// pool then drops it). diesel-async offers this only on its default,
-/// hopping runtime.
-pub async fn begin_immediate(conn: &mut SqliteConn) -> diesel::QueryResult<()> {
-    use diesel::connection::AnsiTransactionManager;
-    conn.spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
-        .await
-}
-
-/// Commits after `result` is `Ok`, rolls back otherwise; the
-/// transaction's outcome is this call's.
-pub async fn end_transaction<R>(conn: &mut SqliteConn, result: Result<R>) -> Result<R> {
-    use diesel::connection::AnsiTransactionManager;
-    use diesel_async::sync_connection_wrapper::SyncTransactionManagerWrapper;
-    use diesel_async::TransactionManager;
-    type Manager = SyncTransactionManagerWrapper<AnsiTransactionManager>;
-    match result {
-        Ok(value) => {
-            Manager::commit_transaction(conn).await?;
-            Ok(value)
-        }
-        Err(e) => {
-            if let Err(rollback) = Manager::rollback_transaction(conn).await {
-                tracing::warn!(error = %rollback, "ROLLBACK failed");
-            }
-            Err(e)
-        }
     }
 }
 
@@ -595,11 +392,181 @@ impl Db {
 
     /// Whether the database answers; for `/readyz`.
     pub async fn ping(&self) -> Result<()> {
-        run!(self, |conn| {
+        self.read(async |mut conn| {
             conn.batch_execute("SELECT 1").await?;
             Ok(())
         })
+        .await
     }
+
+    /// Runs storage `work` that may take a while (a count over a table):
+    /// on SQLite under `blocking`, so the tasks queued behind it move to
+    /// another worker.
+    pub async fn read<R, F>(&self, work: F) -> Result<R>
+    where
+        F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
+        R: Send + 'static,
+    {
+        match self.pool() {
+            Pool::Sqlite(pool) => {
+                let mut pooled = pool.get().await?;
+                blocking(async move { on_sqlite(&mut pooled, work).await }).await
+            }
+            Pool::Postgres(pool) => {
+                let mut pooled = pool.get().await?;
+                work(Conn::Postgres(&mut pooled)).await
+            }
+        }
+    }
+
+    /// Runs a bounded read (one keyset page: an index walk of a few dozen
+    /// rows). On SQLite it runs right on the worker, where one page takes
+    /// less time than the two thread switches of handing it to another
+    /// thread would.
+    pub async fn read_page<R, F>(&self, work: F) -> Result<R>
+    where
+        F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
+        R: Send + 'static,
+    {
+        match self.pool() {
+            Pool::Sqlite(pool) => {
+                let mut pooled = pool.get().await?;
+                on_sqlite(&mut pooled, work).await
+            }
+            Pool::Postgres(pool) => {
+                let mut pooled = pool.get().await?;
+                work(Conn::Postgres(&mut pooled)).await
+            }
+        }
+    }
+
+    /// Runs `work` in one write transaction; an `Err` rolls everything back.
+    ///
+    /// The work runs on its own task, moving what it captures: a client
+    /// that disconnects mid-request cannot cancel it between statements and
+    /// leave a half-open transaction on a pooled connection. On SQLite it
+    /// starts with `BEGIN IMMEDIATE` under the in-process write lock, so it
+    /// never has to upgrade a read lock (which SQLite refuses without
+    /// waiting), and runs under `blocking` (its COMMIT waits for the disk).
+    pub async fn transaction<R, F>(&self, work: F) -> Result<R>
+    where
+        F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
+        R: Send + 'static,
+    {
+        let db = self.clone();
+        let task = async move {
+            match db.pool() {
+                Pool::Sqlite(pool) => {
+                    let _writer = db.write_lock().await;
+                    let mut pooled = pool.get().await?;
+                    blocking(async move {
+                        pooled
+                            .spawn_blocking(move |c| {
+                                Ok(c.immediate_transaction(|c| {
+                                    conn::complete_now(work(Conn::Sqlite(c)))
+                                }))
+                            })
+                            .await?
+                    })
+                    .await
+                }
+                Pool::Postgres(pool) => {
+                    let mut pooled = pool.get().await?;
+                    diesel_async::AsyncConnection::transaction::<_, Error, _>(
+                        &mut *pooled,
+                        async |c| work(Conn::Postgres(c)).await,
+                    )
+                    .await
+                }
+            }
+        };
+        match tokio::spawn(task).await {
+            Ok(result) => result,
+            Err(join) => Err(Error::internal(join)),
+        }
+    }
+}
+
+impl Db {
+    /// Runs `work` in one write transaction, like `transaction`, for work
+    /// that awaits more than its connection between statements (the
+    /// import reads its source a chunk at a time). On SQLite it goes
+    /// through diesel-async's wrapper, which lets it wait.
+    pub async fn long_transaction<R, F>(&self, work: F) -> Result<R>
+    where
+        F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
+        R: Send + 'static,
+    {
+        let db = self.clone();
+        let task = async move {
+            match db.pool() {
+                Pool::Sqlite(pool) => {
+                    let _writer = db.write_lock().await;
+                    let mut pooled = pool.get().await?;
+                    blocking(async move {
+                        begin_immediate(&mut pooled).await?;
+                        let result = work(Conn::SqliteAsync(&mut pooled)).await;
+                        end_transaction(&mut pooled, result).await
+                    })
+                    .await
+                }
+                Pool::Postgres(pool) => {
+                    let mut pooled = pool.get().await?;
+                    diesel_async::AsyncConnection::transaction::<_, Error, _>(
+                        &mut *pooled,
+                        async |c| work(Conn::Postgres(c)).await,
+                    )
+                    .await
+                }
+            }
+        };
+        match tokio::spawn(task).await {
+            Ok(result) => result,
+            Err(join) => Err(Error::internal(join)),
+        }
+    }
+}
+
+/// `BEGIN IMMEDIATE` through Diesel's transaction manager, so that a
+/// connection a failed ROLLBACK leaves unusable is known to be broken (the
+/// pool then drops it). diesel-async offers this only on its default,
+/// hopping runtime.
+async fn begin_immediate(conn: &mut SqliteConn) -> diesel::QueryResult<()> {
+    use diesel::connection::AnsiTransactionManager;
+    conn.spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
+        .await
+}
+
+/// Commits after `result` is `Ok`, rolls back otherwise; the
+/// transaction's outcome is this call's.
+async fn end_transaction<R>(conn: &mut SqliteConn, result: Result<R>) -> Result<R> {
+    use diesel::connection::AnsiTransactionManager;
+    use diesel_async::sync_connection_wrapper::SyncTransactionManagerWrapper;
+    use diesel_async::TransactionManager;
+    type Manager = SyncTransactionManagerWrapper<AnsiTransactionManager>;
+    match result {
+        Ok(value) => {
+            Manager::commit_transaction(conn).await?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) = Manager::rollback_transaction(conn).await {
+                tracing::warn!(error = %rollback, "ROLLBACK failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Runs `work` on a pooled SQLite connection, in place (see `Inline`).
+async fn on_sqlite<R, F>(pooled: &mut SqliteConn, work: F) -> Result<R>
+where
+    F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
+    R: Send + 'static,
+{
+    pooled
+        .spawn_blocking(move |c| Ok(conn::complete_now(work(Conn::Sqlite(c)))))
+        .await?
 }
 
 /// Whether a failed statement broke a unique index, for the callers that

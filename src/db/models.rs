@@ -27,6 +27,15 @@ macro_rules! text_column {
 }
 text_column!(Severity, AlertStatus, Role, AuditAction);
 
+/// The columns a row type reads, in its fields' order. Diesel's
+/// `as_select()` ties a query to one backend; these columns serve both, and
+/// the row's `Queryable` reads them back by position.
+pub type Cols<T> = <T as Selectable<diesel::sqlite::Sqlite>>::SelectExpression;
+
+pub fn columns<T: Selectable<diesel::sqlite::Sqlite>>() -> Cols<T> {
+    T::construct_selection()
+}
+
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = users)]
 pub struct UserRow {

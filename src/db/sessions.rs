@@ -2,11 +2,10 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 
-use super::models::{NewAudit, UserRow};
+use super::models::{columns, NewAudit, UserRow};
 use super::schema::{refresh_tokens, sessions, users};
-use super::Db;
+use super::{audit, Conn, Db};
 use crate::domain::Role;
 use crate::error::Result;
 
@@ -41,23 +40,40 @@ pub struct SessionState {
     pub role: Role,
 }
 
-/// Marks a live session revoked; `Ok(true)` when it was live. A macro, so
-/// that it expands inside each backend's transaction body.
-macro_rules! revoke {
-    ($conn:expr, $session_id:expr, $reason:expr, $now:expr) => {
-        diesel::update(
-            sessions::table
-                .filter(sessions::id.eq($session_id))
-                .filter(sessions::revoked_at.is_null()),
-        )
-        .set((
-            sessions::revoked_at.eq($now),
-            sessions::revoked_reason.eq($reason),
-        ))
-        .execute($conn)
-        .await
-        .map(|n| n > 0)
-    };
+/// Marks a live session revoked; `Ok(true)` when it was live.
+async fn revoke(
+    conn: &mut Conn<'_>,
+    session_id: &str,
+    reason: &str,
+    now: NaiveDateTime,
+) -> Result<bool> {
+    let update = diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(session_id.to_owned()))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(now),
+        sessions::revoked_reason.eq(reason.to_owned()),
+    ));
+    Ok(conn.execute(update).await? > 0)
+}
+
+/// Records refresh token `token` as issued for `session_id`.
+async fn issue(
+    conn: &mut Conn<'_>,
+    session_id: &str,
+    token: Issued,
+    now: NaiveDateTime,
+) -> Result<()> {
+    let insert = diesel::insert_into(refresh_tokens::table).values((
+        refresh_tokens::jti.eq(token.jti),
+        refresh_tokens::session_id.eq(session_id.to_owned()),
+        refresh_tokens::issued_at.eq(now),
+        refresh_tokens::expires_at.eq(token.expires_at),
+    ));
+    conn.execute(insert).await?;
+    Ok(())
 }
 
 impl Db {
@@ -68,64 +84,53 @@ impl Db {
         session_id: String,
         user_id: i64,
         first: Issued,
-        audit: NewAudit,
+        entry: NewAudit,
     ) -> Result<()> {
-        let logged = audit.clone();
-        transaction!(self, |conn| {
+        let logged = entry.clone();
+        self.transaction(async move |mut conn| {
             let now = crate::domain::now();
-            diesel::insert_into(sessions::table)
-                .values((
-                    sessions::id.eq(&session_id),
-                    sessions::user_id.eq(user_id),
-                    sessions::created_at.eq(now),
-                ))
-                .execute(conn)
-                .await?;
-            diesel::insert_into(refresh_tokens::table)
-                .values((
-                    refresh_tokens::jti.eq(&first.jti),
-                    refresh_tokens::session_id.eq(&session_id),
-                    refresh_tokens::issued_at.eq(now),
-                    refresh_tokens::expires_at.eq(first.expires_at),
-                ))
-                .execute(conn)
-                .await?;
-            append_audit!(conn, &audit)?;
-            Ok(())
-        })?;
-        super::audit::log(&logged);
+            let insert = diesel::insert_into(sessions::table).values((
+                sessions::id.eq(session_id.clone()),
+                sessions::user_id.eq(user_id),
+                sessions::created_at.eq(now),
+            ));
+            conn.execute(insert).await?;
+            issue(&mut conn, &session_id, first, now).await?;
+            audit::append(&mut conn, &entry).await
+        })
+        .await?;
+        audit::log(&logged);
         Ok(())
     }
 
     /// Retires refresh token `jti` and records `next` in its place, or, if
     /// `jti` was already retired, revokes its session (reuse means theft).
     /// Of several concurrent presentations of one token at most one
-    /// rotates. `audit` is written when the session is revoked.
+    /// rotates. `entry` is written when the session is revoked.
     pub async fn rotate_refresh(
         &self,
         jti: String,
         next: Issued,
-        audit: NewAudit,
+        entry: NewAudit,
     ) -> Result<Rotation> {
-        transaction!(self, |conn| {
+        self.transaction(async move |mut conn| {
             let now = crate::domain::now();
+            let query = refresh_tokens::table
+                .inner_join(sessions::table.inner_join(users::table))
+                .filter(refresh_tokens::jti.eq(jti.clone()))
+                .select((
+                    refresh_tokens::used_at,
+                    sessions::id,
+                    sessions::revoked_at,
+                    columns::<UserRow>(),
+                ))
+                .limit(1);
             let found: Option<(
                 Option<NaiveDateTime>,
                 String,
                 Option<NaiveDateTime>,
                 UserRow,
-            )> = refresh_tokens::table
-                .inner_join(sessions::table.inner_join(users::table))
-                .filter(refresh_tokens::jti.eq(&jti))
-                .select((
-                    refresh_tokens::used_at,
-                    sessions::id,
-                    sessions::revoked_at,
-                    UserRow::as_select(),
-                ))
-                .first(conn)
-                .await
-                .optional()?;
+            )> = conn.first(query).await.optional()?;
             let Some((used_at, session_id, revoked_at, user)) = found else {
                 return Ok(Rotation::Unknown);
             };
@@ -141,42 +146,33 @@ impl Db {
                 // PostgreSQL several presentations can all have read it
                 // unused; the others wait here for the first and then update
                 // nothing, which makes them reuse like any later copy.
-                diesel::update(
+                let update = diesel::update(
                     refresh_tokens::table
-                        .filter(refresh_tokens::jti.eq(&jti))
+                        .filter(refresh_tokens::jti.eq(jti))
                         .filter(refresh_tokens::used_at.is_null()),
                 )
-                .set(refresh_tokens::used_at.eq(now))
-                .execute(conn)
-                .await?
-                    == 1
+                .set(refresh_tokens::used_at.eq(now));
+                conn.execute(update).await? == 1
             };
             if !retired {
                 // Only the presentation that ends the session writes the
                 // entry, so a burst of copies leaves one TOKEN_REVOKED.
-                if revoke!(conn, &session_id, "refresh token reused", now)? {
-                    let audit = NewAudit {
+                if revoke(&mut conn, &session_id, "refresh token reused", now).await? {
+                    let entry = NewAudit {
                         target_type: Some("Session".into()),
                         target_id: Some(session_id.clone()),
                         actor: user.username.clone(),
-                        ..audit.clone()
+                        ..entry
                     };
-                    append_audit!(conn, &audit)?;
-                    super::audit::log(&audit);
+                    audit::append(&mut conn, &entry).await?;
+                    audit::log(&entry);
                 }
                 return Ok(Rotation::Reused);
             }
-            diesel::insert_into(refresh_tokens::table)
-                .values((
-                    refresh_tokens::jti.eq(&next.jti),
-                    refresh_tokens::session_id.eq(&session_id),
-                    refresh_tokens::issued_at.eq(now),
-                    refresh_tokens::expires_at.eq(next.expires_at),
-                ))
-                .execute(conn)
-                .await?;
+            issue(&mut conn, &session_id, next, now).await?;
             Ok(Rotation::Rotated(user))
         })
+        .await
     }
 
     /// Revokes a session (logout). Returns false when it was not live.
@@ -184,20 +180,21 @@ impl Db {
         &self,
         session_id: String,
         reason: &'static str,
-        audit: NewAudit,
+        entry: NewAudit,
     ) -> Result<bool> {
-        let logged = audit.clone();
-        transaction!(self, |conn| {
+        let logged = entry.clone();
+        self.transaction(async move |mut conn| {
             let now = crate::domain::now();
-            let changed = revoke!(conn, &session_id, reason, now)?;
+            let changed = revoke(&mut conn, &session_id, reason, now).await?;
             if changed {
-                append_audit!(conn, &audit)?;
+                audit::append(&mut conn, &entry).await?;
             }
             Ok(changed)
         })
+        .await
         .inspect(|changed| {
             if *changed {
-                super::audit::log(&logged);
+                audit::log(&logged);
             }
         })
     }
@@ -209,20 +206,22 @@ impl Db {
         session_id: &str,
         user_id: i64,
     ) -> Result<Option<SessionState>> {
-        run!(self, |conn| {
-            let row: Option<(Option<NaiveDateTime>, UserRow)> = sessions::table
+        let session_id = session_id.to_owned();
+        self.read(async move |mut conn| {
+            let query = sessions::table
                 .inner_join(users::table)
                 .filter(sessions::id.eq(session_id))
                 .filter(sessions::user_id.eq(user_id))
-                .select((sessions::revoked_at, UserRow::as_select()))
-                .first(conn)
-                .await
-                .optional()?;
+                .select((sessions::revoked_at, columns::<UserRow>()))
+                .limit(1);
+            let row: Option<(Option<NaiveDateTime>, UserRow)> =
+                conn.first(query).await.optional()?;
             Ok(row.map(|(revoked_at, user)| SessionState {
                 live: revoked_at.is_none() && user.is_active,
                 username: user.username,
                 role: user.role,
             }))
         })
+        .await
     }
 }

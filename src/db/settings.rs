@@ -1,7 +1,6 @@
 //! Small values the service keeps with its data (e.g. the generated JWT key).
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 
 use super::schema::settings;
 use super::Db;
@@ -13,21 +12,14 @@ impl Db {
     /// wins and everyone reads the winner.
     pub async fn setting_or_insert(&self, key: &str, candidate: String) -> Result<String> {
         let key = key.to_string();
-        let lookup = key.clone();
-        transaction!(self, |conn| {
-            diesel::insert_into(settings::table)
-                .values((settings::key.eq(&key), settings::value.eq(&candidate)))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
-            Ok(())
-        })?;
-        run!(self, |conn| {
-            Ok(settings::table
-                .find(&lookup)
-                .select(settings::value)
-                .first(conn)
-                .await?)
+        self.transaction(async move |mut conn| {
+            let insert = diesel::insert_into(settings::table)
+                .values((settings::key.eq(key.clone()), settings::value.eq(candidate)))
+                .on_conflict_do_nothing();
+            conn.execute(insert).await?;
+            let query = settings::table.find(key).select(settings::value);
+            Ok(conn.first(query).await?)
         })
+        .await
     }
 }

@@ -6,10 +6,16 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use diesel::backend::Backend;
+use diesel::dsl;
+use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
+use diesel::sql_types::BigInt;
 use diesel::sql_types::{HasSqlType, Untyped};
+use diesel::sqlite::Sqlite;
 use diesel::QueryResult;
+
+use crate::domain::page::{Direction, Page};
 
 /// SQL assembled at run time from text and bound values, like
 /// `diesel::sql_query(..).bind(..)`, except that a connection may keep it
@@ -21,8 +27,13 @@ use diesel::QueryResult;
 /// connection's lifetime, so statements of any other large size are parsed
 /// afresh. Diesel writes each placeholder itself (`?` or `$n`); consecutive
 /// values are separated by `, `.
-pub struct Statement<'a, DB> {
-    parts: Vec<Part<'a, DB>>,
+///
+/// It serves both backends (every value can be written by either), and it
+/// owns its values: a query that borrows is refused by the compiler where
+/// an async storage function holds it across an await on a task that must
+/// be `Send` (rust-lang/rust#110338).
+pub struct Statement {
+    parts: Vec<Part>,
     values: usize,
     /// Whether its rows and lists (if any) all have sizes `shaped_chunks`
     /// cuts.
@@ -32,10 +43,15 @@ pub struct Statement<'a, DB> {
 /// See `Statement`: up to 28 rows of a nine-column insert.
 const MAX_CACHED_VALUES: usize = 256;
 
-enum Part<'a, DB> {
+enum Part {
     Sql(Cow<'static, str>),
-    Value(Box<dyn QueryFragment<DB> + Send + 'a>),
+    Value(Box<dyn Value>),
 }
+
+/// A bound value either backend can write.
+trait Value: QueryFragment<Sqlite> + QueryFragment<Pg> + Send {}
+
+impl<T: QueryFragment<Sqlite> + QueryFragment<Pg> + Send> Value for T {}
 
 struct Bound<ST, U> {
     value: U,
@@ -52,7 +68,7 @@ where
     }
 }
 
-impl<'a, DB: Backend> Statement<'a, DB> {
+impl Statement {
     pub fn new(sql: impl Into<Cow<'static, str>>) -> Self {
         Self {
             parts: vec![Part::Sql(sql.into())],
@@ -68,9 +84,10 @@ impl<'a, DB: Backend> Statement<'a, DB> {
 
     pub fn bind<ST, U>(mut self, value: U) -> Self
     where
-        DB: HasSqlType<ST>,
-        U: ToSql<ST, DB> + Send + 'a,
-        ST: Send + 'a,
+        Sqlite: HasSqlType<ST>,
+        Pg: HasSqlType<ST>,
+        U: ToSql<ST, Sqlite> + ToSql<ST, Pg> + Send + 'static,
+        ST: Send + 'static,
     {
         if matches!(self.parts.last(), Some(Part::Value(_))) {
             self.parts.push(Part::Sql(Cow::Borrowed(", ")));
@@ -85,7 +102,7 @@ impl<'a, DB: Backend> Statement<'a, DB> {
 
     /// `(v, …), (v, …)`: one parenthesised row per item, its values bound
     /// by `row`.
-    pub fn rows<T>(mut self, items: &'a [T], mut row: impl FnMut(Self, &'a T) -> Self) -> Self {
+    pub fn rows<T>(mut self, items: &[T], mut row: impl FnMut(Self, &T) -> Self) -> Self {
         self.shaped = Some(self.shaped.unwrap_or(true) && is_shaped(items.len()));
         for (i, item) in items.iter().enumerate() {
             self = row(self.sql(if i == 0 { "(" } else { "), (" }), item);
@@ -97,10 +114,12 @@ impl<'a, DB: Backend> Statement<'a, DB> {
     }
 
     /// `v, v, …`: each item bound as one value, for an `IN (…)` list.
-    pub fn list<ST, U: Copy + ToSql<ST, DB> + Send + 'a>(mut self, items: &'a [U]) -> Self
+    pub fn list<ST, U>(mut self, items: &[U]) -> Self
     where
-        DB: HasSqlType<ST>,
-        ST: Send + 'a,
+        U: Copy + ToSql<ST, Sqlite> + ToSql<ST, Pg> + Send + 'static,
+        Sqlite: HasSqlType<ST>,
+        Pg: HasSqlType<ST>,
+        ST: Send + 'static,
     {
         self.shaped = Some(self.shaped.unwrap_or(true) && is_shaped(items.len()));
         for item in items {
@@ -110,7 +129,10 @@ impl<'a, DB: Backend> Statement<'a, DB> {
     }
 }
 
-impl<DB: Backend> QueryFragment<DB> for Statement<'_, DB> {
+impl<DB: Backend> QueryFragment<DB> for Statement
+where
+    dyn Value: QueryFragment<DB>,
+{
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         if self.values > MAX_CACHED_VALUES && self.shaped != Some(true) {
             out.unsafe_to_cache_prepared();
@@ -125,25 +147,26 @@ impl<DB: Backend> QueryFragment<DB> for Statement<'_, DB> {
     }
 }
 
-impl<DB> QueryId for Statement<'_, DB> {
+impl QueryId for Statement {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl<DB: Backend> Query for Statement<'_, DB> {
+impl Query for Statement {
     type SqlType = Untyped;
 }
 
-impl<Conn: diesel::Connection> diesel::RunQueryDsl<Conn> for Statement<'_, Conn::Backend> {}
+impl<Conn: diesel::Connection> diesel::RunQueryDsl<Conn> for Statement {}
 
 /// A time bound many times over, formatted for SQLite once: Diesel formats
 /// a `NaiveDateTime` anew for every bind (`%F %T%.f`), which was a tenth of
 /// the ingest writer's time in 1,000-event batches, where one time is bound
-/// for every row. On PostgreSQL it binds as the time itself.
-#[derive(Debug)]
+/// for every row. On PostgreSQL it binds as the time itself. A clone
+/// shares the text.
+#[derive(Clone, Debug)]
 pub struct Stamp {
     at: chrono::NaiveDateTime,
-    text: String,
+    text: std::sync::Arc<str>,
 }
 
 impl Stamp {
@@ -151,7 +174,7 @@ impl Stamp {
         Self {
             at,
             // Diesel's own SQLite encoding of a timestamp.
-            text: at.format("%F %T%.f").to_string(),
+            text: at.format("%F %T%.f").to_string().into(),
         }
     }
 }
@@ -161,7 +184,7 @@ impl ToSql<diesel::sql_types::Timestamp, diesel::sqlite::Sqlite> for Stamp {
         &'b self,
         out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
     ) -> diesel::serialize::Result {
-        out.set_value(self.text.as_str());
+        out.set_value(&*self.text);
         Ok(diesel::serialize::IsNull::No)
     }
 }
@@ -208,6 +231,128 @@ pub fn shaped_chunks(len: usize) -> impl Iterator<Item = std::ops::Range<usize>>
     })
 }
 
+/// `WHERE` conditions chosen at run time without boxing the query (a boxed
+/// Diesel query belongs to one backend): `Maybe(Some(e))` is `e`,
+/// `Maybe(None)` is always true. The query's type is the same either way,
+/// so one query serves every combination of filters on both databases; its
+/// text differs, so it is prepared and cached by text.
+#[derive(Debug, Clone, Copy)]
+pub struct Maybe<E>(pub Option<E>);
+
+impl<E> diesel::Expression for Maybe<E>
+where
+    E: diesel::Expression,
+    E::SqlType: diesel::sql_types::BoolOrNullableBool,
+{
+    type SqlType = E::SqlType;
+}
+
+impl<E, QS> diesel::AppearsOnTable<QS> for Maybe<E>
+where
+    E: diesel::AppearsOnTable<QS>,
+    E::SqlType: diesel::sql_types::BoolOrNullableBool,
+{
+}
+
+impl<E, QS> diesel::SelectableExpression<QS> for Maybe<E>
+where
+    E: diesel::SelectableExpression<QS>,
+    E::SqlType: diesel::sql_types::BoolOrNullableBool,
+{
+}
+
+impl<E, G> diesel::expression::ValidGrouping<G> for Maybe<E>
+where
+    E: diesel::expression::ValidGrouping<G>,
+{
+    type IsAggregate = E::IsAggregate;
+}
+
+impl<E: QueryId> QueryId for Maybe<E> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<E, DB> QueryFragment<DB> for Maybe<E>
+where
+    DB: diesel::backend::Backend,
+    E: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        match &self.0 {
+            Some(e) => e.walk_ast(out.reborrow()),
+            None => {
+                out.push_sql("1 = 1");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `ORDER BY` a column in a direction chosen at run time, for the same
+/// reason as `Maybe`.
+#[derive(Debug, Clone, Copy)]
+pub struct Sort<C> {
+    pub column: C,
+    pub descending: bool,
+}
+
+impl<C: diesel::Expression> diesel::Expression for Sort<C> {
+    type SqlType = C::SqlType;
+}
+
+impl<C: diesel::AppearsOnTable<QS>, QS> diesel::AppearsOnTable<QS> for Sort<C> {}
+
+impl<C, G> diesel::expression::ValidGrouping<G> for Sort<C>
+where
+    C: diesel::expression::ValidGrouping<G>,
+{
+    type IsAggregate = C::IsAggregate;
+}
+
+impl<C> QueryId for Sort<C> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<C, DB> QueryFragment<DB> for Sort<C>
+where
+    DB: diesel::backend::Backend,
+    C: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.column.walk_ast(out.reborrow())?;
+        out.push_sql(if self.descending { " DESC" } else { " ASC" });
+        Ok(())
+    }
+}
+
+/// A keyset page (see `domain::page`) of a query over `id`, in pieces:
+/// `query.filter(k.below).filter(k.above).order(k.order).limit(k.limit)`.
+pub struct Keyset<C: diesel::Expression<SqlType = BigInt>> {
+    pub below: Maybe<dsl::Lt<C, i64>>,
+    pub above: Maybe<dsl::Gt<C, i64>>,
+    /// The order for the page's direction.
+    pub order: Sort<C>,
+    /// One row more than the page shows.
+    pub limit: i64,
+}
+
+pub fn keyset<C>(page: &Page, id: C) -> Keyset<C>
+where
+    C: diesel::ExpressionMethods + diesel::Expression<SqlType = BigInt> + Copy,
+{
+    Keyset {
+        below: Maybe(page.below.map(|b| id.lt(b))),
+        above: Maybe(page.above.map(|a| id.gt(a))),
+        order: Sort {
+            column: id,
+            descending: page.direction == Direction::Forward,
+        },
+        limit: page.fetch_limit(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,11 +383,11 @@ mod tests {
         use diesel::sqlite::Sqlite;
         let cached = |n: usize| {
             let rows: Vec<[i64; 5]> = vec![[1; 5]; n];
-            let stmt: Statement<'_, Sqlite> = Statement::new("INSERT INTO t VALUES ")
+            let stmt: Statement = Statement::new("INSERT INTO t VALUES ")
                 .rows(&rows, |s, r| {
                     r.iter().fold(s, |s, v| s.bind::<BigInt, _>(*v))
                 });
-            stmt.is_safe_to_cache_prepared(&Sqlite).unwrap()
+            QueryFragment::<Sqlite>::is_safe_to_cache_prepared(&stmt, &Sqlite).unwrap()
         };
         assert!(cached(10));
         assert!(cached(64));
@@ -257,7 +402,7 @@ mod tests {
         use diesel::pg::Pg;
         use diesel::sql_types::{BigInt, Text};
         let rows = [(1i64, "a"), (2, "b")];
-        let stmt: Statement<'_, Pg> = Statement::new("INSERT INTO t (a, b) VALUES ")
+        let stmt: Statement = Statement::new("INSERT INTO t (a, b) VALUES ")
             .rows(&rows, |s, (a, b)| {
                 s.bind::<BigInt, _>(*a).bind::<Text, _>(*b)
             })
@@ -270,7 +415,7 @@ mod tests {
             Some("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING id")
         );
         let ids = [5i64, 6, 7];
-        let stmt: Statement<'_, diesel::sqlite::Sqlite> =
+        let stmt: Statement =
             Statement::new("DELETE FROM t WHERE id IN (")
                 .list::<BigInt, _>(&ids)
                 .sql(")");
@@ -326,7 +471,7 @@ mod tests {
         let small: Vec<i64> = (0..MAX_CACHED_VALUES as i64).collect();
         let large: Vec<i64> = (0..=MAX_CACHED_VALUES as i64).collect();
         let cacheable = |ids: &[i64]| {
-            Statement::<'_, Sqlite>::new("SELECT 1 WHERE 1 IN (")
+            Statement::new("SELECT 1 WHERE 1 IN (")
                 .list::<BigInt, _>(ids)
                 .sql(")")
                 .is_safe_to_cache_prepared(&Sqlite)
