@@ -1,5 +1,7 @@
 //! HTTP routes: GraphQL, the playground, health and readiness. Handlers
-//! only translate HTTP to the schema and back.
+//! only translate HTTP to the schema and back. Requests refused before
+//! execution (media type, body, batch size, quota) are answered in GraphQL's
+//! error shape; their codes come from `Error::wire`, as every error's do.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -8,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql::{BatchRequest, BatchResponse, ServerError};
+use async_graphql::{BatchRequest, BatchResponse};
 use async_graphql_axum::GraphQLResponse;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -17,8 +19,8 @@ use axum::Json;
 
 use crate::app::MAX_BODY_BYTES;
 use crate::auth::{Credentials, Principal};
-use crate::error::Error;
-use crate::graphql::Gateway;
+use crate::error::{Error, Wire};
+use crate::graphql::{errors, Gateway};
 use crate::service::{ClientIp, Service};
 use crate::throttle::Subject;
 use axum::body::Bytes;
@@ -73,14 +75,24 @@ pub const PERMIT_WAIT: Duration = Duration::from_secs(5);
 /// `Retry-After` when no large-body permit came free in time.
 const BUSY_RETRY_SECS: u64 = 2;
 
+/// Where errors answered here surfaced, for the log.
+const AT: &str = "HTTP edge";
+
 /// A GraphQL-shaped error response for requests refused before execution,
-/// so that clients find `errors[].extensions.code` here too.
-fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let mut err = ServerError::new(message, None);
-    err.extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code);
-    (status, Json(serde_json::json!({ "errors": [err] }))).into_response()
+/// so that clients find `errors[].extensions.code` here too (written from
+/// `wire` by `graphql::errors`), with `Retry-After` when the refusal says
+/// when to retry.
+fn refuse(status: StatusCode, wire: &Wire) -> Response {
+    let body = Json(serde_json::json!({ "errors": [errors::error(wire)] }));
+    match wire.retry_after {
+        Some(secs) => (status, [(header::RETRY_AFTER, secs.to_string())], body).into_response(),
+        None => (status, body).into_response(),
+    }
+}
+
+/// A request refused as a whole before execution, for what it is.
+fn bad_request(status: StatusCode, message: impl Into<String>) -> Response {
+    refuse(status, &Error::invalid_request(message).wire(AT))
 }
 
 /// Marks a response after which the connection is closed: the rest of the
@@ -134,23 +146,24 @@ impl BodyRefusal {
         matches!(self, Self::Busy).then_some(BUSY_RETRY_SECS)
     }
 
+    /// What clients are told: a limit to retry later (RATE_LIMITED, in
+    /// the refusal's own words), or a fault of the request.
+    pub fn wire(&self) -> Wire {
+        match self.retry_after() {
+            Some(retry_after_secs) => Error::RateLimited { retry_after_secs }
+                .wire(AT)
+                .saying(self.message()),
+            None => Error::invalid_request(self.message()).wire(AT),
+        }
+    }
+
     /// As GraphQL answers it. The connection is closed after a body that
     /// was not read to its end.
     fn into_response(self) -> Response {
+        let answer = refuse(self.status(), &self.wire());
         match self.retry_after() {
-            Some(secs) => {
-                let mut err = ServerError::new(self.message(), None);
-                let ext = err.extensions.get_or_insert_with(Default::default);
-                ext.set("code", "RATE_LIMITED");
-                ext.set("retryAfter", secs);
-                (
-                    self.status(),
-                    [(header::RETRY_AFTER, secs.to_string())],
-                    Json(serde_json::json!({ "errors": [err] })),
-                )
-                    .into_response()
-            }
-            None => closing(refuse(self.status(), "BAD_USER_INPUT", self.message())),
+            Some(_) => answer,
+            None => closing(answer),
         }
     }
 }
@@ -212,9 +225,8 @@ pub async fn graphql(
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return refuse(
+        return bad_request(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "BAD_USER_INPUT",
             "Content-Type must be application/json",
         );
     }
@@ -231,16 +243,15 @@ pub async fn graphql(
     };
     let batch = match parse_batch(&body) {
         Ok(b) => b,
-        Err(msg) => return refuse(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", msg),
+        Err(msg) => return bad_request(StatusCode::BAD_REQUEST, msg),
     };
     let operations = match &batch {
         BatchRequest::Single(_) => 1,
         BatchRequest::Batch(list) => list.len(),
     };
     if operations == 0 || operations > MAX_BATCH_OPERATIONS {
-        return refuse(
+        return bad_request(
             StatusCode::BAD_REQUEST,
-            "BAD_USER_INPUT",
             format!("a batch must hold 1 to {MAX_BATCH_OPERATIONS} operations, got {operations}"),
         );
     }
@@ -340,22 +351,10 @@ fn parse_batch(body: &[u8]) -> Result<BatchRequest, String> {
     }
 }
 
-/// HTTP 429 with `Retry-After`, for a request refused as a whole.
+/// HTTP 429 with `Retry-After`, for a request over its quota as a whole
+/// (`count` refuses only with RATE_LIMITED).
 fn rate_limited(e: &Error) -> Response {
-    let secs = match e {
-        Error::RateLimited { retry_after_secs } => *retry_after_secs,
-        _ => 60,
-    };
-    let mut err = ServerError::new(e.to_string(), None);
-    let ext = err.extensions.get_or_insert_with(Default::default);
-    ext.set("code", "RATE_LIMITED");
-    ext.set("retryAfter", secs);
-    (
-        StatusCode::TOO_MANY_REQUESTS,
-        [(header::RETRY_AFTER, secs.to_string())],
-        Json(serde_json::json!({ "errors": [err] })),
-    )
-        .into_response()
+    refuse(StatusCode::TOO_MANY_REQUESTS, &e.wire(AT))
 }
 
 /// The client's address: the socket's peer, unless that peer is a trusted

@@ -4,7 +4,9 @@
 //! Same domain code as GraphQL (validation, roles, audit, throttling, one
 //! transaction); only the shapes are the old ones: SimpleJWT's token pair,
 //! DRF's page format and error bodies (`{"detail": …}` or field → messages)
-//! and status codes. Bodies may be JSON, urlencoded or multipart forms, as
+//! and status codes. A service error is told as `Error::wire` tells it
+//! everywhere (its code, the field at fault and its rule kept apart,
+//! internal detail hidden), rendered here in DRF's words. Bodies may be JSON, urlencoded or multipart forms, as
 //! DRF accepts them. `THREATWATCH_REST_COMPAT=off` removes these routes.
 
 use std::collections::HashMap;
@@ -23,7 +25,7 @@ use crate::db::alerts::AlertFilter;
 use crate::db::models::{AlertWithEvent, EventRow};
 use crate::domain::event::RawEvent;
 use crate::domain::{AlertStatus, Role, Severity};
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::http::{admit, read_body, AppState, BodyRefusal};
 use crate::service::ClientIp;
 
@@ -77,39 +79,48 @@ fn snake(field: &str) -> String {
     out
 }
 
+/// DRF's status for each code.
+fn status(code: Code) -> StatusCode {
+    match code {
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::Forbidden => StatusCode::FORBIDDEN,
+        Code::BadUserInput => StatusCode::BAD_REQUEST,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Code::InternalServerError => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<Error> for Drf {
     fn from(e: Error) -> Self {
-        match e {
-            Error::BadInput(msg) => match msg.split_once(": ") {
-                Some((field, rule)) if !field.contains(' ') => Drf(
-                    StatusCode::BAD_REQUEST,
-                    json!({ snake(field): [rule] }),
-                    None,
-                ),
+        let wire = e.wire("REST");
+        let status = status(wire.code);
+        match wire.code {
+            // DRF keys a message by the one field at fault; one that names
+            // several fields ("first, last") or none is about the input as
+            // a whole.
+            Code::BadUserInput => match &wire.field {
+                Some(field) if !field.contains(' ') => {
+                    Drf(status, json!({ snake(field): [wire.text] }), None)
+                }
                 _ => Drf(
-                    StatusCode::BAD_REQUEST,
-                    json!({ "non_field_errors": [msg] }),
+                    status,
+                    json!({ "non_field_errors": [wire.message()] }),
                     None,
                 ),
             },
-            Error::Unauthenticated(msg) => detail(StatusCode::UNAUTHORIZED, &msg),
-            Error::Forbidden(_) => detail(
-                StatusCode::FORBIDDEN,
-                "You do not have permission to perform this action.",
-            ),
-            Error::NotFound(_) => detail(StatusCode::NOT_FOUND, "Not found."),
-            Error::RateLimited { retry_after_secs } => Drf(
-                StatusCode::TOO_MANY_REQUESTS,
-                json!({ "detail": format!("Request was throttled. Expected available in {retry_after_secs} seconds.") }),
-                Some(retry_after_secs),
-            ),
-            Error::Internal(e) => {
-                tracing::error!(error = ?e, "internal error (REST)");
-                detail(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "A server error occurred.",
+            Code::Unauthenticated => detail(status, &wire.text),
+            Code::Forbidden => detail(status, "You do not have permission to perform this action."),
+            Code::NotFound => detail(status, "Not found."),
+            Code::RateLimited => {
+                let secs = wire.retry_after.unwrap_or_default();
+                Drf(
+                    status,
+                    json!({ "detail": format!("Request was throttled. Expected available in {secs} seconds.") }),
+                    Some(secs),
                 )
             }
+            Code::InternalServerError => detail(status, "A server error occurred."),
         }
     }
 }
@@ -229,10 +240,11 @@ async fn caller_with_fields(
 
 impl From<BodyRefusal> for Drf {
     fn from(r: BodyRefusal) -> Self {
+        let wire = r.wire();
         Drf(
             r.status(),
-            json!({ "detail": r.message() }),
-            r.retry_after(),
+            json!({ "detail": wire.message() }),
+            wire.retry_after,
         )
     }
 }

@@ -13,9 +13,10 @@
 //! the quota of the socket's principal, as an HTTP request does; one over
 //! it, or over the socket's caps on running operations and live
 //! subscriptions, gets a protocol `error` for its id (code RATE_LIMITED with
-//! `retryAfter`) and the socket stays open. Operations run with the client
-//! address computed as for HTTP, so `login` over a socket has its per-IP
-//! quota and audit entries their address.
+//! `retryAfter`, from `Error::wire` as every error's code) and the socket
+//! stays open. Operations run with the client address computed as for HTTP,
+//! so `login` over a socket has its per-IP quota and audit entries their
+//! address.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use async_graphql::http::{WebSocket as GqlWebSocket, WebSocketProtocols, WsMessage};
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql::{Data, ServerError};
+use async_graphql::Data;
 use std::str::FromStr;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -36,7 +37,7 @@ use serde_json::Value;
 
 use crate::auth::{Credentials, Principal};
 use crate::domain::Role;
-use crate::error::Error;
+use crate::error::{Error, Wire};
 use crate::http::{self, AppState};
 use crate::metrics;
 use crate::service::ClientIp;
@@ -69,6 +70,9 @@ const CAP_RETRY_SECS: u64 = 1;
 /// Client messages screened and waiting for async-graphql: reading from the
 /// client stops while this many wait.
 const INBOX: usize = 8;
+
+/// Where errors answered here surfaced, for the log.
+const AT: &str = "WebSocket";
 
 /// Marks the init error messages that carry a close code for us to apply.
 const CODE_SEPARATOR: char = '\u{1f}';
@@ -161,8 +165,7 @@ enum Verdict {
     /// Answer the operation `id` with an error; the socket stays.
     Refuse {
         id: String,
-        message: String,
-        retry_after: u64,
+        wire: Wire,
     },
     Close(u16, String),
 }
@@ -190,14 +193,9 @@ fn screen(app: &AppState, session: Option<&Session>, running: &mut Running, raw:
         return Verdict::Close(4409, format!("Subscriber for {id} already exists"));
     }
     if let Err(e) = http::count(app, session.subject, 1) {
-        let retry_after = match e {
-            Error::RateLimited { retry_after_secs } => retry_after_secs,
-            _ => CAP_RETRY_SECS,
-        };
         return Verdict::Refuse {
             id,
-            message: e.to_string(),
-            retry_after,
+            wire: e.wire(AT),
         };
     }
     let kind = kind_of(message.payload.as_ref());
@@ -206,10 +204,14 @@ fn screen(app: &AppState, session: Option<&Session>, running: &mut Running, raw:
         Kind::Subscription => (MAX_SUBSCRIPTIONS, "live subscriptions"),
     };
     if running.count(kind) >= cap {
+        let over = Error::RateLimited {
+            retry_after_secs: CAP_RETRY_SECS,
+        };
         return Verdict::Refuse {
             id,
-            message: format!("a socket may have at most {cap} {what} at once"),
-            retry_after: CAP_RETRY_SECS,
+            wire: over
+                .wire(AT)
+                .saying(format!("a socket may have at most {cap} {what} at once")),
         };
     }
     running.kinds.insert(id, kind);
@@ -262,18 +264,10 @@ fn completed(text: &str) -> Option<String> {
     serde_json::from_str::<Complete>(text).ok().map(|c| c.id)
 }
 
-/// The protocol's `error` message for one operation.
-fn refusal(protocol: WebSocketProtocols, id: &str, message: String, retry_after: u64) -> String {
-    let mut err = ServerError::new(message, None);
-    let ext = err.extensions.get_or_insert_with(Default::default);
-    ext.set(
-        "code",
-        Error::RateLimited {
-            retry_after_secs: retry_after,
-        }
-        .code(),
-    );
-    ext.set("retryAfter", retry_after);
+/// The protocol's `error` message for one operation, its error written by
+/// `graphql::errors` from `wire`.
+fn refusal(protocol: WebSocketProtocols, id: &str, wire: &Wire) -> String {
+    let err = crate::graphql::errors::error(wire);
     // graphql-transport-ws sends a list of errors, the older protocol one.
     let payload = match protocol {
         WebSocketProtocols::GraphQLWS => serde_json::json!([err]),
@@ -382,8 +376,8 @@ async fn serve(socket: WebSocket, app: AppState, protocol: WebSocketProtocols, i
                 }
                 match verdict {
                     Verdict::Forward | Verdict::Init => room.send(raw),
-                    Verdict::Refuse { id, message, retry_after } => {
-                        if !send_text(&mut sink, refusal(protocol, &id, message, retry_after)).await {
+                    Verdict::Refuse { id, wire } => {
+                        if !send_text(&mut sink, refusal(protocol, &id, &wire)).await {
                             break None;
                         }
                     }

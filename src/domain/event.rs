@@ -53,17 +53,19 @@ fn checked_label<'a>(field: &dyn Display, raw: &'a str, max: usize) -> Result<&'
     let value = raw.trim();
     let chars = value.chars().count();
     if chars == 0 {
-        return Err(Error::bad_input(format!("{field}: must not be empty")));
+        return Err(Error::invalid(field.to_string(), "must not be empty"));
     }
     if chars > max {
-        return Err(Error::bad_input(format!(
-            "{field}: must be at most {max} characters, got {chars}"
-        )));
+        return Err(Error::invalid(
+            field.to_string(),
+            format!("must be at most {max} characters, got {chars}"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(Error::bad_input(format!(
-            "{field}: must not contain control characters"
-        )));
+        return Err(Error::invalid(
+            field.to_string(),
+            "must not contain control characters",
+        ));
     }
     Ok(value)
 }
@@ -77,18 +79,20 @@ pub fn text(field: impl Display, raw: &str, max: usize) -> Result<String> {
 
 fn checked_text(field: &dyn Display, raw: &str, max: usize) -> Result<()> {
     if raw.trim().is_empty() {
-        return Err(Error::bad_input(format!("{field}: must not be empty")));
+        return Err(Error::invalid(field.to_string(), "must not be empty"));
     }
     let chars = raw.chars().count();
     if chars > max {
-        return Err(Error::bad_input(format!(
-            "{field}: must be at most {max} characters, got {chars}"
-        )));
+        return Err(Error::invalid(
+            field.to_string(),
+            format!("must be at most {max} characters, got {chars}"),
+        ));
     }
     if raw.contains('\0') {
-        return Err(Error::bad_input(format!(
-            "{field}: must not contain NUL characters"
-        )));
+        return Err(Error::invalid(
+            field.to_string(),
+            "must not contain NUL characters",
+        ));
     }
     Ok(())
 }
@@ -120,7 +124,7 @@ impl NewEvent {
             source: owned_label(f("source"), source, MAX_LABEL_CHARS)?,
             event_type: owned_label(f("eventType"), event_type, MAX_LABEL_CHARS)?,
             severity: severity
-                .ok_or_else(|| Error::bad_input(format!("{}: is required", f("severity"))))?,
+                .ok_or_else(|| Error::invalid(f("severity").to_string(), "is required"))?,
             description: {
                 checked_text(&f("description"), &description, MAX_DESCRIPTION_CHARS)?;
                 description

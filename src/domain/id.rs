@@ -6,9 +6,7 @@ use crate::error::{Error, Result};
 pub fn parse(field: &str, raw: &str) -> Result<i64> {
     match raw.trim().parse::<i64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(Error::bad_input(format!(
-            "{field}: {raw:?} is not a valid id"
-        ))),
+        _ => Err(Error::invalid(field, format!("{raw:?} is not a valid id"))),
     }
 }
 

@@ -21,7 +21,7 @@ pub fn encode_cursor(id: i64) -> String {
 }
 
 pub fn decode_cursor(field: &str, cursor: &str) -> Result<i64> {
-    let bad = || Error::bad_input(format!("{field}: malformed cursor"));
+    let bad = || Error::invalid(field, "malformed cursor");
     if cursor.len() > 64 {
         return Err(bad());
     }
@@ -69,14 +69,15 @@ impl Page {
             if (1..=MAX_PAGE_SIZE).contains(&n) {
                 Ok(n)
             } else {
-                Err(Error::bad_input(format!(
-                    "{field}: must be between 1 and {MAX_PAGE_SIZE}, got {n}"
-                )))
+                Err(Error::invalid(
+                    field,
+                    format!("must be between 1 and {MAX_PAGE_SIZE}, got {n}"),
+                ))
             }
         };
         let (size, direction) = match (first, last) {
             (Some(_), Some(_)) => {
-                return Err(Error::bad_input("first, last: give one of them, not both"))
+                return Err(Error::invalid("first, last", "give one of them, not both"))
             }
             (Some(n), None) => (size("first", n)?, Direction::Forward),
             (None, Some(n)) => (size("last", n)?, Direction::Backward),

@@ -25,16 +25,18 @@ pub fn could_be_username(raw: &str) -> bool {
 pub fn username(raw: &str) -> Result<String> {
     let name = raw.trim();
     if name.is_empty() {
-        return Err(Error::bad_input("username: must not be empty"));
+        return Err(Error::invalid("username", "must not be empty"));
     }
     if name.chars().count() > MAX_USERNAME_CHARS {
-        return Err(Error::bad_input(format!(
-            "username: must be at most {MAX_USERNAME_CHARS} characters"
-        )));
+        return Err(Error::invalid(
+            "username",
+            format!("must be at most {MAX_USERNAME_CHARS} characters"),
+        ));
     }
     if !name.chars().all(username_char) {
-        return Err(Error::bad_input(
-            "username: may contain only letters, digits and @ . + - _",
+        return Err(Error::invalid(
+            "username",
+            "may contain only letters, digits and @ . + - _",
         ));
     }
     Ok(name.to_string())
@@ -44,14 +46,15 @@ pub fn username(raw: &str) -> Result<String> {
 /// so it is refused instead.
 pub fn password(raw: &str) -> Result<String> {
     if raw.chars().count() < 8 {
-        return Err(Error::bad_input("password: must be at least 8 characters"));
+        return Err(Error::invalid("password", "must be at least 8 characters"));
     }
     if raw.len() > 72 {
-        return Err(Error::bad_input("password: must be at most 72 bytes"));
+        return Err(Error::invalid("password", "must be at most 72 bytes"));
     }
     if raw.contains('\0') {
-        return Err(Error::bad_input(
-            "password: must not contain NUL characters",
+        return Err(Error::invalid(
+            "password",
+            "must not contain NUL characters",
         ));
     }
     Ok(raw.to_string())

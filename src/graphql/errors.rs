@@ -1,15 +1,20 @@
-//! The single place where errors get the contract's `extensions.code`.
+//! Errors in GraphQL's shape: `errors[].message` and `extensions.code`
+//! (with `retryAfter` for a limit).
 //!
-//! Resolvers return `crate::error::Error`, which async-graphql keeps as the
-//! error's source; `finish` reads it back on every response (the gateway in
-//! `graphql` calls it for HTTP and WebSocket alike), sets the code, and hides
-//! internal detail. Errors that async-graphql raises itself (parse,
-//! validation, bad variables, limits) are all faults of the request:
-//! BAD_USER_INPUT.
+//! The code, the message and `retryAfter` come from `Error::wire`, the one
+//! place that decides them; this module only writes them into GraphQL's
+//! errors. Resolvers return `crate::error::Error`, which async-graphql keeps
+//! as the error's source; `finish` reads it back on every response (the
+//! gateway in `graphql` calls it for HTTP and WebSocket alike). Errors that
+//! async-graphql raises itself (parse, validation, bad variables, limits)
+//! have no such source; they are all faults of the request and pass through
+//! the same function as a bad request: BAD_USER_INPUT. The HTTP edge
+//! (`http`) and the WebSocket (`ws`) build the errors they answer before
+//! execution with `error`, from the same function.
 
 use async_graphql::{Response, ServerError};
 
-use crate::error::Error;
+use crate::error::{Code, Error, Wire};
 
 /// Errors one response carries. A document can earn an error for each of
 /// its values in each of its operations; past the first few the rest say
@@ -31,29 +36,40 @@ pub fn finish(mut response: Response) -> Response {
     response
 }
 
+/// Gives one error of a response its code and its message for clients.
 pub fn classify(err: &mut ServerError) {
-    let (code, retry_after) = match err.source::<Error>() {
-        Some(Error::Internal(detail)) => {
-            tracing::error!(error = ?detail, path = ?err.path, "internal error");
-            err.message = "internal server error".into();
-            ("INTERNAL_SERVER_ERROR", None)
-        }
-        Some(e @ Error::RateLimited { retry_after_secs }) => (e.code(), Some(*retry_after_secs)),
-        Some(e) => (e.code(), None),
+    let wire = match err.source::<Error>() {
+        Some(e) => e.wire(&err.path),
         None => {
             explain_limit(err);
-            ("BAD_USER_INPUT", None)
+            Error::invalid_request(std::mem::take(&mut err.message)).wire(&err.path)
         }
     };
-    crate::metrics::graphql_error(code);
-    if code == "RATE_LIMITED" {
+    crate::metrics::graphql_error(wire.code.as_str());
+    if wire.code == Code::RateLimited {
         crate::metrics::rate_limited("field");
     }
+    mark(err, &wire);
+}
+
+/// Writes `wire` into a GraphQL error: its message, `extensions.code` and,
+/// for a limit, `extensions.retryAfter`. The field stays in the message, as
+/// the contract words it.
+pub fn mark(err: &mut ServerError, wire: &Wire) {
+    err.message = wire.message();
     let ext = err.extensions.get_or_insert_with(Default::default);
-    ext.set("code", code);
-    if let Some(secs) = retry_after {
+    ext.set("code", wire.code.as_str());
+    if let Some(secs) = wire.retry_after {
         ext.set("retryAfter", secs);
     }
+}
+
+/// A GraphQL error for an answer given outside execution (a request the
+/// HTTP edge refuses, an operation the WebSocket refuses).
+pub fn error(wire: &Wire) -> ServerError {
+    let mut err = ServerError::new(String::new(), None);
+    mark(&mut err, wire);
+    err
 }
 
 /// async-graphql's own words for a query over the node budget do not say

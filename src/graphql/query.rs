@@ -58,7 +58,7 @@ impl Query {
         let unassigned = unassigned.unwrap_or(false);
         if assignee.is_some() && unassigned {
             return Err(
-                Error::bad_input("assignee, unassigned: give one of them, not both").into(),
+                Error::invalid("assignee, unassigned", "give one of them, not both").into(),
             );
         }
         let filter = AlertFilter {

@@ -21,7 +21,8 @@ fn notices(rx: broadcast::Receiver<AlertNotice>) -> impl Stream<Item = Result<Al
         match rx.recv().await {
             Ok(notice) => Some((Ok(notice), Some(rx))),
             Err(RecvError::Lagged(missed)) => Some((
-                Err(Error::bad_input(format!(
+                // No argument is at fault: the subscription as a whole.
+                Err(Error::invalid_request(format!(
                     "subscription fell {missed} alerts behind and was closed; subscribe again and read the gap with alerts(after:)"
                 ))),
                 None,

@@ -73,14 +73,14 @@ impl Service {
         ip: &ClientIp,
     ) -> Result<Vec<AlertWithEvent>> {
         if ids.is_empty() || ids.len() > MAX_BULK_IDS {
-            return Err(Error::bad_input(format!(
-                "ids: must hold 1 to {MAX_BULK_IDS} ids, got {}",
-                ids.len()
-            )));
+            return Err(Error::invalid(
+                "ids",
+                format!("must hold 1 to {MAX_BULK_IDS} ids, got {}", ids.len()),
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
-            return Err(Error::bad_input(format!("ids: {dup} is listed twice")));
+            return Err(Error::invalid("ids", format!("{dup} is listed twice")));
         }
         let entry = audit(AuditAction::AlertStatusChanged, principal.actor(), ip);
         let changes = self.db.update_alert_statuses(ids, status, entry).await?;
@@ -126,13 +126,16 @@ impl Service {
                 .await?
                 .filter(|u| u.is_active)
                 .ok_or_else(|| {
-                    Error::not_found(format!("assignee: no active user with id {user}"))
+                    Error::missing("assignee", format!("no active user with id {user}"))
                 })?;
             if !matches!(target.role, Role::Admin | Role::Analyst) {
-                return Err(Error::bad_input(format!(
-                    "assignee: a {} cannot own alerts; choose an ADMIN or ANALYST",
-                    target.role
-                )));
+                return Err(Error::invalid(
+                    "assignee",
+                    format!(
+                        "a {} cannot own alerts; choose an ADMIN or ANALYST",
+                        target.role
+                    ),
+                ));
             }
         }
         let allowed = move |current: Option<i64>| -> Result<()> {

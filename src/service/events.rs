@@ -23,10 +23,13 @@ impl Service {
         ip: &ClientIp,
     ) -> Result<Vec<Ingested>> {
         if raw.is_empty() || raw.len() > MAX_EVENTS_PER_CALL {
-            return Err(Error::bad_input(format!(
-                "{field}: must hold 1 to {MAX_EVENTS_PER_CALL} events, got {}",
-                raw.len()
-            )));
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "must hold 1 to {MAX_EVENTS_PER_CALL} events, got {}",
+                    raw.len()
+                ),
+            ));
         }
         let single = raw.len() == 1 && field == "input";
         let items = raw

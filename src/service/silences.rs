@@ -50,12 +50,13 @@ impl Service {
             && new.severity.is_none()
             && new.dedup_key.is_none()
         {
-            return Err(Error::bad_input(
-                "input: give at least one of source, eventType, severity, dedupKey",
+            return Err(Error::invalid(
+                "input",
+                "give at least one of source, eventType, severity, dedupKey",
             ));
         }
         if new.ends_at <= crate::domain::now() {
-            return Err(Error::bad_input("input.endsAt: must be in the future"));
+            return Err(Error::invalid("input.endsAt", "must be in the future"));
         }
         let mut entry = audit(AuditAction::SilenceCreated, who.actor(), ip);
         entry.detail = Some(

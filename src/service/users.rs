@@ -46,7 +46,7 @@ impl Service {
         self.db
             .user_by_id(id)
             .await?
-            .ok_or_else(|| Error::not_found(format!("no user with id {id}")))
+            .ok_or_else(|| Error::missing("id", format!("no user with id {id}")))
     }
 
     /// On a start that finds no users, creates `admin`. Returns the password
@@ -71,10 +71,16 @@ impl Service {
         {
             Ok(_) => Ok(generated.then_some(password)),
             // Another instance over the same PostgreSQL got there first.
-            Err(Error::BadInput(msg)) if msg.contains("already taken") => Ok(None),
-            Err(Error::BadInput(msg)) => Err(Error::bad_input(format!(
-                "THREATWATCH_ADMIN_PASSWORD: {msg}"
-            ))),
+            Err(Error::BadInput { field, rule })
+                if field == "username" && rule.contains("already taken") =>
+            {
+                Ok(None)
+            }
+            // The setting is at fault: it is the field, and what the
+            // password broke ("password: must be ...") is its rule.
+            Err(e @ Error::BadInput { .. }) => {
+                Err(Error::invalid("THREATWATCH_ADMIN_PASSWORD", e.to_string()))
+            }
             Err(e) => Err(e),
         }
     }
