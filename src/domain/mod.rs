@@ -6,7 +6,9 @@
 pub mod alert;
 pub mod event;
 pub mod id;
+pub mod ingest;
 pub mod page;
+pub mod silence;
 pub mod user;
 
 use std::fmt;
