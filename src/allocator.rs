@@ -3,18 +3,15 @@
 //!
 //! Why mimalloc rather than glibc's malloc: the ingest path allocates on the
 //! request workers and frees on the writer thread, which in glibc takes the
-//! other arena's lock on every free; and glibc, held to a 128 KiB mmap
+//! other arena's lock on every free; and glibc, held to a low mmap
 //! threshold to bound its arenas' growth, mapped and unmapped the buffers
-//! of every 1000-event batch (page faults were a tenth of the writer's
-//! time). Batched ingest ran 35-75% faster on mimalloc in alternating runs
-//! on the benchmark machine, single events about as fast.
+//! of every 1000-event batch.
 //!
 //! Why the tuning: mimalloc keeps freed memory for a second before it hands
 //! it back, and asks for transparent huge pages for its arenas; under the
-//! batch benchmark that took the peak RSS to 125 MiB (57 MiB of it huge
-//! pages), past the 100 MiB the service promises. Purging after 50 ms
-//! without huge pages held it near 90 MiB and kept the gain (glibc: about
-//! 60 MiB).
+//! batch benchmark that took the peak RSS past what the service promises.
+//! Purging after 50 ms without huge pages keeps it within and kept the
+//! gain. The measurements are in bench/PERFORMANCE.md.
 
 use libmimalloc_sys::{mi_option_set, mi_option_t};
 

@@ -45,24 +45,7 @@ impl std::fmt::Display for Labelled<'_> {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Splits a "field: rule" message once, at its first ": "; a message
-/// without one has no field.
-fn split(msg: String) -> (String, String) {
-    match msg.split_once(": ") {
-        Some((field, rule)) => (field.to_string(), rule.to_string()),
-        None => (String::new(), msg),
-    }
-}
-
 impl Error {
-    /// Transitional: a "field: rule" message, split once at its first ": ".
-    /// Only for call sites not yet converted (the storage layer); new code
-    /// passes the field and the rule apart with `invalid`.
-    pub fn bad_input(msg: impl Into<String>) -> Self {
-        let (field, rule) = split(msg.into());
-        Self::BadInput { field, rule }
-    }
-
     /// The input `field` breaks `rule` (say `input.source`, "must not be
     /// empty").
     pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
@@ -93,14 +76,6 @@ impl Error {
 
     pub fn forbidden(msg: impl Into<String>) -> Self {
         Self::Forbidden(msg.into())
-    }
-
-    /// Transitional: a "field: what" message, split once at its first ": ".
-    /// Only for call sites not yet converted (the storage layer); new code
-    /// passes the field and what is missing apart with `missing`.
-    pub fn not_found(msg: impl Into<String>) -> Self {
-        let (field, what) = split(msg.into());
-        Self::NotFound { field, what }
     }
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {

@@ -42,13 +42,13 @@ pub struct AppState {
 /// Bodies past this size (or of unknown size) are read and run a few at a
 /// time. A single-event mutation is well under 1 KiB; `ingestEvents` with
 /// 1,000 events is about 150 KiB, and while it runs it holds that body, its
-/// parsed input and its answer, about 4 MiB: 64 of them at once took the
-/// server to 260 MiB. The one ingest writer commits them one after another
+/// parsed input and its answer, a few MiB: many at once multiply the
+/// server's memory. The one ingest writer commits them one after another
 /// anyway, so waiting here costs no throughput.
 pub const LARGE_BODY_BYTES: u64 = 64 * 1024;
 
 /// How many large requests run at once: one per core keeps every core and
-/// the writer busy (two per core ran no faster and held 8 MiB more).
+/// the writer busy (two per core ran no faster and held more memory).
 pub fn large_request_permits() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }

@@ -274,8 +274,7 @@ impl Db {
             let k = keyset(&page, alerts::id);
             let query = with_events()
                 .filter(matching(&filter))
-                .filter(k.below)
-                .filter(k.above)
+                .filter(k.range)
                 .order(k.order)
                 .limit(k.limit);
             Ok(paired(conn.load(query).await?))

@@ -74,8 +74,7 @@ impl Db {
             let query = audit_log::table
                 .select(columns::<AuditRow>())
                 .filter(with_action(action))
-                .filter(k.below)
-                .filter(k.above)
+                .filter(k.range)
                 .order(k.order)
                 .limit(k.limit);
             Ok(conn.load(query).await?)

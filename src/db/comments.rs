@@ -56,8 +56,7 @@ impl Db {
             let query = alert_comments::table
                 .filter(alert_comments::alert_id.eq(alert_id))
                 .select(columns::<CommentRow>())
-                .filter(k.below)
-                .filter(k.above)
+                .filter(k.range)
                 .order(k.order)
                 .limit(k.limit);
             Ok(conn.load(query).await?)

@@ -28,16 +28,32 @@ pub enum Conn<'c> {
     Postgres(&'c mut AsyncPgConnection),
 }
 
+/// A query whose rows (of type `U`) either backend can load.
+pub trait Loadable<'q, U>:
+    diesel::RunQueryDsl<SqliteConnection>
+    + diesel::query_dsl::LoadQuery<'q, SqliteConnection, U>
+    + diesel_async::methods::LoadQuery<'q, super::SqliteConn, U>
+    + diesel_async::methods::LoadQuery<'q, AsyncPgConnection, U>
+    + Send
+    + 'q
+{
+}
+
+impl<'q, U, Q> Loadable<'q, U> for Q where
+    Q: diesel::RunQueryDsl<SqliteConnection>
+        + diesel::query_dsl::LoadQuery<'q, SqliteConnection, U>
+        + diesel_async::methods::LoadQuery<'q, super::SqliteConn, U>
+        + diesel_async::methods::LoadQuery<'q, AsyncPgConnection, U>
+        + Send
+        + 'q
+{
+}
+
 impl Conn<'_> {
     /// Every row the query returns.
     pub async fn load<'q, Q, U>(&mut self, query: Q) -> QueryResult<Vec<U>>
     where
-        Q: diesel::RunQueryDsl<SqliteConnection>
-            + diesel::query_dsl::LoadQuery<'q, SqliteConnection, U>
-            + diesel_async::methods::LoadQuery<'q, super::SqliteConn, U>
-            + diesel_async::methods::LoadQuery<'q, AsyncPgConnection, U>
-            + Send
-            + 'q,
+        Q: Loadable<'q, U>,
         U: Send + 'q,
     {
         match self {
@@ -52,12 +68,7 @@ impl Conn<'_> {
     /// asks for one row only if it says `.limit(1)` itself.
     pub async fn first<'q, Q, U>(&mut self, query: Q) -> QueryResult<U>
     where
-        Q: diesel::RunQueryDsl<SqliteConnection>
-            + diesel::query_dsl::LoadQuery<'q, SqliteConnection, U>
-            + diesel_async::methods::LoadQuery<'q, super::SqliteConn, U>
-            + diesel_async::methods::LoadQuery<'q, AsyncPgConnection, U>
-            + Send
-            + 'q,
+        Q: Loadable<'q, U>,
         U: Send + 'q,
     {
         match self {

@@ -127,7 +127,7 @@ pub struct WriterSqlite {
     /// A plain, synchronous connection: the writer's thread may block, and
     /// Diesel's own statement path skips what diesel-async's wrapper does
     /// to make values `Send` (a copy of every bound value and every
-    /// returned one), a sixth of the writer's time.
+    /// returned one).
     conn: SqliteConnection,
     path: String,
     pragmas: String,
@@ -202,9 +202,8 @@ impl WriterSqlite {
 /// `synchronous=FULL` makes every commit survive a power cut, which an audit
 /// trail needs. No memory mapping: each of the ten or so connections mapped
 /// the file on its own, so the pages they touched counted against the
-/// process once per connection (94 MiB resident paging a 1,000,000-alert
-/// database, 58 of it mapped file); reads through SQLite's page cache serve
-/// pages just as fast here.
+/// process once per connection; reads through SQLite's page cache serve
+/// pages just as fast here (see bench/PERFORMANCE.md).
 fn sqlite_pragmas(sync: SqliteSync) -> String {
     format!(
         "PRAGMA journal_mode = WAL;
@@ -220,7 +219,7 @@ PRAGMA busy_timeout = 10000;",
 /// SQLite plans a statement anew whenever a bound value its planner looked
 /// at changes, and the bundled 3.51 looks at a bound `LIMIT`. Diesel binds the
 /// LIMIT of every page and every `.first()`, so each execution re-parsed
-/// and re-planned its SQL: a quarter of the CPU spent serving alert pages.
+/// and re-planned its SQL, a large share of the CPU serving alert pages.
 /// The query planner stability guarantee (QPSG) makes plans independent of
 /// bound values, which they never usefully were here (no ANALYZE statistics
 /// are kept). Diesel does not hand out its raw handle, so the setting is
@@ -264,8 +263,7 @@ fn sqlite_plan_stability() {
 /// by one thread at a time (Diesel's are not `Sync`; the pool and the
 /// writer hand each to one user), so serialized mode's mutex around every
 /// call on a connection is pure cost. No memory statistics: keeping them
-/// takes a process-wide mutex on every allocation SQLite makes. Together
-/// a tenth of the ingest writer's time.
+/// takes a process-wide mutex on every allocation SQLite makes.
 fn sqlite_process_settings() {
     use libsqlite3_sys as ffi;
     // SAFETY: both options take the arguments given (none; one int), and
@@ -407,16 +405,7 @@ impl Db {
         F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
         R: Send + 'static,
     {
-        match self.pool() {
-            Pool::Sqlite(pool) => {
-                let mut pooled = pool.get().await?;
-                blocking(async move { on_sqlite(&mut pooled, work).await }).await
-            }
-            Pool::Postgres(pool) => {
-                let mut pooled = pool.get().await?;
-                work(Conn::Postgres(&mut pooled)).await
-            }
-        }
+        self.run_read(work, false).await
     }
 
     /// Runs a bounded read (one keyset page: an index walk of a few dozen
@@ -428,10 +417,24 @@ impl Db {
         F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
         R: Send + 'static,
     {
+        self.run_read(work, true).await
+    }
+
+    /// `read` and `read_page`: on SQLite in place when `in_place`, else
+    /// under `blocking`.
+    async fn run_read<R, F>(&self, work: F, in_place: bool) -> Result<R>
+    where
+        F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
+        R: Send + 'static,
+    {
         match self.pool() {
             Pool::Sqlite(pool) => {
                 let mut pooled = pool.get().await?;
-                on_sqlite(&mut pooled, work).await
+                if in_place {
+                    on_sqlite(&mut pooled, work).await
+                } else {
+                    blocking(async move { on_sqlite(&mut pooled, work).await }).await
+                }
             }
             Pool::Postgres(pool) => {
                 let mut pooled = pool.get().await?;
@@ -453,46 +456,23 @@ impl Db {
         F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
         R: Send + 'static,
     {
-        let db = self.clone();
-        let task = async move {
-            match db.pool() {
-                Pool::Sqlite(pool) => {
-                    let _writer = db.write_lock().await;
-                    let mut pooled = pool.get().await?;
-                    blocking(async move {
-                        pooled
-                            .spawn_blocking(move |c| {
-                                Ok(c.immediate_transaction(|c| {
-                                    conn::complete_now(work(Conn::Sqlite(c)))
-                                }))
-                            })
-                            .await?
-                    })
-                    .await
-                }
-                Pool::Postgres(pool) => {
-                    let mut pooled = pool.get().await?;
-                    diesel_async::AsyncConnection::transaction::<_, Error, _>(
-                        &mut *pooled,
-                        async |c| work(Conn::Postgres(c)).await,
-                    )
-                    .await
-                }
-            }
-        };
-        match tokio::spawn(task).await {
-            Ok(result) => result,
-            Err(join) => Err(Error::internal(join)),
-        }
+        self.write(work, false).await
     }
-}
 
-impl Db {
     /// Runs `work` in one write transaction, like `transaction`, for work
     /// that awaits more than its connection between statements (the
     /// import reads its source a chunk at a time). On SQLite it goes
     /// through diesel-async's wrapper, which lets it wait.
     pub async fn long_transaction<R, F>(&self, work: F) -> Result<R>
+    where
+        F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.write(work, true).await
+    }
+
+    /// `transaction` and `long_transaction`.
+    async fn write<R, F>(&self, work: F, waits: bool) -> Result<R>
     where
         F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
         R: Send + 'static,
@@ -504,20 +484,23 @@ impl Db {
                     let _writer = db.write_lock().await;
                     let mut pooled = pool.get().await?;
                     blocking(async move {
-                        begin_immediate(&mut pooled).await?;
-                        let result = work(Conn::SqliteAsync(&mut pooled)).await;
-                        end_transaction(&mut pooled, result).await
+                        if waits {
+                            begin_immediate(&mut pooled).await?;
+                            let result = work(Conn::SqliteAsync(&mut pooled)).await;
+                            end_transaction(&mut pooled, result).await
+                        } else {
+                            pooled
+                                .spawn_blocking(move |c| {
+                                    Ok(c.immediate_transaction(|c| {
+                                        conn::complete_now(work(Conn::Sqlite(c)))
+                                    }))
+                                })
+                                .await?
+                        }
                     })
                     .await
                 }
-                Pool::Postgres(pool) => {
-                    let mut pooled = pool.get().await?;
-                    diesel_async::AsyncConnection::transaction::<_, Error, _>(
-                        &mut *pooled,
-                        async |c| work(Conn::Postgres(c)).await,
-                    )
-                    .await
-                }
+                Pool::Postgres(pool) => pg_transaction(pool, work).await,
             }
         };
         match tokio::spawn(task).await {
@@ -525,6 +508,19 @@ impl Db {
             Err(join) => Err(Error::internal(join)),
         }
     }
+}
+
+/// A PostgreSQL transaction around `work` on a pooled connection.
+async fn pg_transaction<R, F>(pool: &bb8::Pool<PgConn>, work: F) -> Result<R>
+where
+    F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
+    R: Send + 'static,
+{
+    let mut pooled = pool.get().await?;
+    diesel_async::AsyncConnection::transaction::<_, Error, _>(&mut *pooled, async |c| {
+        work(Conn::Postgres(c)).await
+    })
+    .await
 }
 
 /// `BEGIN IMMEDIATE` through Diesel's transaction manager, so that a

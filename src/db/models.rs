@@ -203,14 +203,14 @@ pub struct SilenceRow {
 }
 
 impl SilenceRow {
-    /// Whether the silence covers this event (every matcher it has agrees).
-    pub fn matches(&self, e: &crate::domain::event::NewEvent) -> bool {
-        self.source.as_ref().is_none_or(|s| *s == e.source)
-            && self.event_type.as_ref().is_none_or(|t| *t == e.event_type)
-            && self.severity.is_none_or(|s| s == e.severity)
-            && self
-                .dedup_key
-                .as_ref()
-                .is_none_or(|k| Some(k) == e.dedup_key.as_ref())
+    /// What the ingest rule matches events against.
+    pub fn matcher(&self) -> crate::domain::silence::Silence {
+        crate::domain::silence::Silence {
+            id: self.id,
+            source: self.source.clone(),
+            event_type: self.event_type.clone(),
+            severity: self.severity,
+            dedup_key: self.dedup_key.clone(),
+        }
     }
 }

@@ -13,7 +13,7 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::BigInt;
 use diesel::sql_types::{HasSqlType, Untyped};
 use diesel::sqlite::Sqlite;
-use diesel::QueryResult;
+use diesel::{BoolExpressionMethods, QueryResult};
 
 use crate::domain::page::{Direction, Page};
 
@@ -159,9 +159,8 @@ impl Query for Statement {
 impl<Conn: diesel::Connection> diesel::RunQueryDsl<Conn> for Statement {}
 
 /// A time bound many times over, formatted for SQLite once: Diesel formats
-/// a `NaiveDateTime` anew for every bind (`%F %T%.f`), which was a tenth of
-/// the ingest writer's time in 1,000-event batches, where one time is bound
-/// for every row. On PostgreSQL it binds as the time itself. A clone
+/// a `NaiveDateTime` anew for every bind (`%F %T%.f`), and a batch binds
+/// one time for every row. On PostgreSQL it binds as the time itself. A clone
 /// shares the text.
 #[derive(Clone, Debug)]
 pub struct Stamp {
@@ -211,9 +210,9 @@ fn is_shaped(n: usize) -> bool {
 
 /// Ranges that cut `len` items into statements that stay prepared: runs
 /// of 64, then the rest in falling powers of two, so that every statement
-/// has one of seven sizes. A 1,000-row INSERT is one statement of 9,000
-/// values that SQLite parsed afresh each time (a seventh of the ingest
-/// writer's time); sixteen cached ones skip the parse.
+/// has one of seven sizes. A 1,000-row INSERT as one statement of 9,000
+/// values would be parsed afresh each time; sixteen cached ones skip the
+/// parse.
 pub fn shaped_chunks(len: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     let mut start = 0;
     std::iter::from_fn(move || {
@@ -328,23 +327,25 @@ where
 }
 
 /// A keyset page (see `domain::page`) of a query over `id`, in pieces:
-/// `query.filter(k.below).filter(k.above).order(k.order).limit(k.limit)`.
+/// `query.filter(k.range).order(k.order).limit(k.limit)`.
 pub struct Keyset<C: diesel::Expression<SqlType = BigInt>> {
-    pub below: Maybe<dsl::Lt<C, i64>>,
-    pub above: Maybe<dsl::Gt<C, i64>>,
+    /// The cursor's bounds: below it going forward, above it going back.
+    pub range: Range<C>,
     /// The order for the page's direction.
     pub order: Sort<C>,
     /// One row more than the page shows.
     pub limit: i64,
 }
 
+/// Ids below one bound and above another, each present or not.
+pub type Range<C> = dsl::And<Maybe<dsl::Lt<C, i64>>, Maybe<dsl::Gt<C, i64>>>;
+
 pub fn keyset<C>(page: &Page, id: C) -> Keyset<C>
 where
     C: diesel::ExpressionMethods + diesel::Expression<SqlType = BigInt> + Copy,
 {
     Keyset {
-        below: Maybe(page.below.map(|b| id.lt(b))),
-        above: Maybe(page.above.map(|a| id.gt(a))),
+        range: Maybe(page.below.map(|b| id.lt(b))).and(Maybe(page.above.map(|a| id.gt(a)))),
         order: Sort {
             column: id,
             descending: page.direction == Direction::Forward,
@@ -383,10 +384,9 @@ mod tests {
         use diesel::sqlite::Sqlite;
         let cached = |n: usize| {
             let rows: Vec<[i64; 5]> = vec![[1; 5]; n];
-            let stmt: Statement = Statement::new("INSERT INTO t VALUES ")
-                .rows(&rows, |s, r| {
-                    r.iter().fold(s, |s, v| s.bind::<BigInt, _>(*v))
-                });
+            let stmt: Statement = Statement::new("INSERT INTO t VALUES ").rows(&rows, |s, r| {
+                r.iter().fold(s, |s, v| s.bind::<BigInt, _>(*v))
+            });
             QueryFragment::<Sqlite>::is_safe_to_cache_prepared(&stmt, &Sqlite).unwrap()
         };
         assert!(cached(10));
@@ -415,10 +415,9 @@ mod tests {
             Some("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING id")
         );
         let ids = [5i64, 6, 7];
-        let stmt: Statement =
-            Statement::new("DELETE FROM t WHERE id IN (")
-                .list::<BigInt, _>(&ids)
-                .sql(")");
+        let stmt: Statement = Statement::new("DELETE FROM t WHERE id IN (")
+            .list::<BigInt, _>(&ids)
+            .sql(")");
         assert_eq!(
             diesel::debug_query::<diesel::sqlite::Sqlite, _>(&stmt)
                 .to_string()

@@ -2,7 +2,7 @@
 //!
 //! Diesel tries its eighteen accepted forms one after another with chrono's
 //! format-string parser, and the form it writes itself comes second: six
-//! timestamps per alert made that about a twentieth of an alerts page's CPU.
+//! timestamps per alert made that a visible part of an alerts page's CPU.
 //! The form diesel writes (`%F %T%.f`, as `db::sql::Stamp` does too) is read
 //! here directly; anything else goes to diesel as before. PostgreSQL sends
 //! timestamps as binary and goes to diesel unchanged.

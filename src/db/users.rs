@@ -49,8 +49,7 @@ impl Db {
             let k = keyset(&page, users::id);
             let query = users::table
                 .select(columns::<UserRow>())
-                .filter(k.below)
-                .filter(k.above)
+                .filter(k.range)
                 .order(k.order)
                 .limit(k.limit);
             Ok(conn.load(query).await?)

@@ -16,6 +16,7 @@
 //! `needs_silences`, `open_keys`), reads it into a `Found`, calls `plan`
 //! and writes what the `Plan` says.
 
+use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
@@ -189,16 +190,17 @@ impl Plan {
 
 /// What each event of `batch` becomes, given what storage found. Pure: the
 /// same batch and findings always give the same plan.
-pub fn plan(batch: &[NewEvent], found: &Found) -> Plan {
+pub fn plan(batch: &[impl Borrow<NewEvent>], found: &Found) -> Plan {
     decide(batch, &found.earlier, &found.silences, &found.open)
 }
 
 /// The distinct (source, externalId) pairs of the batch, sorted: the keys
 /// of `Found::earlier`.
-pub fn external_ids(batch: &[NewEvent]) -> Vec<(&str, &str)> {
+pub fn external_ids(batch: &[impl Borrow<NewEvent>]) -> Vec<(&str, &str)> {
     let mut pairs: Vec<(&str, &str)> = batch
         .iter()
-        .filter_map(|e| Some((e.source.as_str(), e.external_id.as_deref()?)))
+        .map(Borrow::borrow)
+        .filter_map(|e: &NewEvent| Some((e.source.as_str(), e.external_id.as_deref()?)))
         .collect();
     pairs.sort_unstable();
     pairs.dedup();
@@ -207,17 +209,17 @@ pub fn external_ids(batch: &[NewEvent]) -> Vec<(&str, &str)> {
 
 /// Whether any event that will be stored could raise an alert: only then
 /// are the live silences needed.
-pub fn needs_silences(batch: &[NewEvent], earlier: &PairMap<i64>) -> bool {
+pub fn needs_silences(batch: &[impl Borrow<NewEvent>], earlier: &PairMap<i64>) -> bool {
     decide(batch, earlier, &[], &PairMap::new())
         .stored()
-        .any(|(i, _)| batch[i].severity.raises_alert())
+        .any(|(i, _)| batch[i].borrow().severity.raises_alert())
 }
 
 /// The distinct (source, dedupKey) pairs, sorted, whose open alert storage
 /// must look up: those of the events that will be stored, raise, carry a
 /// key and are not silenced. The keys of `Found::open`.
 pub fn open_keys<'a>(
-    batch: &'a [NewEvent],
+    batch: &'a [impl Borrow<NewEvent>],
     earlier: &PairMap<i64>,
     silences: &[Silence],
 ) -> Vec<(&'a str, &'a str)> {
@@ -225,7 +227,7 @@ pub fn open_keys<'a>(
     let mut pairs: Vec<(&str, &str)> = decide(batch, earlier, silences, &PairMap::new())
         .raised()
         .filter_map(|(i, _)| {
-            let e = &batch[i];
+            let e: &NewEvent = batch[i].borrow();
             Some((e.source.as_str(), e.dedup_key.as_deref()?))
         })
         .collect();
@@ -249,7 +251,7 @@ pub fn sources_and_keys<'a>(pairs: &[(&'a str, &'a str)]) -> (Vec<&'a str>, Vec<
 /// The rule itself, over borrowed findings so that the lookup helpers can
 /// run it on what is known so far.
 fn decide(
-    batch: &[NewEvent],
+    batch: &[impl Borrow<NewEvent>],
     earlier: &PairMap<i64>,
     silences: &[Silence],
     open: &PairMap<i64>,
@@ -261,7 +263,8 @@ fn decide(
     // (source, dedupKey) -> the event of the batch raising its new alert.
     let mut raiser_of: HashMap<(&str, &str), usize> = HashMap::new();
 
-    for (i, e) in batch.iter().enumerate() {
+    for (i, e) in batch.iter().map(Borrow::borrow).enumerate() {
+        let e: &NewEvent = e;
         let source = e.source.as_str();
         if let Some(external_id) = e.external_id.as_deref() {
             if let Some(&id) = earlier.get(source, external_id) {

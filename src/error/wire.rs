@@ -210,25 +210,6 @@ mod tests {
     }
 
     #[test]
-    fn transitional_constructors_split_once() {
-        let e = Error::bad_input("name: an API key named \"a: b\" exists already");
-        assert!(matches!(
-            &e,
-            Error::BadInput { field, rule }
-                if field == "name" && rule == "an API key named \"a: b\" exists already"
-        ));
-        assert_eq!(
-            e.to_string(),
-            "name: an API key named \"a: b\" exists already"
-        );
-        let e = Error::not_found("id: no silence with id 4");
-        assert_eq!(wire(e).field.as_deref(), Some("id"));
-        let e = Error::bad_input("no field here");
-        assert_eq!(e.to_string(), "no field here");
-        assert_eq!(wire(e).field, None);
-    }
-
-    #[test]
     fn saying_keeps_code_and_retry() {
         let w = wire(Error::RateLimited {
             retry_after_secs: 1,

@@ -2,8 +2,8 @@
 //!
 //! A page of alerts resolves a hundred or more fields, nearly all plain
 //! reads of a row, so the per-field cost of async-graphql's executor is most
-//! of a page's CPU. Two things keep it down; both showed as about a tenth
-//! less CPU per alerts page each:
+//! of a page's CPU. Two things keep it down (measured in
+//! bench/PERFORMANCE.md):
 //! - every type resolves its fields `serial`ly: concurrency inside one
 //!   object buys nothing here (its fields are either plain reads or a
 //!   dataloader, which still batches across the objects of a list, since
