@@ -228,8 +228,7 @@ async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<Exi
             let (source, origin) = crate::django::Source::open(&from).await?;
             migrate(&settings.database_url).await?;
             let db = Db::connect(&settings.database_url, 1, settings.sqlite_synchronous).await?;
-            let (report, audits) = db
-                .import_django(source, origin.clone())
+            let (report, audits) = crate::django::import::run(&db, source, origin.clone())
                 .await
                 .map_err(|e| anyhow::anyhow!("nothing was imported: {e}"))?;
             audits.iter().for_each(crate::db::audit::log);

@@ -7,6 +7,7 @@
 //! faithfully. What was imported is remembered per source database, so a
 //! second run adds only what is new.
 
+pub mod import;
 pub mod source;
 
 use chrono::NaiveDateTime;
