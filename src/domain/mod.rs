@@ -11,13 +11,15 @@ pub mod page;
 pub mod silence;
 pub mod user;
 
-use std::fmt;
-use std::str::FromStr;
 
+/// An enum spelled the same in the database and the API (SCREAMING_SNAKE
+/// case): strum writes and parses the text; `as_str` and `ALL` are ours.
 macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(async_graphql::Enum, diesel::FromSqlRow, Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(async_graphql::Enum, diesel::FromSqlRow, strum::IntoStaticStr, strum::EnumString,
+                 strum::Display, Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
         pub enum $name { $($variant),+ }
 
         impl $name {
@@ -25,25 +27,7 @@ macro_rules! text_enum {
 
             /// The spelling used in the database and in the API.
             pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(format!(
-                        concat!("unknown ", stringify!($name), " {:?}"), other
-                    )),
-                }
+                self.into()
             }
         }
     };
@@ -51,31 +35,31 @@ macro_rules! text_enum {
 
 text_enum!(
     /// How bad an event is. HIGH and CRITICAL raise an alert.
-    Severity { Low => "LOW", Medium => "MEDIUM", High => "HIGH", Critical => "CRITICAL" }
+    Severity { Low, Medium, High, Critical }
 );
 text_enum!(
     /// Where an alert is in its lifecycle: OPEN -> ACKNOWLEDGED -> RESOLVED.
-    AlertStatus { Open => "OPEN", Acknowledged => "ACKNOWLEDGED", Resolved => "RESOLVED" }
+    AlertStatus { Open, Acknowledged, Resolved }
 );
 text_enum!(
     /// What a principal may do; checked by guards on the GraphQL fields.
-    Role { Admin => "ADMIN", Analyst => "ANALYST", Sensor => "SENSOR" }
+    Role { Admin, Analyst, Sensor }
 );
 text_enum!(
     /// Kinds of audit-log entries.
     AuditAction {
-        AlertCreated => "ALERT_CREATED",
-        AlertStatusChanged => "ALERT_STATUS_CHANGED",
-        LoginSucceeded => "LOGIN_SUCCEEDED",
-        LoginFailed => "LOGIN_FAILED",
-        TokenRevoked => "TOKEN_REVOKED",
-        UserCreated => "USER_CREATED",
-        ApiKeyCreated => "API_KEY_CREATED",
-        ApiKeyRevoked => "API_KEY_REVOKED",
-        AlertAssigned => "ALERT_ASSIGNED",
-        AlertCommented => "ALERT_COMMENTED",
-        SilenceCreated => "SILENCE_CREATED",
-        SilenceExpired => "SILENCE_EXPIRED",
+        AlertCreated,
+        AlertStatusChanged,
+        LoginSucceeded,
+        LoginFailed,
+        TokenRevoked,
+        UserCreated,
+        ApiKeyCreated,
+        ApiKeyRevoked,
+        AlertAssigned,
+        AlertCommented,
+        SilenceCreated,
+        SilenceExpired,
     }
 );
 
@@ -109,6 +93,11 @@ mod tests {
             assert_eq!(s.as_str().parse::<AlertStatus>().unwrap(), *s);
         }
         assert!("high".parse::<Severity>().is_err());
+        // The spellings the contract and the stored rows use.
+        assert_eq!(AuditAction::AlertStatusChanged.as_str(), "ALERT_STATUS_CHANGED");
+        assert_eq!(AuditAction::ApiKeyCreated.to_string(), "API_KEY_CREATED");
+        assert_eq!(Role::Analyst.as_str(), "ANALYST");
+        assert_eq!(AlertStatus::Acknowledged.as_str(), "ACKNOWLEDGED");
     }
 
     #[test]
