@@ -1,9 +1,12 @@
-//! The service's vocabulary: validated input types and the rules that do not
-//! need storage (which severities raise alerts, which status moves are
+//! The service's vocabulary: validated input types, the records the service
+//! hands its front ends (`*Record`, plain structs that storage reads into),
+//! and the rules that do not need storage (which severities raise alerts, which status moves are
 //! allowed, what a page request may ask for). Everything is parsed here once,
 //! at the edge; code behind it trusts these types.
 
 pub mod alert;
+pub mod audit;
+pub mod auth;
 pub mod event;
 pub mod id;
 pub mod ingest;
