@@ -14,7 +14,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod db;
+pub(crate) mod db;
 pub mod django;
 pub mod domain;
 pub mod error;
