@@ -21,6 +21,11 @@ use std::time::{Duration, Instant};
 
 use diesel::QueryResult;
 
+/// The service's own tables, read from its source: storage is private to
+/// the service, and this loop writes past it on purpose.
+#[path = "../src/db/schema.rs"]
+mod schema;
+
 diesel::table! {
     raw_events (id) {
         id -> BigInt,
@@ -69,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("single" | "batch", None) => runtime.block_on(postgres(&url, per_tx(&mode), run_for))?,
         ("service-batch", sqlite_path) => {
             let parsed = threatwatch::config::DatabaseUrl::parse(&url)?;
-            runtime.block_on(threatwatch::db::migrate(&parsed))?;
+            runtime.block_on(threatwatch::service::migrate(&parsed))?;
             match sqlite_path {
                 Some(path) => service_sqlite(path, run_for)?,
                 None => runtime.block_on(service_postgres(&url, run_for))?,
@@ -103,7 +108,7 @@ fn is_high(i: usize) -> bool {
 macro_rules! service_tx {
     ($c:ident, $now:expr, $($wait:tt)*) => {{
         use diesel::{ExpressionMethods, QueryDsl};
-        use threatwatch::db::schema::{alert_counts, alerts, audit_log, events};
+        use crate::schema::{alert_counts, alerts, audit_log, events};
         let now: chrono::NaiveDateTime = $now;
         let mut raised = 0i64;
         for i in 0..EVENTS_PER_TX {

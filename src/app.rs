@@ -19,11 +19,10 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::db::{migrate, Db};
 use crate::graphql;
 use crate::http::{self, AppState};
 use crate::ingest::WriterTask;
-use crate::service::Service;
+use crate::service::{self, Service};
 use crate::ws;
 
 /// Large enough for `ingestEvents` with 1,000 typical events; a request
@@ -45,18 +44,13 @@ pub struct Server {
 impl Server {
     /// Migrates the database, bootstraps the first admin, and binds.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let applied = migrate(&settings.database_url).await?;
+        let applied = service::migrate(&settings.database_url).await?;
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "database migrated");
         }
-        let db = Db::connect(
-            &settings.database_url,
-            settings.db_pool_size,
-            settings.sqlite_synchronous,
-        )
-        .await?;
         let bind = settings.bind;
-        let (service, writer) = Service::start(settings, db).await?;
+        let pool_size = settings.db_pool_size;
+        let (service, writer) = Service::open(settings, pool_size).await?;
         if let Some(password) = service.bootstrap_admin().await? {
             // Printed once, to the terminal that started the service, and
             // never logged: logs are often shipped elsewhere.
@@ -69,7 +63,7 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("THREATWATCH_BIND: cannot listen on {bind}: {e}"))?;
         let router = router(&service)?;
-        crate::live::start(&service);
+        service::live::start(&service);
         Ok(Self {
             listener,
             router,
@@ -96,7 +90,7 @@ impl Server {
         } = self;
         tracing::info!(
             addr = %listener.local_addr()?,
-            database = service.db.backend_name(),
+            database = service.database_backend(),
             "threatwatch serving; GraphiQL at /graphql"
         );
         let closing = service.shutdown.clone();

@@ -7,9 +7,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::{shutdown_signal, Server};
 use crate::config::{DatabaseUrl, Settings};
-use crate::db::{migrate, pending_migrations, Db};
 use crate::domain::Role;
-use crate::service::{ClientIp, Service};
+use crate::service::{self, ClientIp, Service};
 
 #[derive(Parser)]
 #[command(
@@ -157,11 +156,11 @@ async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<Exi
                 .await?;
         }
         Command::Migrate { check: false } => {
-            let applied = migrate(&settings.database_url).await?;
+            let applied = service::migrate(&settings.database_url).await?;
             println!("applied {} migration(s)", applied.len());
         }
         Command::Migrate { check: true } => {
-            let pending = pending_migrations(&settings.database_url).await?;
+            let pending = service::pending_migrations(&settings.database_url).await?;
             if pending.is_empty() {
                 println!("the database is up to date");
                 return Ok(ExitCode::SUCCESS);
@@ -181,7 +180,7 @@ async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<Exi
             println!("ready");
         }
         Command::Backup { to } => {
-            let bytes = crate::db::backup::backup(&settings.database_url, &to).await?;
+            let bytes = service::backup(&settings.database_url, &to).await?;
             let live = match &settings.database_url {
                 DatabaseUrl::Sqlite(path) => path.as_str(),
                 DatabaseUrl::Postgres(_) => "the database file",
@@ -203,9 +202,8 @@ async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<Exi
                 },
         } => {
             let password = read_password(password_stdin)?;
-            migrate(&settings.database_url).await?;
-            let db = Db::connect(&settings.database_url, 2, settings.sqlite_synchronous).await?;
-            let (service, writer) = Service::start(settings, db).await?;
+            service::migrate(&settings.database_url).await?;
+            let (service, writer) = Service::open(settings, 2).await?;
             let user = service
                 .create_user(
                     "system",
@@ -226,12 +224,8 @@ async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<Exi
         Command::Schema => print!("{}", crate::graphql::sdl()),
         Command::ImportDjango { from } => {
             let (source, origin) = crate::django::Source::open(&from).await?;
-            migrate(&settings.database_url).await?;
-            let db = Db::connect(&settings.database_url, 1, settings.sqlite_synchronous).await?;
-            let (report, audits) = crate::django::import::run(&db, source, origin.clone())
-                .await
-                .map_err(|e| anyhow::anyhow!("nothing was imported: {e}"))?;
-            audits.iter().for_each(crate::db::audit::log);
+            service::migrate(&settings.database_url).await?;
+            let report = service::import_django(&settings, source, origin.clone()).await?;
             print!("{}", report.render(&origin));
         }
     }

@@ -474,7 +474,7 @@ where
 
 /// Prometheus text format. Not rate-limited: Prometheus polls it.
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    let (open, idle) = app.service.db.pool_state();
+    let (open, idle) = app.service.pool_state();
     (
         [(
             header::CONTENT_TYPE,
@@ -488,7 +488,7 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
 /// Ready only while the database answers, so that a load balancer stops
 /// sending traffic to an instance that would only fail it.
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(2), app.service.db.ping()).await {
+    match tokio::time::timeout(Duration::from_secs(2), app.service.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
         Ok(Err(e)) => {
             tracing::warn!(error = ?e, "readiness check failed");

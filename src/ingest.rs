@@ -12,7 +12,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::events::{Ingest, Ingested};
+use crate::domain::event::{Ingest, Ingested};
 use crate::db::{Db, WriterConn};
 use crate::error::{Error, Result};
 

@@ -4,20 +4,23 @@
 //! `graphql` are the front ends; `service` holds the domain operations;
 //! `domain` the validated types and rules; `db` the storage for SQLite and
 //! PostgreSQL; `auth` passwords and tokens; `ingest` the group-commit writer.
+//!
+//! The service is the only door: front ends call service functions and
+//! speak `domain` types; `db` is the service's alone (tests/layers.rs
+//! holds them to that).
 
 pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod db;
+pub(crate) mod db;
 pub mod django;
 pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod ingest;
-pub mod live;
 pub mod metrics;
 pub mod probe;
 pub mod rest;

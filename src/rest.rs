@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 
 use crate::auth::token::TokenPair;
 use crate::auth::{Credentials, Principal};
-use crate::db::alerts::AlertFilter;
-use crate::db::models::{AlertWithEvent, EventRow};
+use crate::domain::alert::{AlertFilter, AlertWithEvent};
+use crate::domain::event::EventRecord;
 use crate::domain::event::RawEvent;
 use crate::domain::{AlertStatus, Role, Severity};
 use crate::error::{Code, Error};
@@ -271,7 +271,7 @@ fn timestamp(t: chrono::NaiveDateTime) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn event_json(e: &EventRow) -> Value {
+fn event_json(e: &EventRecord) -> Value {
     json!({
         "id": e.id,
         "source": e.source,
@@ -425,15 +425,14 @@ async fn list_alerts(
             .filter(|n| *n >= 1)
             .ok_or_else(|| detail(StatusCode::NOT_FOUND, "Invalid page."))?,
     };
-    let count = app.service.db.count_alerts(filter).await?;
+    let count = app.service.count_alerts(filter).await?;
     let pages = ((count + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     if page_no > pages {
         return Err(detail(StatusCode::NOT_FOUND, "Invalid page."));
     }
     let rows = app
         .service
-        .db
-        .alerts_offset_page(filter, newest_first, (page_no - 1) * PAGE_SIZE, PAGE_SIZE)
+        .alerts_by_offset(filter, newest_first, (page_no - 1) * PAGE_SIZE, PAGE_SIZE)
         .await?;
     let link = |n: i64| -> Value {
         let mut params: Vec<String> = Vec::new();

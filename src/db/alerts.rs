@@ -8,18 +8,10 @@ use super::models::{columns, AlertRow, AlertWithEvent, Cols, EventRow, NewAudit}
 use super::schema::{alert_counts, alert_lifecycle, alerts, events};
 use super::sql::{keyset, Maybe, Sort, Statement};
 use super::{audit, Conn, Db};
+use crate::domain::alert::{AlertFilter, StatusChange};
 use crate::domain::page::Page;
 use crate::domain::{alert, AlertStatus, Severity};
 use crate::error::{Error, Result};
-
-/// The filters `alerts` takes; each combination is served by an index.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AlertFilter {
-    pub severity: Option<Severity>,
-    pub status: Option<AlertStatus>,
-    pub assignee: Option<i64>,
-    pub unassigned: bool,
-}
 
 impl AlertFilter {
     /// Whether the maintained (status, severity) counters can count it.
@@ -32,14 +24,6 @@ impl AlertFilter {
 /// changed under it before giving up: each retry means another assignment
 /// committed, so this bounds the work a burst of them can cause.
 const MAX_ASSIGN_ATTEMPTS: usize = 32;
-
-/// The outcome of a status change.
-#[derive(Clone, Debug)]
-pub struct StatusChange {
-    pub alert: AlertWithEvent,
-    /// The status before, when it changed; `None` when it already had it.
-    pub from: Option<AlertStatus>,
-}
 
 /// The alerts a filter keeps: one condition per filter, each always true
 /// when the filter is not given.

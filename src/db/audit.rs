@@ -4,7 +4,7 @@
 use diesel::dsl;
 use diesel::prelude::*;
 
-use super::models::{columns, AuditRow, NewAudit};
+use super::models::{columns, AuditInsert, AuditRow, NewAudit};
 use super::schema::audit_log;
 use super::sql::{keyset, Maybe};
 use super::{Conn, Db};
@@ -43,7 +43,7 @@ pub fn logged_if<T>((value, entry): (T, Option<NewAudit>)) -> T {
 
 /// Appends `entry` to the audit log inside the caller's transaction.
 pub async fn append(conn: &mut Conn<'_>, entry: &NewAudit) -> Result<()> {
-    conn.execute(diesel::insert_into(audit_log::table).values(entry))
+    conn.execute(diesel::insert_into(audit_log::table).values(AuditInsert::from(entry)))
         .await?;
     Ok(())
 }

@@ -19,28 +19,9 @@ use crate::domain::page::Page;
 use crate::domain::{AlertStatus, AuditAction, Severity};
 use crate::error::{Error, Result};
 
-/// One event to store, with who sent it (for the audit entry of its alert).
-#[derive(Clone, Debug)]
-pub struct Ingest {
-    pub event: crate::domain::event::NewEvent,
-    pub actor: String,
-    pub ip: Option<String>,
-}
-
-/// What one ingested event became.
-#[derive(Clone, Debug)]
-pub struct Ingested {
-    pub event: EventRow,
-    /// The alert it raised or was folded into, with that alert's raising
-    /// event; `None` for LOW/MEDIUM and for silenced events.
-    pub alert: Option<AlertWithEvent>,
-    /// False when the (source, externalId) pair was already stored and this
-    /// is the earlier event, returned again.
-    pub created: bool,
-    /// True when this event raised its alert (rather than being folded into
-    /// an existing one or returned again).
-    pub raised: bool,
-}
+/// What the ingest writer stores and hands back; defined with the other
+/// domain types.
+use crate::domain::event::{Ingest, Ingested};
 
 /// Events with the alert each belongs to (raised or folded into).
 type WithAlert = dsl::Select<

@@ -1,5 +1,11 @@
 //! Rows as they come out of the database. Enum columns are parsed on the way
 //! out, so a row that breaks the schema's rules is an error, not a guess.
+//!
+//! Storage reads and returns the domain's plain records (`domain::*::*Record`,
+//! no Diesel in them). Each is read through a `*Cols` struct here, which
+//! knows the table's columns and how its times are stored, and converts
+//! into the record field by field. Storage code keeps calling the records
+//! by their row names (`AlertRow` is `domain::alert::AlertRecord`).
 
 use chrono::NaiveDateTime;
 use diesel::backend::Backend;
@@ -9,6 +15,14 @@ use diesel::sql_types::Text;
 
 use super::schema::{alerts, audit_log, events, users};
 use super::time::{DbTime, DbTimeOpt};
+pub use crate::domain::alert::{
+    AlertRecord as AlertRow, AlertWithEvent, CommentRecord as CommentRow,
+};
+pub use crate::domain::audit::{AuditRecord as AuditRow, NewAudit};
+pub use crate::domain::auth::ApiKeyRecord as ApiKeyRow;
+pub use crate::domain::event::{EventRecord as EventRow, EventWithAlert};
+pub use crate::domain::silence::SilenceRecord as SilenceRow;
+pub use crate::domain::user::UserRecord as UserRow;
 use crate::domain::{AlertStatus, AuditAction, Role, Severity};
 
 /// Enum columns are text; a value outside the enum is a read error.
@@ -36,17 +50,52 @@ pub fn columns<T: Selectable<diesel::sqlite::Sqlite>>() -> Cols<T> {
     T::construct_selection()
 }
 
-#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
-#[diesel(table_name = users)]
-pub struct UserRow {
-    pub id: i64,
-    pub username: String,
-    pub password_hash: String,
-    pub role: Role,
-    pub is_active: bool,
-    #[diesel(deserialize_as = DbTime)]
-    pub created_at: NaiveDateTime,
+/// Reads `$record` through `$cols`: the same columns, the same order, then
+/// a move of every field.
+macro_rules! read_as {
+    ($record:ty, $cols:ident { $($field:ident),+ $(,)? }) => {
+        impl From<$cols> for $record {
+            fn from(c: $cols) -> Self {
+                Self { $($field: c.$field),+ }
+            }
+        }
+        impl<DB: Backend> Selectable<DB> for $record where $cols: Selectable<DB> {
+            type SelectExpression = <$cols as Selectable<DB>>::SelectExpression;
+            fn construct_selection() -> Self::SelectExpression {
+                <$cols as Selectable<DB>>::construct_selection()
+            }
+        }
+        impl<ST, DB: Backend> Queryable<ST, DB> for $record where $cols: Queryable<ST, DB> {
+            type Row = <$cols as Queryable<ST, DB>>::Row;
+            fn build(row: Self::Row) -> deserialize::Result<Self> {
+                <$cols as Queryable<ST, DB>>::build(row).map(Self::from)
+            }
+        }
+    };
 }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserCols {
+    id: i64,
+    username: String,
+    password_hash: String,
+    role: Role,
+    is_active: bool,
+    #[diesel(deserialize_as = DbTime)]
+    created_at: NaiveDateTime,
+}
+read_as!(
+    UserRow,
+    UserCols {
+        id,
+        username,
+        password_hash,
+        role,
+        is_active,
+        created_at
+    }
+);
 
 /// The id of a row an INSERT just wrote (`RETURNING id`): the rest of the
 /// row is what was written, so it is not read back.
@@ -76,141 +125,206 @@ impl NewId {
     }
 }
 
-#[derive(Queryable, QueryableByName, Selectable, Clone, Debug, PartialEq)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = events)]
-pub struct EventRow {
-    pub id: i64,
-    pub source: String,
-    pub event_type: String,
-    pub severity: Severity,
-    pub description: String,
+pub struct EventCols {
+    id: i64,
+    source: String,
+    event_type: String,
+    severity: Severity,
+    description: String,
     #[diesel(deserialize_as = DbTime)]
-    pub created_at: NaiveDateTime,
-    pub external_id: Option<String>,
-    /// The alert the event raised or was folded into.
-    pub alert_id: Option<i64>,
-    pub dedup_key: Option<String>,
-    /// The silence that kept it from raising an alert.
-    pub silenced_by: Option<i64>,
+    created_at: NaiveDateTime,
+    external_id: Option<String>,
+    alert_id: Option<i64>,
+    dedup_key: Option<String>,
+    silenced_by: Option<i64>,
 }
+read_as!(
+    EventRow,
+    EventCols {
+        id,
+        source,
+        event_type,
+        severity,
+        description,
+        created_at,
+        external_id,
+        alert_id,
+        dedup_key,
+        silenced_by,
+    }
+);
 
-#[derive(Queryable, QueryableByName, Selectable, Clone, Debug, PartialEq)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = alerts)]
-pub struct AlertRow {
-    pub id: i64,
-    pub event_id: i64,
-    pub severity: Severity,
-    pub status: AlertStatus,
+pub struct AlertCols {
+    id: i64,
+    event_id: i64,
+    severity: Severity,
+    status: AlertStatus,
     #[diesel(deserialize_as = DbTime)]
-    pub created_at: NaiveDateTime,
+    created_at: NaiveDateTime,
     #[diesel(deserialize_as = DbTime)]
-    pub updated_at: NaiveDateTime,
-    pub assignee_id: Option<i64>,
+    updated_at: NaiveDateTime,
+    assignee_id: Option<i64>,
     #[diesel(deserialize_as = DbTimeOpt)]
-    pub acknowledged_at: Option<NaiveDateTime>,
+    acknowledged_at: Option<NaiveDateTime>,
     #[diesel(deserialize_as = DbTimeOpt)]
-    pub resolved_at: Option<NaiveDateTime>,
-    pub occurrences: i64,
+    resolved_at: Option<NaiveDateTime>,
+    occurrences: i64,
     #[diesel(deserialize_as = DbTimeOpt)]
-    pub last_seen_at: Option<NaiveDateTime>,
+    last_seen_at: Option<NaiveDateTime>,
 }
+read_as!(
+    AlertRow,
+    AlertCols {
+        id,
+        event_id,
+        severity,
+        status,
+        created_at,
+        updated_at,
+        assignee_id,
+        acknowledged_at,
+        resolved_at,
+        occurrences,
+        last_seen_at,
+    }
+);
 
-#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = audit_log)]
-pub struct AuditRow {
-    pub id: i64,
+pub struct AuditCols {
+    id: i64,
     #[diesel(deserialize_as = DbTime)]
-    pub at: NaiveDateTime,
-    pub action: AuditAction,
-    pub actor: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub detail: Option<String>,
-    pub ip: Option<String>,
+    at: NaiveDateTime,
+    action: AuditAction,
+    actor: String,
+    target_type: Option<String>,
+    target_id: Option<String>,
+    detail: Option<String>,
+    ip: Option<String>,
 }
+read_as!(
+    AuditRow,
+    AuditCols {
+        id,
+        at,
+        action,
+        actor,
+        target_type,
+        target_id,
+        detail,
+        ip
+    }
+);
 
-/// An alert with the event that raised it: what every alert query returns,
-/// loaded with one join so that `alert { event }` costs no extra query.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AlertWithEvent {
-    pub alert: AlertRow,
-    pub event: EventRow,
-}
-
-/// An event with the alert it raised, if any (one left join).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EventWithAlert {
-    pub event: EventRow,
-    pub alert: Option<AlertRow>,
-}
-
-/// An audit entry to append.
-#[derive(Insertable, Clone, Debug)]
+/// An audit entry as written: `NewAudit`, borrowed.
+#[derive(Insertable)]
 #[diesel(table_name = audit_log)]
 #[diesel(treat_none_as_default_value = false)]
-pub struct NewAudit {
-    pub at: NaiveDateTime,
-    pub action: String,
-    pub actor: String,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub detail: Option<String>,
-    pub ip: Option<String>,
+pub struct AuditInsert<'a> {
+    at: NaiveDateTime,
+    action: &'a str,
+    actor: &'a str,
+    target_type: Option<&'a str>,
+    target_id: Option<&'a str>,
+    detail: Option<&'a str>,
+    ip: Option<&'a str>,
 }
 
-#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
-#[diesel(table_name = super::schema::api_keys)]
-pub struct ApiKeyRow {
-    pub id: i64,
-    pub name: String,
-    pub key_hash: String,
-    pub created_by: String,
-    #[diesel(deserialize_as = DbTime)]
-    pub created_at: NaiveDateTime,
-    #[diesel(deserialize_as = DbTimeOpt)]
-    pub last_used_at: Option<NaiveDateTime>,
-    #[diesel(deserialize_as = DbTimeOpt)]
-    pub revoked_at: Option<NaiveDateTime>,
-}
-
-#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
-#[diesel(table_name = super::schema::alert_comments)]
-pub struct CommentRow {
-    pub id: i64,
-    pub alert_id: i64,
-    pub author: String,
-    pub body: String,
-    #[diesel(deserialize_as = DbTime)]
-    pub created_at: NaiveDateTime,
-}
-
-#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
-#[diesel(table_name = super::schema::silences)]
-pub struct SilenceRow {
-    pub id: i64,
-    pub source: Option<String>,
-    pub event_type: Option<String>,
-    pub severity: Option<Severity>,
-    pub dedup_key: Option<String>,
-    pub comment: String,
-    pub created_by: String,
-    #[diesel(deserialize_as = DbTime)]
-    pub created_at: NaiveDateTime,
-    #[diesel(deserialize_as = DbTime)]
-    pub ends_at: NaiveDateTime,
-    #[diesel(deserialize_as = DbTimeOpt)]
-    pub expired_at: Option<NaiveDateTime>,
-}
-
-impl SilenceRow {
-    /// What the ingest rule matches events against.
-    pub fn matcher(&self) -> crate::domain::silence::Silence {
-        crate::domain::silence::Silence {
-            id: self.id,
-            source: self.source.clone(),
-            event_type: self.event_type.clone(),
-            severity: self.severity,
-            dedup_key: self.dedup_key.clone(),
+impl<'a> From<&'a NewAudit> for AuditInsert<'a> {
+    fn from(e: &'a NewAudit) -> Self {
+        Self {
+            at: e.at,
+            action: &e.action,
+            actor: &e.actor,
+            target_type: e.target_type.as_deref(),
+            target_id: e.target_id.as_deref(),
+            detail: e.detail.as_deref(),
+            ip: e.ip.as_deref(),
         }
     }
 }
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = super::schema::api_keys)]
+pub struct ApiKeyCols {
+    id: i64,
+    name: String,
+    key_hash: String,
+    created_by: String,
+    #[diesel(deserialize_as = DbTime)]
+    created_at: NaiveDateTime,
+    #[diesel(deserialize_as = DbTimeOpt)]
+    last_used_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = DbTimeOpt)]
+    revoked_at: Option<NaiveDateTime>,
+}
+read_as!(
+    ApiKeyRow,
+    ApiKeyCols {
+        id,
+        name,
+        key_hash,
+        created_by,
+        created_at,
+        last_used_at,
+        revoked_at,
+    }
+);
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = super::schema::alert_comments)]
+pub struct CommentCols {
+    id: i64,
+    alert_id: i64,
+    author: String,
+    body: String,
+    #[diesel(deserialize_as = DbTime)]
+    created_at: NaiveDateTime,
+}
+read_as!(
+    CommentRow,
+    CommentCols {
+        id,
+        alert_id,
+        author,
+        body,
+        created_at
+    }
+);
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = super::schema::silences)]
+pub struct SilenceCols {
+    id: i64,
+    source: Option<String>,
+    event_type: Option<String>,
+    severity: Option<Severity>,
+    dedup_key: Option<String>,
+    comment: String,
+    created_by: String,
+    #[diesel(deserialize_as = DbTime)]
+    created_at: NaiveDateTime,
+    #[diesel(deserialize_as = DbTime)]
+    ends_at: NaiveDateTime,
+    #[diesel(deserialize_as = DbTimeOpt)]
+    expired_at: Option<NaiveDateTime>,
+}
+read_as!(
+    SilenceRow,
+    SilenceCols {
+        id,
+        source,
+        event_type,
+        severity,
+        dedup_key,
+        comment,
+        created_by,
+        created_at,
+        ends_at,
+        expired_at,
+    }
+);

@@ -6,39 +6,8 @@ use diesel::prelude::*;
 use super::models::{columns, NewAudit, UserRow};
 use super::schema::{refresh_tokens, sessions, users};
 use super::{audit, Conn, Db};
-use crate::domain::Role;
+use crate::domain::auth::{Issued, Rotation, SessionState};
 use crate::error::Result;
-
-/// A refresh token to record as issued.
-#[derive(Clone, Debug)]
-pub struct Issued {
-    pub jti: String,
-    pub expires_at: NaiveDateTime,
-}
-
-/// What presenting a refresh token found.
-#[derive(Debug)]
-pub enum Rotation {
-    /// The token was live; it is now used and `next` is recorded in its place.
-    Rotated(UserRow),
-    /// The token is not on record (never issued here, or forged with the key).
-    Unknown,
-    /// The session was revoked earlier (logout, reuse, disabled account).
-    Revoked,
-    /// The token had been used before: someone holds a copy. The whole
-    /// session has now been revoked.
-    Reused,
-    /// The account is gone or disabled.
-    Inactive,
-}
-
-/// What the request-time check of an access token's session found.
-#[derive(Clone, Debug)]
-pub struct SessionState {
-    pub live: bool,
-    pub username: String,
-    pub role: Role,
-}
 
 /// Marks a live session revoked; `Ok(true)` when it was live.
 async fn revoke(

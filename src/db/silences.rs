@@ -1,26 +1,13 @@
 //! Silences: while one matches, events are stored but raise no alert.
 
-use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::models::{columns, NewAudit, SilenceRow};
 use super::schema::silences;
 use super::sql::Maybe;
 use super::{audit, Conn, Db};
-use crate::domain::Severity;
+use crate::domain::silence::NewSilence;
 use crate::error::{Error, Result};
-
-/// A validated silence to create.
-#[derive(Clone, Debug)]
-pub struct NewSilence {
-    pub source: Option<String>,
-    pub event_type: Option<String>,
-    pub severity: Option<Severity>,
-    pub dedup_key: Option<String>,
-    pub comment: String,
-    pub created_by: String,
-    pub ends_at: NaiveDateTime,
-}
 
 /// One silence, as stored.
 async fn find(conn: &mut Conn<'_>, id: i64) -> Result<Option<SilenceRow>> {

@@ -7,16 +7,8 @@ use super::schema::users;
 use super::sql::keyset;
 use super::{audit, is_unique_violation, Db};
 use crate::domain::page::Page;
-use crate::domain::Role;
+use crate::domain::user::NewUser;
 use crate::error::{Error, Result};
-
-/// A user to create, with the password already hashed.
-#[derive(Clone, Debug)]
-pub struct NewUser {
-    pub username: String,
-    pub password_hash: String,
-    pub role: Role,
-}
 
 impl Db {
     pub async fn user_by_username(&self, name: &str) -> Result<Option<UserRow>> {

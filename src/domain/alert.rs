@@ -1,6 +1,9 @@
 //! The alert lifecycle.
 
-use super::AlertStatus;
+use chrono::NaiveDateTime;
+
+use super::event::EventRecord;
+use super::{AlertStatus, Severity};
 
 /// What a status change means: `None` when the alert is already there. A
 /// refused move is the rule alone; the caller names the argument at fault
@@ -16,6 +19,57 @@ pub fn transition(from: AlertStatus, to: AlertStatus) -> Result<Option<AlertStat
         (Open, Acknowledged) | (Open, Resolved) | (Acknowledged, Resolved) => Ok(Some(to)),
         _ => Err(format!("an alert that is {from} cannot move back to {to}")),
     }
+}
+
+/// An alert as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertRecord {
+    pub id: i64,
+    pub event_id: i64,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub assignee_id: Option<i64>,
+    pub acknowledged_at: Option<NaiveDateTime>,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub occurrences: i64,
+    pub last_seen_at: Option<NaiveDateTime>,
+}
+
+/// An alert with the event that raised it: what every alert query returns,
+/// loaded with one join so that `alert { event }` costs no extra query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertWithEvent {
+    pub alert: AlertRecord,
+    pub event: EventRecord,
+}
+
+/// The filters `alerts` takes; each combination is served by an index.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AlertFilter {
+    pub severity: Option<Severity>,
+    pub status: Option<AlertStatus>,
+    pub assignee: Option<i64>,
+    pub unassigned: bool,
+}
+
+/// The outcome of a status change.
+#[derive(Clone, Debug)]
+pub struct StatusChange {
+    pub alert: AlertWithEvent,
+    /// The status before, when it changed; `None` when it already had it.
+    pub from: Option<AlertStatus>,
+}
+
+/// A note on an alert, as stored. Never edited or deleted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommentRecord {
+    pub id: i64,
+    pub alert_id: i64,
+    pub author: String,
+    pub body: String,
+    pub created_at: NaiveDateTime,
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 
 use std::fmt::Display;
 
+use chrono::NaiveDateTime;
+
+use super::alert::{AlertRecord, AlertWithEvent};
 use super::Severity;
 use crate::error::{Error, Result};
 
@@ -137,6 +140,53 @@ impl NewEvent {
                 .transpose()?,
         })
     }
+}
+
+/// An event as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRecord {
+    pub id: i64,
+    pub source: String,
+    pub event_type: String,
+    pub severity: Severity,
+    pub description: String,
+    pub created_at: NaiveDateTime,
+    pub external_id: Option<String>,
+    /// The alert the event raised or was folded into.
+    pub alert_id: Option<i64>,
+    pub dedup_key: Option<String>,
+    /// The silence that kept it from raising an alert.
+    pub silenced_by: Option<i64>,
+}
+
+/// An event with the alert it raised, if any (one left join).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventWithAlert {
+    pub event: EventRecord,
+    pub alert: Option<AlertRecord>,
+}
+
+/// One event to store, with who sent it (for the audit entry of its alert).
+#[derive(Clone, Debug)]
+pub struct Ingest {
+    pub event: NewEvent,
+    pub actor: String,
+    pub ip: Option<String>,
+}
+
+/// What one ingested event became.
+#[derive(Clone, Debug)]
+pub struct Ingested {
+    pub event: EventRecord,
+    /// The alert it raised or was folded into, with that alert's raising
+    /// event; `None` for LOW/MEDIUM and for silenced events.
+    pub alert: Option<AlertWithEvent>,
+    /// False when the (source, externalId) pair was already stored and this
+    /// is the earlier event, returned again.
+    pub created: bool,
+    /// True when this event raised its alert (rather than being folded into
+    /// an existing one or returned again).
+    pub raised: bool,
 }
 
 #[cfg(test)]

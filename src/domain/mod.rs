@@ -1,16 +1,18 @@
-//! The service's vocabulary: validated input types and the rules that do not
-//! need storage (which severities raise alerts, which status moves are
+//! The service's vocabulary: validated input types, the records the service
+//! hands its front ends (`*Record`, plain structs that storage reads into),
+//! and the rules that do not need storage (which severities raise alerts, which status moves are
 //! allowed, what a page request may ask for). Everything is parsed here once,
 //! at the edge; code behind it trusts these types.
 
 pub mod alert;
+pub mod audit;
+pub mod auth;
 pub mod event;
 pub mod id;
 pub mod ingest;
 pub mod page;
 pub mod silence;
 pub mod user;
-
 
 /// An enum spelled the same in the database and the API (SCREAMING_SNAKE
 /// case): strum writes and parses the text; `as_str` and `ALL` are ours.
@@ -94,7 +96,10 @@ mod tests {
         }
         assert!("high".parse::<Severity>().is_err());
         // The spellings the contract and the stored rows use.
-        assert_eq!(AuditAction::AlertStatusChanged.as_str(), "ALERT_STATUS_CHANGED");
+        assert_eq!(
+            AuditAction::AlertStatusChanged.as_str(),
+            "ALERT_STATUS_CHANGED"
+        );
         assert_eq!(AuditAction::ApiKeyCreated.to_string(), "API_KEY_CREATED");
         assert_eq!(Role::Analyst.as_str(), "ANALYST");
         assert_eq!(AlertStatus::Acknowledged.as_str(), "ACKNOWLEDGED");

@@ -1,5 +1,7 @@
 //! Silences: an analyst's "not now" for events that would raise alerts.
 
+use chrono::NaiveDateTime;
+
 use super::event::NewEvent;
 use super::Severity;
 
@@ -27,6 +29,46 @@ impl Silence {
                 .as_ref()
                 .is_none_or(|k| Some(k) == e.dedup_key.as_ref())
     }
+}
+
+/// A silence as stored, with who made it, why, and until when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SilenceRecord {
+    pub id: i64,
+    pub source: Option<String>,
+    pub event_type: Option<String>,
+    pub severity: Option<Severity>,
+    pub dedup_key: Option<String>,
+    pub comment: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub ends_at: NaiveDateTime,
+    pub expired_at: Option<NaiveDateTime>,
+}
+
+impl SilenceRecord {
+    /// What the ingest rule matches events against.
+    pub fn matcher(&self) -> Silence {
+        Silence {
+            id: self.id,
+            source: self.source.clone(),
+            event_type: self.event_type.clone(),
+            severity: self.severity,
+            dedup_key: self.dedup_key.clone(),
+        }
+    }
+}
+
+/// A validated silence to create.
+#[derive(Clone, Debug)]
+pub struct NewSilence {
+    pub source: Option<String>,
+    pub event_type: Option<String>,
+    pub severity: Option<Severity>,
+    pub dedup_key: Option<String>,
+    pub comment: String,
+    pub created_by: String,
+    pub ends_at: NaiveDateTime,
 }
 
 #[cfg(test)]

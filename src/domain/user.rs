@@ -1,5 +1,8 @@
 //! People's accounts: what a username and a password may be.
 
+use chrono::NaiveDateTime;
+
+use super::Role;
 use crate::error::{Error, Result};
 
 /// The longest username, Django's limit, so that accounts brought over
@@ -58,6 +61,25 @@ pub fn password(raw: &str) -> Result<String> {
         ));
     }
     Ok(raw.to_string())
+}
+
+/// An account as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub is_active: bool,
+    pub created_at: NaiveDateTime,
+}
+
+/// A user to create, with the password already hashed.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
 }
 
 #[cfg(test)]

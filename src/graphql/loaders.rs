@@ -7,29 +7,30 @@ use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
-use crate::db::models::{SilenceRow, UserRow};
-use crate::db::Db;
+use crate::domain::silence::SilenceRecord;
+use crate::domain::user::UserRecord;
 use crate::error::Error;
+use crate::service::Service;
 
-pub struct Users(Db);
+pub struct Users(Service);
 
 impl Loader<i64> for Users {
-    type Value = UserRow;
+    type Value = UserRecord;
     type Error = Arc<Error>;
 
-    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, UserRow>, Arc<Error>> {
+    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, UserRecord>, Arc<Error>> {
         let rows = self.0.users_by_ids(ids.to_vec()).await.map_err(Arc::new)?;
         Ok(rows.into_iter().map(|u| (u.id, u)).collect())
     }
 }
 
-pub struct Silences(Db);
+pub struct Silences(Service);
 
 impl Loader<i64> for Silences {
-    type Value = SilenceRow;
+    type Value = SilenceRecord;
     type Error = Arc<Error>;
 
-    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, SilenceRow>, Arc<Error>> {
+    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, SilenceRecord>, Arc<Error>> {
         let rows = self
             .0
             .silences_by_ids(ids.to_vec())
@@ -39,14 +40,14 @@ impl Loader<i64> for Silences {
     }
 }
 
-pub fn silences(db: Db) -> DataLoader<Silences> {
-    DataLoader::new(Silences(db), tokio::spawn).delay(Duration::ZERO)
+pub fn silences(service: Service) -> DataLoader<Silences> {
+    DataLoader::new(Silences(service), tokio::spawn).delay(Duration::ZERO)
 }
 
 /// No cache (a user's row may change between requests) and no delay: the
 /// keys of one page are all asked for in the same poll, and async-graphql's
 /// default 1 ms wait costs more than it gathers (async-graphql issue
 /// #1306).
-pub fn users(db: Db) -> DataLoader<Users> {
-    DataLoader::new(Users(db), tokio::spawn).delay(Duration::ZERO)
+pub fn users(service: Service) -> DataLoader<Users> {
+    DataLoader::new(Users(service), tokio::spawn).delay(Duration::ZERO)
 }

@@ -32,8 +32,8 @@ pub fn build(service: Option<Service>, introspection: bool) -> AppSchema {
         .limit_directives(50);
     if let Some(service) = service {
         builder = builder
-            .data(loaders::users(service.db.clone()))
-            .data(loaders::silences(service.db.clone()))
+            .data(loaders::users(service.clone()))
+            .data(loaders::silences(service.clone()))
             .data(service);
     }
     if !introspection {

@@ -7,7 +7,7 @@ use super::limits;
 use super::scalars::DateTime;
 use super::types::*;
 use crate::auth::Principal;
-use crate::db::alerts::AlertFilter;
+use crate::domain::alert::AlertFilter;
 use crate::domain::page::Page;
 use crate::domain::{id, AlertStatus, AuditAction, Severity};
 use crate::error::Error;
@@ -29,7 +29,7 @@ impl Query {
                 Error::forbidden("an API key is not a person; me needs a user's token").into(),
             );
         };
-        match service(ctx).db.user_by_id(*id).await? {
+        match service(ctx).find_user(*id).await? {
             Some(u) if u.is_active => Ok(User(u)),
             _ => Err(Error::unauthenticated("the account no longer exists or is disabled").into()),
         }
@@ -114,8 +114,8 @@ impl Query {
         since: Option<DateTime>,
     ) -> async_graphql::Result<AlertStats> {
         let (mean_seconds_to_acknowledge, mean_seconds_to_resolve) =
-            service(ctx).db.lifecycle_means(since.map(|s| s.0)).await?;
-        let counts = service(ctx).db.alert_counts().await?;
+            service(ctx).lifecycle_means(since.map(|s| s.0)).await?;
+        let counts = service(ctx).alert_counts().await?;
         let sum = |keep: &dyn Fn(AlertStatus, Severity) -> bool| {
             let n: i64 = counts
                 .iter()
@@ -173,7 +173,6 @@ impl Query {
         active: Option<bool>,
     ) -> async_graphql::Result<Vec<Silence>> {
         Ok(service(ctx)
-            .db
             .silences(active)
             .await?
             .into_iter()
@@ -210,9 +209,9 @@ impl Query {
         before: Option<String>,
     ) -> async_graphql::Result<AuditEntryConnection> {
         let page = Page::parse(first, after.as_deref(), last, before.as_deref())?;
-        let rows = service(ctx).db.audit_page(action, page).await?;
+        let rows = service(ctx).audit_log(action, page).await?;
         Ok(AuditEntryConnection::new(
-            page.finish(rows),
+            rows,
             Count::Audit(action),
             AuditEntry::keyed,
         ))

@@ -1,4 +1,5 @@
-//! The GraphQL object types, as thin views over the rows storage returns.
+//! The GraphQL object types, as thin views over the records the service
+//! returns.
 //!
 //! A page of alerts resolves a hundred or more fields, nearly all plain
 //! reads of a row, so the per-field cost of async-graphql's executor is most
@@ -18,25 +19,26 @@ use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 
 use super::scalars::DateTime;
 use crate::auth::token::TokenPair;
-use crate::db::alerts::AlertFilter;
-use crate::db::events::Ingested;
 use async_graphql::dataloader::DataLoader;
 
 use super::guard::{RoleGuard, READERS};
 use super::limits;
 use super::loaders;
-use crate::db::models::{
-    AlertWithEvent, ApiKeyRow, AuditRow, CommentRow, EventWithAlert, SilenceRow, UserRow,
-};
+use crate::domain::alert::{AlertFilter, AlertWithEvent, CommentRecord};
+use crate::domain::audit::AuditRecord;
+use crate::domain::auth::ApiKeyRecord;
 use crate::domain::event::RawEvent;
+use crate::domain::event::{EventWithAlert, Ingested};
 use crate::domain::page::Page;
 use crate::domain::page::{encode_cursor, PageOf};
+use crate::domain::silence::SilenceRecord;
+use crate::domain::user::UserRecord;
 use crate::domain::{id, AlertStatus, AuditAction, Role, Severity};
 use crate::error::Error;
 use crate::service::Service;
 
 #[derive(Clone)]
-pub struct User(pub UserRow);
+pub struct User(pub UserRecord);
 
 #[Object(serial)]
 impl User {
@@ -102,8 +104,8 @@ impl Event {
             })));
         }
         // A folded repeat: the alert's event is the one that raised it.
-        let db = &ctx.data_unchecked::<Service>().db;
-        Ok(Box::pin(db.alert(alert.id)).await?.map(Alert))
+        let service = ctx.data_unchecked::<Service>();
+        Ok(Box::pin(service.alert(alert.id)).await?.map(Alert))
     }
     /// The silence that kept this event from raising an alert. Silences
     /// are analysts' notes: a sensor reads none.
@@ -196,10 +198,10 @@ impl Alert {
         after: Option<String>,
     ) -> async_graphql::Result<EventConnection> {
         let page = Page::parse(first, after.as_deref(), None, None)?;
-        let db = &ctx.data_unchecked::<Service>().db;
-        let rows = Box::pin(db.alert_events_page(self.0.alert.id, page)).await?;
+        let service = ctx.data_unchecked::<Service>();
+        let rows = Box::pin(service.alert_events(self.0.alert.id, page)).await?;
         Ok(EventConnection::new(
-            page.finish(rows),
+            rows,
             Count::AlertEvents(self.0.alert.id),
             Event::keyed,
         ))
@@ -216,10 +218,10 @@ impl Alert {
         after: Option<String>,
     ) -> async_graphql::Result<AlertCommentConnection> {
         let page = Page::parse(first, after.as_deref(), None, None)?;
-        let db = &ctx.data_unchecked::<Service>().db;
-        let rows = Box::pin(db.comments_page(self.0.alert.id, page)).await?;
+        let service = ctx.data_unchecked::<Service>();
+        let rows = Box::pin(service.comments(self.0.alert.id, page)).await?;
         Ok(AlertCommentConnection::new(
-            page.finish(rows),
+            rows,
             Count::Comments(self.0.alert.id),
             AlertComment::keyed,
         ))
@@ -229,7 +231,7 @@ impl Alert {
 /// While a silence matches (every matcher it has agrees with the event),
 /// events are stored but raise no alert.
 #[derive(Clone)]
-pub struct Silence(pub SilenceRow);
+pub struct Silence(pub SilenceRecord);
 
 #[Object(serial)]
 impl Silence {
@@ -281,7 +283,7 @@ pub struct SilenceInput {
 
 /// A note on an alert. Never edited or deleted.
 #[derive(Clone)]
-pub struct AlertComment(pub CommentRow);
+pub struct AlertComment(pub CommentRecord);
 
 #[Object(serial)]
 impl AlertComment {
@@ -300,14 +302,14 @@ impl AlertComment {
 }
 
 impl AlertComment {
-    pub fn keyed(row: CommentRow) -> (i64, Self) {
+    pub fn keyed(row: CommentRecord) -> (i64, Self) {
         (row.id, Self(row))
     }
 }
 
 /// One entry of the append-only audit log.
 #[derive(Clone)]
-pub struct AuditEntry(pub AuditRow);
+pub struct AuditEntry(pub AuditRecord);
 
 #[Object(serial)]
 impl AuditEntry {
@@ -341,7 +343,7 @@ impl AuditEntry {
 
 /// A sensor's API key (the key itself is shown only on creation).
 #[derive(Clone)]
-pub struct ApiKey(pub ApiKeyRow);
+pub struct ApiKey(pub ApiKeyRecord);
 
 #[Object(serial)]
 impl ApiKey {
@@ -473,14 +475,14 @@ pub enum Count {
 
 impl Count {
     async fn get(self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
-        let db = &ctx.data_unchecked::<Service>().db;
+        let service = ctx.data_unchecked::<Service>();
         let n = match self {
-            Count::Alerts(f) => db.count_alerts(f).await?,
-            Count::Events(s) => db.count_events(s).await?,
-            Count::Users => db.count_users().await?,
-            Count::Audit(a) => db.count_audit(a).await?,
-            Count::AlertEvents(id) => db.count_alert_events(id).await?,
-            Count::Comments(id) => db.count_comments(id).await?,
+            Count::Alerts(f) => service.count_alerts(f).await?,
+            Count::Events(s) => service.count_events(s).await?,
+            Count::Users => service.count_users().await?,
+            Count::Audit(a) => service.count_audit(a).await?,
+            Count::AlertEvents(id) => service.count_alert_events(id).await?,
+            Count::Comments(id) => service.count_comments(id).await?,
         };
         Ok(i32::try_from(n).unwrap_or(i32::MAX))
     }
@@ -562,12 +564,12 @@ impl Event {
     }
 }
 impl User {
-    pub fn keyed(row: UserRow) -> (i64, Self) {
+    pub fn keyed(row: UserRecord) -> (i64, Self) {
         (row.id, Self(row))
     }
 }
 impl AuditEntry {
-    pub fn keyed(row: AuditRow) -> (i64, Self) {
+    pub fn keyed(row: AuditRecord) -> (i64, Self) {
         (row.id, Self(row))
     }
 }

@@ -2,11 +2,10 @@
 
 use super::{audit, ClientIp, Service};
 use crate::auth::Principal;
-use crate::db::alerts::AlertFilter;
-use crate::db::models::AlertWithEvent;
-use crate::db::models::CommentRow;
+use crate::domain::alert::{AlertFilter, AlertWithEvent, CommentRecord};
+use crate::domain::event::EventWithAlert;
 use crate::domain::page::{Page, PageOf};
-use crate::domain::{AlertStatus, AuditAction, Role};
+use crate::domain::{AlertStatus, AuditAction, Role, Severity};
 use crate::error::{Error, Result};
 
 /// What live subscribers are told, after the change is committed.
@@ -32,6 +31,60 @@ impl Service {
 
     pub async fn alert(&self, id: i64) -> Result<Option<AlertWithEvent>> {
         self.db.alert(id).await
+    }
+
+    /// A page by offset, for the old REST API's numbered pages.
+    pub async fn alerts_by_offset(
+        &self,
+        filter: AlertFilter,
+        newest_first: bool,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<AlertWithEvent>> {
+        self.db
+            .alerts_offset_page(filter, newest_first, offset, limit)
+            .await
+    }
+
+    pub async fn count_alerts(&self, filter: AlertFilter) -> Result<i64> {
+        self.db.count_alerts(filter).await
+    }
+
+    /// Alerts by id, in no particular order; ids not found are left out.
+    pub async fn alerts_by_ids(&self, ids: Vec<i64>) -> Result<Vec<AlertWithEvent>> {
+        self.db.alerts_by_ids(ids).await
+    }
+
+    /// The events that belong to an alert, newest first.
+    pub async fn alert_events(&self, alert_id: i64, page: Page) -> Result<PageOf<EventWithAlert>> {
+        Ok(page.finish(self.db.alert_events_page(alert_id, page).await?))
+    }
+
+    pub async fn count_alert_events(&self, alert_id: i64) -> Result<i64> {
+        self.db.count_alert_events(alert_id).await
+    }
+
+    /// Analysts' notes on an alert, newest first.
+    pub async fn comments(&self, alert_id: i64, page: Page) -> Result<PageOf<CommentRecord>> {
+        Ok(page.finish(self.db.comments_page(alert_id, page).await?))
+    }
+
+    pub async fn count_comments(&self, alert_id: i64) -> Result<i64> {
+        self.db.count_comments(alert_id).await
+    }
+
+    /// Mean seconds to acknowledge and to resolve, all time or for alerts
+    /// created since `since`.
+    pub async fn lifecycle_means(
+        &self,
+        since: Option<chrono::NaiveDateTime>,
+    ) -> Result<(Option<f64>, Option<f64>)> {
+        self.db.lifecycle_means(since).await
+    }
+
+    /// How many alerts there are of each status and severity.
+    pub async fn alert_counts(&self) -> Result<Vec<(AlertStatus, Severity, i64)>> {
+        self.db.alert_counts().await
     }
 
     pub async fn update_alert_status(
@@ -159,7 +212,7 @@ impl Service {
         id: i64,
         body: &str,
         ip: &ClientIp,
-    ) -> Result<CommentRow> {
+    ) -> Result<CommentRecord> {
         let body =
             crate::domain::event::text("body", body, crate::domain::event::MAX_DESCRIPTION_CHARS)?;
         let entry = audit(AuditAction::AlertCommented, principal.actor(), ip);

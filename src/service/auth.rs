@@ -9,8 +9,8 @@ use crate::auth::token::{
     random_secret, RefreshId, TokenPair, TokenSubject, TokenType, VerifiedAccess,
 };
 use crate::auth::{api_key, Credentials, Principal};
-use crate::db::models::{ApiKeyRow, UserRow};
-use crate::db::sessions::{Issued, Rotation, SessionState};
+use crate::domain::auth::{ApiKeyRecord, Issued, Rotation, SessionState};
+use crate::domain::user::UserRecord;
 use crate::domain::{event, user, AuditAction};
 use crate::error::{Error, Result};
 
@@ -228,7 +228,7 @@ impl Service {
         who: &Principal,
         name: &str,
         ip: &ClientIp,
-    ) -> Result<(String, ApiKeyRow)> {
+    ) -> Result<(String, ApiKeyRecord)> {
         let name = event::label("name", name, 100)?;
         let key = api_key::generate();
         let mut entry = audit(AuditAction::ApiKeyCreated, who.actor(), ip);
@@ -246,7 +246,7 @@ impl Service {
         who: &Principal,
         id: i64,
         ip: &ClientIp,
-    ) -> Result<ApiKeyRow> {
+    ) -> Result<ApiKeyRecord> {
         let mut entry = audit(AuditAction::ApiKeyRevoked, who.actor(), ip);
         entry.target_type = Some("ApiKey".into());
         entry.target_id = Some(id.to_string());
@@ -256,7 +256,7 @@ impl Service {
     }
 
     /// Every key, newest first, with last-use times not yet written merged in.
-    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRow>> {
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>> {
         let mut keys = self.db.api_keys().await?;
         for k in &mut keys {
             if let Some(at) = self.security.key_usage.peek(k.id) {
@@ -275,7 +275,7 @@ impl Service {
     }
 }
 
-fn subject<'a>(user: &'a UserRow, session: &'a str) -> TokenSubject<'a> {
+fn subject<'a>(user: &'a UserRecord, session: &'a str) -> TokenSubject<'a> {
     TokenSubject {
         id: user.id,
         username: &user.username,

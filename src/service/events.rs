@@ -2,9 +2,7 @@
 
 use super::{ClientIp, Service};
 use crate::auth::Principal;
-use crate::db::events::{Ingest, Ingested};
-use crate::db::models::EventWithAlert;
-use crate::domain::event::{NewEvent, RawEvent};
+use crate::domain::event::{EventWithAlert, Ingest, Ingested, NewEvent, RawEvent};
 use crate::domain::page::{Page, PageOf};
 use crate::domain::Severity;
 use crate::error::{Error, Result};
@@ -56,6 +54,10 @@ impl Service {
         page: Page,
     ) -> Result<PageOf<EventWithAlert>> {
         Ok(page.finish(self.db.events_page(severity, page).await?))
+    }
+
+    pub async fn count_events(&self, severity: Option<Severity>) -> Result<i64> {
+        self.db.count_events(severity).await
     }
 }
 

@@ -3,9 +3,12 @@
 //! them; these call storage.
 
 mod alerts;
+mod audit_log;
 mod auth;
 mod events;
+pub mod live;
 pub mod silences;
+mod storage;
 mod users;
 
 use std::sync::Arc;
@@ -18,14 +21,15 @@ use crate::auth::cache::TtlCache;
 use crate::auth::password::Passwords;
 use crate::auth::token::{random_secret, TokenKeys, VerifiedAccess};
 use crate::config::Settings;
-use crate::db::models::NewAudit;
-use crate::db::sessions::SessionState;
 use crate::db::Db;
+use crate::domain::audit::NewAudit;
+use crate::domain::auth::SessionState;
 use crate::domain::AuditAction;
 use crate::ingest::{Writer, WriterTask};
 use crate::throttle::Throttle;
 
 pub use alerts::{AlertNotice, NoticeKind};
+pub use storage::{backup, import_django, migrate, pending_migrations};
 
 /// How long a checked token session or API key is trusted before it is
 /// read again: the most a revocation can lag on another instance.
@@ -56,7 +60,8 @@ const ALERT_BUS_CAPACITY: usize = 4_096;
 pub struct Service(Arc<Parts>);
 
 pub struct Parts {
-    pub db: Db,
+    /// Storage: the service's alone (front ends call the service).
+    db: Db,
     pub tokens: TokenKeys,
     pub passwords: Passwords,
     pub writer: Writer,
@@ -83,7 +88,7 @@ pub struct ClientIp(pub Option<String>);
 impl Service {
     /// Builds the service on a migrated database; returns it with the ingest
     /// writer's task, to be shut down after the last request.
-    pub async fn start(settings: Settings, db: Db) -> anyhow::Result<(Self, WriterTask)> {
+    async fn start(settings: Settings, db: Db) -> anyhow::Result<(Self, WriterTask)> {
         let secret = match &settings.jwt_secret {
             Some(s) => s.clone(),
             // Kept with the data, so tokens survive restarts and every

@@ -4,9 +4,8 @@ use chrono::NaiveDateTime;
 
 use super::{audit, ClientIp, Service};
 use crate::auth::Principal;
-use crate::db::models::SilenceRow;
-use crate::db::silences::NewSilence;
 use crate::domain::event::{label, text, MAX_EXTERNAL_ID_CHARS, MAX_LABEL_CHARS};
+use crate::domain::silence::{NewSilence, SilenceRecord};
 use crate::domain::{AuditAction, Severity};
 use crate::error::{Error, Result};
 
@@ -26,7 +25,7 @@ impl Service {
         who: &Principal,
         req: SilenceRequest,
         ip: &ClientIp,
-    ) -> Result<SilenceRow> {
+    ) -> Result<SilenceRecord> {
         let new = NewSilence {
             source: req
                 .source
@@ -77,8 +76,19 @@ impl Service {
         who: &Principal,
         id: i64,
         ip: &ClientIp,
-    ) -> Result<SilenceRow> {
+    ) -> Result<SilenceRecord> {
         let entry = audit(AuditAction::SilenceExpired, who.actor(), ip);
         self.db.expire_silence(id, entry).await
+    }
+
+    /// Silences, newest first: `Some(true)` only live ones, `Some(false)`
+    /// only ended ones (expired or past `endsAt`), `None` all.
+    pub async fn silences(&self, active: Option<bool>) -> Result<Vec<SilenceRecord>> {
+        self.db.silences(active).await
+    }
+
+    /// Silences by id, in no particular order; ids not found are left out.
+    pub async fn silences_by_ids(&self, ids: Vec<i64>) -> Result<Vec<SilenceRecord>> {
+        self.db.silences_by_ids(ids).await
     }
 }

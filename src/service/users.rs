@@ -2,9 +2,8 @@
 
 use super::{audit, ClientIp, Service};
 use crate::auth::token::random_secret;
-use crate::db::models::UserRow;
-use crate::db::users::NewUser;
 use crate::domain::page::{Page, PageOf};
+use crate::domain::user::{NewUser, UserRecord};
 use crate::domain::{user, AuditAction, Role};
 use crate::error::{Error, Result};
 
@@ -18,7 +17,7 @@ impl Service {
         password: &str,
         role: Role,
         ip: &ClientIp,
-    ) -> Result<UserRow> {
+    ) -> Result<UserRecord> {
         let username = user::username(username)?;
         let password = user::password(password)?;
         let password_hash = self.passwords.hash(&password).await?;
@@ -38,11 +37,25 @@ impl Service {
             .await
     }
 
-    pub async fn users(&self, page: Page) -> Result<PageOf<UserRow>> {
+    pub async fn users(&self, page: Page) -> Result<PageOf<UserRecord>> {
         Ok(page.finish(self.db.users_page(page).await?))
     }
 
-    pub async fn user(&self, id: i64) -> Result<UserRow> {
+    /// The account with this id, if there is one.
+    pub async fn find_user(&self, id: i64) -> Result<Option<UserRecord>> {
+        self.db.user_by_id(id).await
+    }
+
+    /// Accounts by id, in no particular order; ids not found are left out.
+    pub async fn users_by_ids(&self, ids: Vec<i64>) -> Result<Vec<UserRecord>> {
+        self.db.users_by_ids(ids).await
+    }
+
+    pub async fn count_users(&self) -> Result<i64> {
+        self.db.count_users().await
+    }
+
+    pub async fn user(&self, id: i64) -> Result<UserRecord> {
         self.db
             .user_by_id(id)
             .await?

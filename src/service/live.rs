@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 
+use super::{AlertNotice, NoticeKind, Service};
 use crate::auth::token::random_secret;
 use crate::config::DatabaseUrl;
 use crate::db::notify::Listener;
-use crate::service::{AlertNotice, NoticeKind, Service};
 
 const CHANNEL: &str = "threatwatch_alerts";
 /// Ids per NOTIFY: keeps each payload far below PostgreSQL's limit.
