@@ -12,8 +12,8 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::domain::event::{Ingest, Ingested};
 use crate::db::{Db, WriterConn};
+use crate::domain::event::{Ingest, Ingested};
 use crate::error::{Error, Result};
 
 /// Most events committed in one transaction: large enough to amortise the

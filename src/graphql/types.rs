@@ -15,7 +15,9 @@
 //!   fields, so one field that holds a database call inline made every `id`
 //!   and `status` allocate and copy its state.
 
-use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
+use std::borrow::Cow;
+
+use async_graphql::{Context, InputObject, Object, OutputType, SimpleObject, TypeName, ID};
 
 use super::scalars::DateTime;
 use crate::auth::token::TokenPair;
@@ -488,70 +490,85 @@ impl Count {
     }
 }
 
-/// Defines a Relay connection type and its edge type over `$node`.
-macro_rules! connection {
-    ($conn:ident, $edge:ident, $node:ident) => {
-        #[derive(SimpleObject)]
-        #[graphql(serial)]
-        pub struct $edge {
-            pub cursor: String,
-            pub node: $node,
-        }
-
-        pub struct $conn {
-            nodes: Vec<(i64, $node)>,
-            has_next_page: bool,
-            has_previous_page: bool,
-            count: Count,
-        }
-
-        impl $conn {
-            pub fn new<R>(page: PageOf<R>, count: Count, node: impl Fn(R) -> (i64, $node)) -> Self {
-                Self {
-                    nodes: page.rows.into_iter().map(node).collect(),
-                    has_next_page: page.has_next_page,
-                    has_previous_page: page.has_previous_page,
-                    count,
-                }
-            }
-        }
-
-        #[Object(serial)]
-        impl $conn {
-            async fn edges(&self) -> Vec<$edge> {
-                self.nodes
-                    .iter()
-                    .map(|(id, node)| $edge {
-                        cursor: encode_cursor(*id),
-                        node: node.clone(),
-                    })
-                    .collect()
-            }
-            async fn nodes(&self) -> Vec<$node> {
-                self.nodes.iter().map(|(_, n)| n.clone()).collect()
-            }
-            async fn page_info(&self) -> PageInfo {
-                PageInfo {
-                    has_next_page: self.has_next_page,
-                    has_previous_page: self.has_previous_page,
-                    start_cursor: self.nodes.first().map(|(id, _)| encode_cursor(*id)),
-                    end_cursor: self.nodes.last().map(|(id, _)| encode_cursor(*id)),
-                }
-            }
-            /// All items matching the filters, across every page. Counted
-            /// only when asked for.
-            async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
-                Box::pin(self.count.get(ctx)).await
-            }
-        }
-    };
+// An edge of a connection: a node and the cursor just after it. (A plain
+// comment: a doc comment would become a description in the schema.)
+#[derive(SimpleObject)]
+#[graphql(name_type, serial)]
+pub struct Edge<N: OutputType> {
+    pub cursor: String,
+    pub node: N,
 }
 
-connection!(AlertConnection, AlertEdge, Alert);
-connection!(EventConnection, EventEdge, Event);
-connection!(UserConnection, UserEdge, User);
-connection!(AuditEntryConnection, AuditEntryEdge, AuditEntry);
-connection!(AlertCommentConnection, AlertCommentEdge, AlertComment);
+/// `AlertEdge`, `EventEdge`, …: the node type's name and `Edge`.
+impl<N: OutputType> TypeName for Edge<N> {
+    fn type_name() -> Cow<'static, str> {
+        format!("{}Edge", N::type_name()).into()
+    }
+}
+
+/// A page of nodes in the Relay connection shape, for any node type.
+pub struct Connection<N> {
+    nodes: Vec<(i64, N)>,
+    has_next_page: bool,
+    has_previous_page: bool,
+    count: Count,
+}
+
+/// `AlertConnection`, `EventConnection`, …
+impl<N: OutputType> TypeName for Connection<N> {
+    fn type_name() -> Cow<'static, str> {
+        format!("{}Connection", N::type_name()).into()
+    }
+}
+
+impl<N> Connection<N> {
+    pub fn new<R>(page: PageOf<R>, count: Count, node: impl Fn(R) -> (i64, N)) -> Self {
+        Self {
+            nodes: page.rows.into_iter().map(node).collect(),
+            has_next_page: page.has_next_page,
+            has_previous_page: page.has_previous_page,
+            count,
+        }
+    }
+}
+
+#[Object(name_type, serial)]
+impl<N: OutputType + Clone> Connection<N> {
+    async fn edges(&self) -> Vec<Edge<N>> {
+        self.nodes
+            .iter()
+            .map(|(id, node)| Edge {
+                cursor: encode_cursor(*id),
+                node: node.clone(),
+            })
+            .collect()
+    }
+
+    async fn nodes(&self) -> Vec<N> {
+        self.nodes.iter().map(|(_, n)| n.clone()).collect()
+    }
+
+    async fn page_info(&self) -> PageInfo {
+        PageInfo {
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+            start_cursor: self.nodes.first().map(|(id, _)| encode_cursor(*id)),
+            end_cursor: self.nodes.last().map(|(id, _)| encode_cursor(*id)),
+        }
+    }
+
+    /// All items matching the filters, across every page. Counted
+    /// only when asked for.
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        Box::pin(self.count.get(ctx)).await
+    }
+}
+
+pub type AlertConnection = Connection<Alert>;
+pub type EventConnection = Connection<Event>;
+pub type UserConnection = Connection<User>;
+pub type AuditEntryConnection = Connection<AuditEntry>;
+pub type AlertCommentConnection = Connection<AlertComment>;
 
 impl Alert {
     pub fn keyed(row: AlertWithEvent) -> (i64, Self) {
