@@ -13,6 +13,7 @@ use std::future::Future;
 use diesel::sqlite::SqliteConnection;
 use diesel::QueryResult;
 use diesel_async::AsyncPgConnection;
+use futures_util::future::{ready, BoxFuture};
 use futures_util::FutureExt;
 
 use crate::error::{Error, Result};
@@ -51,46 +52,52 @@ impl<'q, U, Q> Loadable<'q, U> for Q where
 
 impl Conn<'_> {
     /// Every row the query returns.
-    pub async fn load<'q, Q, U>(&mut self, query: Q) -> QueryResult<Vec<U>>
+    ///
+    /// The three query methods return boxed futures: a future that holds a
+    /// query borrowing its values would otherwise make every async function
+    /// that awaits it unprovably `Send` (rust-lang/rust#110338), and the
+    /// ingest writer's statements borrow the batch instead of copying it.
+    pub fn load<'a, 'q: 'a, Q, U>(&'a mut self, query: Q) -> BoxFuture<'a, QueryResult<Vec<U>>>
     where
         Q: Loadable<'q, U>,
         U: Send + 'q,
     {
         match self {
-            Conn::Sqlite(c) => diesel::RunQueryDsl::load(query, &mut **c),
-            Conn::SqliteAsync(c) => diesel_async::RunQueryDsl::load(query, &mut **c).await,
-            Conn::Postgres(c) => diesel_async::RunQueryDsl::load(query, &mut **c).await,
+            Conn::Sqlite(c) => ready(diesel::RunQueryDsl::load(query, &mut **c)).boxed(),
+            Conn::SqliteAsync(c) => diesel_async::RunQueryDsl::load(query, &mut **c).boxed(),
+            Conn::Postgres(c) => diesel_async::RunQueryDsl::load(query, &mut **c).boxed(),
         }
     }
 
     /// The first row the query returns; `NotFound` when there is none
     /// (use `diesel::OptionalExtension::optional` for `Option`). The query
     /// asks for one row only if it says `.limit(1)` itself.
-    pub async fn first<'q, Q, U>(&mut self, query: Q) -> QueryResult<U>
+    pub fn first<'a, 'q: 'a, Q, U>(&'a mut self, query: Q) -> BoxFuture<'a, QueryResult<U>>
     where
         Q: Loadable<'q, U>,
         U: Send + 'q,
     {
         match self {
-            Conn::Sqlite(c) => diesel::RunQueryDsl::get_result(query, &mut **c),
-            Conn::SqliteAsync(c) => diesel_async::RunQueryDsl::get_result(query, &mut **c).await,
-            Conn::Postgres(c) => diesel_async::RunQueryDsl::get_result(query, &mut **c).await,
+            Conn::Sqlite(c) => ready(diesel::RunQueryDsl::get_result(query, &mut **c)).boxed(),
+            Conn::SqliteAsync(c) => diesel_async::RunQueryDsl::get_result(query, &mut **c).boxed(),
+            Conn::Postgres(c) => diesel_async::RunQueryDsl::get_result(query, &mut **c).boxed(),
         }
     }
 
     /// Runs a statement; the number of rows it touched.
-    pub async fn execute<Q>(&mut self, query: Q) -> QueryResult<usize>
+    pub fn execute<'a, Q>(&'a mut self, query: Q) -> BoxFuture<'a, QueryResult<usize>>
     where
         Q: diesel::RunQueryDsl<SqliteConnection>
             + diesel::query_dsl::methods::ExecuteDsl<SqliteConnection>
             + diesel_async::methods::ExecuteDsl<super::SqliteConn>
             + diesel_async::methods::ExecuteDsl<AsyncPgConnection>
-            + Send,
+            + Send
+            + 'a,
     {
         match self {
-            Conn::Sqlite(c) => diesel::RunQueryDsl::execute(query, &mut **c),
-            Conn::SqliteAsync(c) => diesel_async::RunQueryDsl::execute(query, &mut **c).await,
-            Conn::Postgres(c) => diesel_async::RunQueryDsl::execute(query, &mut **c).await,
+            Conn::Sqlite(c) => ready(diesel::RunQueryDsl::execute(query, &mut **c)).boxed(),
+            Conn::SqliteAsync(c) => diesel_async::RunQueryDsl::execute(query, &mut **c).boxed(),
+            Conn::Postgres(c) => diesel_async::RunQueryDsl::execute(query, &mut **c).boxed(),
         }
     }
 

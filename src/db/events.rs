@@ -125,16 +125,19 @@ pub(super) async fn link_raising_events(conn: &mut Conn<'_>, ids: &[i64]) -> Res
 /// What storage read for a batch before writing: what the plan needs, and
 /// the rows the answers are made of.
 struct Read {
-    found: Found,
     /// Earlier events by id, with their alerts.
     earlier: HashMap<i64, (EventRow, Option<AlertWithEvent>)>,
     /// Open alerts by id, with their raising events.
     open: HashMap<i64, AlertWithEvent>,
 }
 
-/// Reads what `domain::ingest::plan` needs for `events`, asking the plan's
-/// own helpers what that is.
-async fn read_for(conn: &mut Conn<'_>, events: &[&NewEvent]) -> Result<Read> {
+/// Reads what `domain::ingest::plan` needs for `events` and plans. Each
+/// read is asked of a plan made on what was read before it (with no
+/// silences the plan says whether silences matter, with no open alerts
+/// which keys to look up), and a plan is made again only when a read found
+/// something: the same plan `ingest::plan` makes on everything, in one pass
+/// for most batches.
+async fn read_and_plan(conn: &mut Conn<'_>, events: &[&NewEvent]) -> Result<(Plan, Read)> {
     let mut found = Found::default();
     let mut earlier = HashMap::new();
     // One lookup per externalId: each searches the partial unique index.
@@ -155,9 +158,10 @@ async fn read_for(conn: &mut Conn<'_>, events: &[&NewEvent]) -> Result<Read> {
         found.earlier.insert(source, external_id, event.id);
         earlier.insert(event.id, (event, alert));
     }
+    let mut plan = ingest::plan(events, &found);
     // Live silences, read from the database so that they hold on every
     // instance the moment they are created or expired.
-    if ingest::needs_silences(events, &found.earlier) {
+    if plan.stores_a_raising_event(events) {
         let now = crate::domain::now();
         let live: Vec<SilenceRow> = conn
             .load(
@@ -168,8 +172,11 @@ async fn read_for(conn: &mut Conn<'_>, events: &[&NewEvent]) -> Result<Read> {
             )
             .await?;
         found.silences = live.iter().map(SilenceRow::matcher).collect();
+        if !found.silences.is_empty() {
+            plan = ingest::plan(events, &found);
+        }
     }
-    let pairs = ingest::open_keys(events, &found.earlier, &found.silences);
+    let pairs = plan.raised_keys(events);
     let (sources, keys) = ingest::sources_and_keys(&pairs);
     let mut open = HashMap::new();
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
@@ -185,11 +192,10 @@ async fn read_for(conn: &mut Conn<'_>, events: &[&NewEvent]) -> Result<Read> {
             open.insert(alert.id, AlertWithEvent { alert, event });
         }
     }
-    Ok(Read {
-        found,
-        earlier,
-        open,
-    })
+    if !found.open.is_empty() {
+        plan = ingest::plan(events, &found);
+    }
+    Ok((plan, Read { earlier, open }))
 }
 
 /// Inserts the events the plan stores, one statement per chunk; each is
@@ -231,13 +237,13 @@ async fn insert_events(
              external_id, dedup_key, silenced_by, alert_id) VALUES ",
         )
         .rows(chunk, |row, (_, e)| {
-            row.bind::<Text, _>(e.source.clone())
-                .bind::<Text, _>(e.event_type.clone())
+            row.bind::<Text, _>(&e.source)
+                .bind::<Text, _>(&e.event_type)
                 .bind::<Text, _>(e.severity.as_str())
-                .bind::<Text, _>(e.description.clone())
-                .bind::<Timestamp, _>(stamp.clone())
-                .bind::<Nullable<Text>, _>(e.external_id.clone())
-                .bind::<Nullable<Text>, _>(e.dedup_key.clone())
+                .bind::<Text, _>(&e.description)
+                .bind::<Timestamp, _>(stamp)
+                .bind::<Nullable<Text>, _>(e.external_id.as_deref())
+                .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
                 .bind::<Nullable<BigInt>, _>(e.silenced_by)
                 .bind::<Nullable<BigInt>, _>(e.alert_id)
         })
@@ -286,12 +292,12 @@ async fn insert_alerts(
             row.bind::<BigInt, _>(e.id)
                 .bind::<Text, _>(e.severity.as_str())
                 .bind::<Text, _>(AlertStatus::Open.as_str())
-                .bind::<Timestamp, _>(stamp.clone())
-                .bind::<Timestamp, _>(stamp.clone())
-                .bind::<Text, _>(e.source.clone())
-                .bind::<Nullable<Text>, _>(e.dedup_key.clone())
+                .bind::<Timestamp, _>(stamp)
+                .bind::<Timestamp, _>(stamp)
+                .bind::<Text, _>(&e.source)
+                .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
                 .bind::<BigInt, _>(occurrences)
-                .bind::<Timestamp, _>(stamp.clone())
+                .bind::<Timestamp, _>(stamp)
         })
         .sql(" RETURNING id");
         let ids = NewId::in_row_order(conn.load(query).await?, chunk.len(), "alerts")?;
@@ -332,7 +338,7 @@ async fn fold(conn: &mut Conn<'_>, folds: &BTreeMap<i64, i64>, stamp: &Stamp) ->
         }
         let query = query
             .sql(" ELSE 0 END, last_seen_at = ")
-            .bind::<Timestamp, _>(stamp.clone())
+            .bind::<Timestamp, _>(stamp)
             .sql(" WHERE id IN (")
             .list::<BigInt, _>(&ids)
             .sql(")");
@@ -402,13 +408,13 @@ async fn record_raised(
                 "severity": alert.severity.as_str(),
                 "source": item.event.source,
             });
-            row.bind::<Timestamp, _>(stamp.clone())
+            row.bind::<Timestamp, _>(stamp)
                 .bind::<Text, _>(AuditAction::AlertCreated.as_str())
-                .bind::<Text, _>(item.actor.clone())
+                .bind::<Text, _>(&item.actor)
                 .bind::<Nullable<Text>, _>(Some("Alert"))
                 .bind::<Nullable<Text>, _>(Some(alert.id.to_string()))
                 .bind::<Nullable<Text>, _>(Some(detail.to_string()))
-                .bind::<Nullable<Text>, _>(item.ip.clone())
+                .bind::<Nullable<Text>, _>(item.ip.as_deref())
         });
         conn.execute(query).await?;
     }
@@ -426,19 +432,26 @@ async fn record_raised(
 fn answers(
     plan: &Plan,
     read: Read,
-    stored: Vec<Option<EventRow>>,
+    mut stored: Vec<Option<EventRow>>,
     raised: HashMap<usize, AlertRow>,
     now: chrono::NaiveDateTime,
 ) -> Result<Vec<Ingested>> {
-    let Read {
-        earlier, mut open, ..
-    } = read;
+    let Read { earlier, mut open } = read;
     for (id, n) in &plan.folds {
         if let Some(existing) = open.get_mut(id) {
             existing.alert.occurrences += n;
             existing.alert.last_seen_at = Some(now);
         }
     }
+    // The new alerts with their raising events, made before the rows are
+    // moved into the answers.
+    let new_alerts: HashMap<usize, AlertWithEvent> = raised
+        .into_iter()
+        .map(|(r, alert)| {
+            let event = stored_at(&stored, r)?.clone();
+            Ok((r, AlertWithEvent { alert, event }))
+        })
+        .collect::<Result<_>>()?;
     let mut out: Vec<Ingested> = Vec::with_capacity(plan.fates.len());
     for (i, fate) in plan.fates.iter().enumerate() {
         let done = match fate {
@@ -464,20 +477,13 @@ fn answers(
                 }
             }
             Fate::Store(_) => {
-                let mut event = stored_at(&stored, i)?.clone();
+                let mut event = stored.get_mut(i).and_then(Option::take).ok_or_else(|| {
+                    Error::internal(anyhow::anyhow!("event {i} of the batch was not stored"))
+                })?;
                 let alert = match plan.alert_of(i) {
-                    Some(Target::New(r)) => {
-                        let alert = raised.get(&r).cloned().ok_or_else(|| {
-                            Error::internal(anyhow::anyhow!(
-                                "the alert of event {r} was not stored"
-                            ))
-                        })?;
-                        let raiser = stored_at(&stored, r)?.clone();
-                        Some(AlertWithEvent {
-                            alert,
-                            event: raiser,
-                        })
-                    }
+                    Some(Target::New(r)) => Some(new_alerts.get(&r).cloned().ok_or_else(|| {
+                        Error::internal(anyhow::anyhow!("the alert of event {r} was not stored"))
+                    })?),
                     Some(Target::Existing(id)) => open.get(&id).cloned(),
                     None => None,
                 };
@@ -503,8 +509,7 @@ async fn ingest(conn: &mut Conn<'_>, batch: &[Ingest]) -> Result<Vec<Ingested>> 
     let now = crate::domain::now();
     let stamp = Stamp::new(now);
     let events: Vec<&NewEvent> = batch.iter().map(|item| &item.event).collect();
-    let read = read_for(conn, &events).await?;
-    let plan = ingest::plan(&events, &read.found);
+    let (plan, read) = read_and_plan(conn, &events).await?;
     let stored = insert_events(conn, &events, &plan, &stamp, now).await?;
     let raised = insert_alerts(conn, &plan, &stored, &stamp, now).await?;
     fold(conn, &plan.folds, &stamp).await?;

@@ -28,12 +28,9 @@ use crate::domain::page::{Direction, Page};
 /// afresh. Diesel writes each placeholder itself (`?` or `$n`); consecutive
 /// values are separated by `, `.
 ///
-/// It serves both backends (every value can be written by either), and it
-/// owns its values: a query that borrows is refused by the compiler where
-/// an async storage function holds it across an await on a task that must
-/// be `Send` (rust-lang/rust#110338).
-pub struct Statement {
-    parts: Vec<Part>,
+/// It serves both backends: every value can be written by either.
+pub struct Statement<'a> {
+    parts: Vec<Part<'a>>,
     values: usize,
     /// Whether its rows and lists (if any) all have sizes `shaped_chunks`
     /// cuts.
@@ -43,9 +40,9 @@ pub struct Statement {
 /// See `Statement`: up to 28 rows of a nine-column insert.
 const MAX_CACHED_VALUES: usize = 256;
 
-enum Part {
+enum Part<'a> {
     Sql(Cow<'static, str>),
-    Value(Box<dyn Value>),
+    Value(Box<dyn Value + 'a>),
 }
 
 /// A bound value either backend can write.
@@ -68,7 +65,7 @@ where
     }
 }
 
-impl Statement {
+impl<'a> Statement<'a> {
     pub fn new(sql: impl Into<Cow<'static, str>>) -> Self {
         Self {
             parts: vec![Part::Sql(sql.into())],
@@ -86,7 +83,7 @@ impl Statement {
     where
         Sqlite: HasSqlType<ST>,
         Pg: HasSqlType<ST>,
-        U: ToSql<ST, Sqlite> + ToSql<ST, Pg> + Send + 'static,
+        U: ToSql<ST, Sqlite> + ToSql<ST, Pg> + Send + 'a,
         ST: Send + 'static,
     {
         if matches!(self.parts.last(), Some(Part::Value(_))) {
@@ -102,7 +99,7 @@ impl Statement {
 
     /// `(v, …), (v, …)`: one parenthesised row per item, its values bound
     /// by `row`.
-    pub fn rows<T>(mut self, items: &[T], mut row: impl FnMut(Self, &T) -> Self) -> Self {
+    pub fn rows<T>(mut self, items: &'a [T], mut row: impl FnMut(Self, &'a T) -> Self) -> Self {
         self.shaped = Some(self.shaped.unwrap_or(true) && is_shaped(items.len()));
         for (i, item) in items.iter().enumerate() {
             self = row(self.sql(if i == 0 { "(" } else { "), (" }), item);
@@ -114,9 +111,9 @@ impl Statement {
     }
 
     /// `v, v, …`: each item bound as one value, for an `IN (…)` list.
-    pub fn list<ST, U>(mut self, items: &[U]) -> Self
+    pub fn list<ST, U>(mut self, items: &'a [U]) -> Self
     where
-        U: Copy + ToSql<ST, Sqlite> + ToSql<ST, Pg> + Send + 'static,
+        U: Copy + ToSql<ST, Sqlite> + ToSql<ST, Pg> + Send + 'a,
         Sqlite: HasSqlType<ST>,
         Pg: HasSqlType<ST>,
         ST: Send + 'static,
@@ -129,9 +126,9 @@ impl Statement {
     }
 }
 
-impl<DB: Backend> QueryFragment<DB> for Statement
+impl<'a, DB: Backend> QueryFragment<DB> for Statement<'a>
 where
-    dyn Value: QueryFragment<DB>,
+    dyn Value + 'a: QueryFragment<DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         if self.values > MAX_CACHED_VALUES && self.shaped != Some(true) {
@@ -147,16 +144,16 @@ where
     }
 }
 
-impl QueryId for Statement {
+impl QueryId for Statement<'_> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl Query for Statement {
+impl Query for Statement<'_> {
     type SqlType = Untyped;
 }
 
-impl<Conn: diesel::Connection> diesel::RunQueryDsl<Conn> for Statement {}
+impl<Conn: diesel::Connection> diesel::RunQueryDsl<Conn> for Statement<'_> {}
 
 /// A time bound many times over, formatted for SQLite once: Diesel formats
 /// a `NaiveDateTime` anew for every bind (`%F %T%.f`), and a batch binds
@@ -384,9 +381,10 @@ mod tests {
         use diesel::sqlite::Sqlite;
         let cached = |n: usize| {
             let rows: Vec<[i64; 5]> = vec![[1; 5]; n];
-            let stmt: Statement = Statement::new("INSERT INTO t VALUES ").rows(&rows, |s, r| {
-                r.iter().fold(s, |s, v| s.bind::<BigInt, _>(*v))
-            });
+            let stmt: Statement<'_> = Statement::new("INSERT INTO t VALUES ")
+                .rows(&rows, |s, r| {
+                    r.iter().fold(s, |s, v| s.bind::<BigInt, _>(*v))
+                });
             QueryFragment::<Sqlite>::is_safe_to_cache_prepared(&stmt, &Sqlite).unwrap()
         };
         assert!(cached(10));
@@ -402,7 +400,7 @@ mod tests {
         use diesel::pg::Pg;
         use diesel::sql_types::{BigInt, Text};
         let rows = [(1i64, "a"), (2, "b")];
-        let stmt: Statement = Statement::new("INSERT INTO t (a, b) VALUES ")
+        let stmt: Statement<'_> = Statement::new("INSERT INTO t (a, b) VALUES ")
             .rows(&rows, |s, (a, b)| {
                 s.bind::<BigInt, _>(*a).bind::<Text, _>(*b)
             })
@@ -415,7 +413,7 @@ mod tests {
             Some("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING id")
         );
         let ids = [5i64, 6, 7];
-        let stmt: Statement = Statement::new("DELETE FROM t WHERE id IN (")
+        let stmt: Statement<'_> = Statement::new("DELETE FROM t WHERE id IN (")
             .list::<BigInt, _>(&ids)
             .sql(")");
         assert_eq!(

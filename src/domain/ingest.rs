@@ -152,6 +152,28 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether any event this plan stores could raise an alert. On a plan
+    /// made before the silences were read, this says whether they must be.
+    pub fn stores_a_raising_event(&self, batch: &[impl Borrow<NewEvent>]) -> bool {
+        self.stored()
+            .any(|(i, _)| batch[i].borrow().severity.raises_alert())
+    }
+
+    /// The distinct (source, dedupKey) pairs of the alerts this plan
+    /// raises, sorted. On a plan made before the open alerts were read,
+    /// these are the pairs whose open alert must be looked up.
+    pub fn raised_keys<'a>(&self, batch: &'a [impl Borrow<NewEvent>]) -> Vec<(&'a str, &'a str)> {
+        let mut pairs: Vec<(&str, &str)> = self
+            .raised()
+            .filter_map(|(i, _)| {
+                let e: &NewEvent = batch[i].borrow();
+                Some((e.source.as_str(), e.dedup_key.as_deref()?))
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs
+    }
+
     /// The events to store, in the caller's order, with their index.
     pub fn stored(&self) -> impl Iterator<Item = (usize, &Stored)> + '_ {
         self.fates.iter().enumerate().filter_map(|(i, f)| match f {
@@ -210,9 +232,7 @@ pub fn external_ids(batch: &[impl Borrow<NewEvent>]) -> Vec<(&str, &str)> {
 /// Whether any event that will be stored could raise an alert: only then
 /// are the live silences needed.
 pub fn needs_silences(batch: &[impl Borrow<NewEvent>], earlier: &PairMap<i64>) -> bool {
-    decide(batch, earlier, &[], &PairMap::new())
-        .stored()
-        .any(|(i, _)| batch[i].borrow().severity.raises_alert())
+    decide(batch, earlier, &[], &PairMap::new()).stores_a_raising_event(batch)
 }
 
 /// The distinct (source, dedupKey) pairs, sorted, whose open alert storage
@@ -224,15 +244,7 @@ pub fn open_keys<'a>(
     silences: &[Silence],
 ) -> Vec<(&'a str, &'a str)> {
     // Without open alerts, every keyed pair raises exactly once.
-    let mut pairs: Vec<(&str, &str)> = decide(batch, earlier, silences, &PairMap::new())
-        .raised()
-        .filter_map(|(i, _)| {
-            let e: &NewEvent = batch[i].borrow();
-            Some((e.source.as_str(), e.dedup_key.as_deref()?))
-        })
-        .collect();
-    pairs.sort_unstable();
-    pairs
+    decide(batch, earlier, silences, &PairMap::new()).raised_keys(batch)
 }
 
 /// The distinct sources and the distinct keys of `pairs`, each sorted: the
