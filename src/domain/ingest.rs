@@ -12,9 +12,10 @@
 //!   (source, dedupKey) if storage has one, else the first such event of
 //!   the batch raises the alert and the later ones fold into it.
 //!
-//! Storage asks the helpers here what to read (`external_ids`,
-//! `needs_silences`, `open_keys`), reads it into a `Found`, calls `plan`
-//! and writes what the `Plan` says.
+//! Storage reads the earlier events of `external_ids`, plans on that, asks
+//! the plan whether silences matter (`Plan::stores_a_raising_event`) and
+//! which open alerts to look up (`Plan::raised_keys`), then plans on all it
+//! read and writes what the `Plan` says.
 
 use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
@@ -229,24 +230,6 @@ pub fn external_ids(batch: &[impl Borrow<NewEvent>]) -> Vec<(&str, &str)> {
     pairs
 }
 
-/// Whether any event that will be stored could raise an alert: only then
-/// are the live silences needed.
-pub fn needs_silences(batch: &[impl Borrow<NewEvent>], earlier: &PairMap<i64>) -> bool {
-    decide(batch, earlier, &[], &PairMap::new()).stores_a_raising_event(batch)
-}
-
-/// The distinct (source, dedupKey) pairs, sorted, whose open alert storage
-/// must look up: those of the events that will be stored, raise, carry a
-/// key and are not silenced. The keys of `Found::open`.
-pub fn open_keys<'a>(
-    batch: &'a [impl Borrow<NewEvent>],
-    earlier: &PairMap<i64>,
-    silences: &[Silence],
-) -> Vec<(&'a str, &'a str)> {
-    // Without open alerts, every keyed pair raises exactly once.
-    decide(batch, earlier, silences, &PairMap::new()).raised_keys(batch)
-}
-
 /// The distinct sources and the distinct keys of `pairs`, each sorted: the
 /// two lists of a `source IN (..) AND key IN (..)` query. That query may
 /// also find pairs that were not asked for; `plan` ignores those.
@@ -260,8 +243,7 @@ pub fn sources_and_keys<'a>(pairs: &[(&'a str, &'a str)]) -> (Vec<&'a str>, Vec<
     (sources, keys)
 }
 
-/// The rule itself, over borrowed findings so that the lookup helpers can
-/// run it on what is known so far.
+/// The rule itself, over the parts of `Found`.
 fn decide(
     batch: &[impl Borrow<NewEvent>],
     earlier: &PairMap<i64>,
@@ -507,21 +489,36 @@ mod tests {
         ];
         assert_eq!(external_ids(&batch), [("fw", "x"), ("fw", "y")]);
 
+        // What storage asks a plan made on what it has read so far.
+        fn asks<'a>(
+            earlier: &PairMap<i64>,
+            silences: &[Silence],
+            batch: &'a [NewEvent],
+        ) -> (bool, Vec<(&'a str, &'a str)>) {
+            let read = Found {
+                earlier: earlier.clone(),
+                silences: silences.to_vec(),
+                open: PairMap::new(),
+            };
+            let draft = plan(batch, &read);
+            (
+                draft.stores_a_raising_event(batch),
+                draft.raised_keys(batch),
+            )
+        }
         let mut earlier = PairMap::new();
-        assert!(needs_silences(&batch, &earlier));
-        assert_eq!(
-            open_keys(&batch, &earlier, &[]),
-            [("fw", "k"), ("ids", "k")]
-        );
+        let (needs_silences, open_keys) = asks(&earlier, &[], &batch);
+        assert!(needs_silences);
+        assert_eq!(open_keys, [("fw", "k"), ("ids", "k")]);
         // The event silenced and the one returned again need no alert.
         earlier.insert("fw", "x", 1);
         let silences = [silence(2, Some("ids"), None)];
-        assert!(open_keys(&batch, &earlier, &silences).is_empty());
+        assert!(asks(&earlier, &silences, &batch).1.is_empty());
 
         let only_low = [event("fw", Severity::Low, None, Some("k"))];
-        assert!(!needs_silences(&only_low, &PairMap::new()));
+        assert!(!asks(&PairMap::new(), &[], &only_low).0);
         let stored_before = [event("fw", Severity::High, Some("x"), None)];
-        assert!(!needs_silences(&stored_before, &earlier));
+        assert!(!asks(&earlier, &[], &stored_before).0);
 
         let pairs = [("fw", "k"), ("ids", "k"), ("ids", "m")];
         assert_eq!(
@@ -746,8 +743,8 @@ mod tests {
             }
         }
 
-        /// Storage that reads only what the helpers ask for gets the plan
-        /// it would get by reading everything.
+        /// Storage that reads only what its partial plans ask for gets the
+        /// plan it would get by reading everything.
         #[test]
         fn the_lookups_read_all_the_plan_needs((batch, found) in case()) {
             let full = plan(&batch, &found);
@@ -756,16 +753,17 @@ mod tests {
                 .iter()
                 .filter_map(|&(s, x)| Some((s, x, *found.earlier.get(s, x)?)))
                 .collect();
-            let silences = if needs_silences(&batch, &earlier) {
-                found.silences.clone()
-            } else {
-                Vec::new()
-            };
-            let open: PairMap<i64> = open_keys(&batch, &earlier, &silences)
+            // As storage does: plan on what was read, ask the plan what to
+            // read next.
+            let mut read = Found { earlier, ..Found::default() };
+            if plan(&batch, &read).stores_a_raising_event(&batch) {
+                read.silences = found.silences.clone();
+            }
+            read.open = plan(&batch, &read)
+                .raised_keys(&batch)
                 .iter()
                 .filter_map(|&(s, k)| Some((s, k, *found.open.get(s, k)?)))
                 .collect();
-            let read = Found { earlier, silences, open };
             prop_assert_eq!(plan(&batch, &read), full);
         }
     }
