@@ -157,12 +157,11 @@ impl<Conn: diesel::Connection> diesel::RunQueryDsl<Conn> for Statement<'_> {}
 
 /// A time bound many times over, formatted for SQLite once: Diesel formats
 /// a `NaiveDateTime` anew for every bind (`%F %T%.f`), and a batch binds
-/// one time for every row. On PostgreSQL it binds as the time itself. A clone
-/// shares the text.
-#[derive(Clone, Debug)]
+/// one time for every row. On PostgreSQL it binds as the time itself.
+#[derive(Debug)]
 pub struct Stamp {
     at: chrono::NaiveDateTime,
-    text: std::sync::Arc<str>,
+    text: String,
 }
 
 impl Stamp {
@@ -170,7 +169,7 @@ impl Stamp {
         Self {
             at,
             // Diesel's own SQLite encoding of a timestamp.
-            text: at.format("%F %T%.f").to_string().into(),
+            text: at.format("%F %T%.f").to_string(),
         }
     }
 }
@@ -180,7 +179,7 @@ impl ToSql<diesel::sql_types::Timestamp, diesel::sqlite::Sqlite> for Stamp {
         &'b self,
         out: &mut diesel::serialize::Output<'b, '_, diesel::sqlite::Sqlite>,
     ) -> diesel::serialize::Result {
-        out.set_value(&*self.text);
+        out.set_value(self.text.as_str());
         Ok(diesel::serialize::IsNull::No)
     }
 }
