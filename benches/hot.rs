@@ -43,6 +43,7 @@ fn validation(c: &mut Criterion) {
         description: "Blocked inbound connection from 203.0.113.7 to port 22".into(),
         external_id: Some("fw-edge-01:884412".into()),
         dedup_key: None,
+        occurred_at: None,
     };
     c.bench_function("validation/one event", |b| {
         b.iter(|| NewEvent::parse(black_box(raw.clone()), "input."))

@@ -25,6 +25,16 @@ pub enum Error {
     /// The thing the input `field` names does not exist; `what` says which.
     #[error("{}", Labelled(field, what))]
     NotFound { field: String, what: String },
+    /// An event repeats a (source, externalId) pair with other content. The
+    /// client is told `rule` on the event's `externalId`; `index` is the
+    /// event's place in the batch it came in, for the front end to name
+    /// the field, and `detail` is for the audit log.
+    #[error("externalId: {rule}")]
+    EventConflict {
+        index: usize,
+        rule: String,
+        detail: String,
+    },
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("internal server error")]

@@ -358,6 +358,7 @@ async fn ingest(
         description: fields.required("description")?,
         external_id: None,
         dedup_key: None,
+        occurred_at: None,
     };
     let mut done = app.service.ingest(&who, vec![raw], "input", &ip).await?;
     let stored = done

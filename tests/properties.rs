@@ -132,7 +132,7 @@ proptest! {
         dedup_key in prop::option::of("\\PC{0,210}"),
         severity in severity(),
     ) {
-        let raw = RawEvent { source, event_type, severity, description, external_id, dedup_key };
+        let raw = RawEvent { source, event_type, severity, description, external_id, dedup_key, occurred_at: None };
         match NewEvent::parse(raw, "input.") {
             Ok(e) => {
                 for label in [&e.source, &e.event_type] {
@@ -167,6 +167,7 @@ proptest! {
             description: description.clone(),
             external_id: None,
             dedup_key: None,
+            occurred_at: None,
         };
         match NewEvent::parse(raw, "input.") {
             Ok(e) => {

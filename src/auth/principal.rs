@@ -12,6 +12,8 @@ pub enum Principal {
     ApiKey {
         id: i64,
         name: String,
+        /// The only sources the key may ingest for; `None`: any.
+        sources: Option<std::sync::Arc<[String]>>,
     },
 }
 

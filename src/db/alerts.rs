@@ -366,7 +366,7 @@ impl Db {
         assignee: Option<i64>,
         allowed: impl Fn(Option<i64>) -> Result<()> + Send + Sync + 'static,
         entry: NewAudit,
-    ) -> Result<AlertWithEvent> {
+    ) -> Result<(AlertWithEvent, bool)> {
         self.transaction(async move |mut conn| {
             for _ in 0..MAX_ASSIGN_ATTEMPTS {
                 let AlertWithEvent {
@@ -415,7 +415,10 @@ impl Db {
             ))
         })
         .await
-        .map(audit::logged_if)
+        .map(|(alert, entry)| {
+            let changed = entry.is_some();
+            (audit::logged_if((alert, entry)), changed)
+        })
     }
 
     /// Mean seconds to acknowledge and to resolve: all time from the

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::models::{columns, ApiKeyRow, NewAudit};
+use super::models::{columns, ApiKeyRow, NewAudit, SourceList};
 use super::schema::api_keys;
 use super::{audit, is_unique_violation, Db};
 use crate::error::{Error, Result};
@@ -12,6 +12,7 @@ impl Db {
     pub async fn create_api_key(
         &self,
         name: String,
+        sources: Option<Vec<String>>,
         key_hash: String,
         created_by: String,
         entry: NewAudit,
@@ -23,11 +24,18 @@ impl Db {
                     api_keys::key_hash.eq(key_hash),
                     api_keys::created_by.eq(created_by),
                     api_keys::created_at.eq(crate::domain::now()),
+                    api_keys::sources.eq(SourceList::text(sources.as_deref())),
                 ))
                 .returning(columns::<ApiKeyRow>());
             let row: ApiKeyRow = conn.first(insert).await.map_err(|e| {
                 if is_unique_violation(&e) {
-                    Error::invalid("name", format!("an API key named {name:?} exists already"))
+                    Error::invalid(
+                        "name",
+                        format!(
+                            "a live API key named {name:?} exists already; revoke it first \
+                             or choose another name"
+                        ),
+                    )
                 } else {
                     e.into()
                 }

@@ -19,14 +19,21 @@ impl Db {
         entry: NewAudit,
     ) -> Result<CommentRow> {
         self.transaction(async move |mut conn| {
-            let exists: Option<i64> = conn
-                .first(alerts::table.find(alert_id).select(alerts::id))
+            // A comment is a change to the alert, like a new owner: its
+            // updatedAt moves, which also finds the alert or says it is not
+            // there.
+            let now = crate::domain::now();
+            let touched: Option<i64> = conn
+                .first(
+                    diesel::update(alerts::table.find(alert_id))
+                        .set(alerts::updated_at.eq(now))
+                        .returning(alerts::id),
+                )
                 .await
                 .optional()?;
-            if exists.is_none() {
+            if touched.is_none() {
                 return Err(Error::missing("id", format!("no alert with id {alert_id}")));
             }
-            let now = crate::domain::now();
             let insert = diesel::insert_into(alert_comments::table)
                 .values((
                     alert_comments::alert_id.eq(alert_id),

@@ -158,6 +158,16 @@ async fn read_and_plan(conn: &mut Conn<'_>, events: &[&NewEvent]) -> Result<(Pla
         found.earlier.insert(source, external_id, event.id);
         earlier.insert(event.id, (event, alert));
     }
+    if !earlier.is_empty() || events.len() > 1 {
+        let stored = |source: &str, external_id: &str| {
+            let id = found.earlier.get(source, external_id)?;
+            let (event, _) = earlier.get(id)?;
+            Some((*id, ingest::Content::of_stored(event)))
+        };
+        if let Some(conflict) = ingest::conflict(events, stored) {
+            return Err(conflict.into());
+        }
+    }
     let mut plan = ingest::plan(events, &found);
     // Live silences, read from the database so that they hold on every
     // instance the moment they are created or expired.
@@ -226,6 +236,7 @@ async fn insert_events(
                 },
                 dedup_key: e.dedup_key.clone(),
                 silenced_by: stored.silenced_by,
+                occurred_at: e.occurred_at,
             };
             (i, row)
         })
@@ -234,7 +245,7 @@ async fn insert_events(
         let chunk = &mut rows[range];
         let query = Statement::new(
             "INSERT INTO events (source, event_type, severity, description, created_at, \
-             external_id, dedup_key, silenced_by, alert_id) VALUES ",
+             external_id, dedup_key, silenced_by, alert_id, occurred_at) VALUES ",
         )
         .rows(chunk, |row, (_, e)| {
             row.bind::<Text, _>(&e.source)
@@ -246,6 +257,7 @@ async fn insert_events(
                 .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
                 .bind::<Nullable<BigInt>, _>(e.silenced_by)
                 .bind::<Nullable<BigInt>, _>(e.alert_id)
+                .bind::<Nullable<Timestamp>, _>(e.occurred_at)
         })
         .sql(" RETURNING id");
         let ids = NewId::in_row_order(conn.load(query).await?, chunk.len(), "events")?;

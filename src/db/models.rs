@@ -139,6 +139,8 @@ pub struct EventCols {
     alert_id: Option<i64>,
     dedup_key: Option<String>,
     silenced_by: Option<i64>,
+    #[diesel(deserialize_as = DbTimeOpt)]
+    occurred_at: Option<NaiveDateTime>,
 }
 read_as!(
     EventRow,
@@ -153,6 +155,7 @@ read_as!(
         alert_id,
         dedup_key,
         silenced_by,
+        occurred_at,
     }
 );
 
@@ -261,6 +264,8 @@ pub struct ApiKeyCols {
     last_used_at: Option<NaiveDateTime>,
     #[diesel(deserialize_as = DbTimeOpt)]
     revoked_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = SourceList)]
+    sources: Option<Vec<String>>,
 }
 read_as!(
     ApiKeyRow,
@@ -272,8 +277,46 @@ read_as!(
         created_at,
         last_used_at,
         revoked_at,
+        sources,
     }
 );
+
+/// A key's source list, kept as a JSON array of names (NULL: any source).
+/// Text a list was not written as is a read error, not an empty list: an
+/// empty list would lock the key out, a guess could widen it.
+#[derive(diesel::deserialize::FromSqlRow)]
+pub struct SourceList(Option<Vec<String>>);
+
+impl From<SourceList> for Option<Vec<String>> {
+    fn from(s: SourceList) -> Self {
+        s.0
+    }
+}
+
+impl SourceList {
+    /// The column's text for `sources`.
+    pub fn text(sources: Option<&[String]>) -> Option<String> {
+        sources.map(|s| serde_json::Value::from(s.to_vec()).to_string())
+    }
+}
+
+impl<DB> FromSql<diesel::sql_types::Nullable<Text>, DB> for SourceList
+where
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        let text = String::from_sql(bytes)?;
+        Ok(Self(Some(serde_json::from_str(&text)?)))
+    }
+
+    fn from_nullable_sql(bytes: Option<DB::RawValue<'_>>) -> deserialize::Result<Self> {
+        match bytes {
+            Some(b) => Self::from_sql(b),
+            None => Ok(Self(None)),
+        }
+    }
+}
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = super::schema::alert_comments)]

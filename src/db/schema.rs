@@ -32,6 +32,7 @@ diesel::table! {
         alert_id -> Nullable<BigInt>,
         dedup_key -> Nullable<Text>,
         silenced_by -> Nullable<BigInt>,
+        occurred_at -> Nullable<Timestamp>,
     }
 }
 
@@ -100,6 +101,7 @@ diesel::table! {
         created_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        sources -> Nullable<Text>,
     }
 }
 

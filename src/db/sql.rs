@@ -194,7 +194,7 @@ impl ToSql<diesel::sql_types::Timestamp, diesel::pg::Pg> for Stamp {
 }
 
 /// Rows per multi-row INSERT: far below SQLite's 32,766 and PostgreSQL's
-/// 65,535 bound parameters, with up to nine columns a row.
+/// 65,535 bound parameters, with up to ten columns a row.
 pub const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// The most rows (or list items) of a statement cut by `shaped_chunks`.

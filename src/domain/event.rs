@@ -17,6 +17,8 @@ pub struct NewEvent {
     pub description: String,
     pub external_id: Option<String>,
     pub dedup_key: Option<String>,
+    /// The sensor's own time of the event, when it sent one.
+    pub occurred_at: Option<NaiveDateTime>,
 }
 
 /// What a client sent, before validation.
@@ -28,7 +30,14 @@ pub struct RawEvent {
     pub description: String,
     pub external_id: Option<String>,
     pub dedup_key: Option<String>,
+    pub occurred_at: Option<NaiveDateTime>,
 }
+
+/// How far ahead of the service's clock a sensor's `occurredAt` may be.
+/// Clocks drift by seconds; a time minutes ahead is a sensor whose clock
+/// or time zone is wrong, and stored as it is it would sort the event
+/// above everything that really happens next.
+pub const MAX_CLOCK_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 pub const MAX_LABEL_CHARS: usize = 100;
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
@@ -122,7 +131,11 @@ impl NewEvent {
             description,
             external_id,
             dedup_key,
+            occurred_at,
         } = raw;
+        if let Some(at) = occurred_at {
+            occurred(&f("occurredAt"), at, super::now())?;
+        }
         Ok(Self {
             source: owned_label(f("source"), source, MAX_LABEL_CHARS)?,
             event_type: owned_label(f("eventType"), event_type, MAX_LABEL_CHARS)?,
@@ -138,8 +151,27 @@ impl NewEvent {
             dedup_key: dedup_key
                 .map(|k| owned_label(f("dedupKey"), k, MAX_EXTERNAL_ID_CHARS))
                 .transpose()?,
+            occurred_at,
         })
     }
+}
+
+/// Refuses an `occurredAt` too far ahead of `now`.
+fn occurred(field: &dyn Display, at: NaiveDateTime, now: NaiveDateTime) -> Result<()> {
+    if at > now + MAX_CLOCK_AHEAD {
+        return Err(Error::invalid(
+            field.to_string(),
+            format!(
+                "is {} s ahead of the service's clock (now {}); at most {} minutes ahead \
+                 is accepted: check the sensor's clock and time zone (times are UTC)",
+                (at - now).num_seconds(),
+                now.and_utc()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                MAX_CLOCK_AHEAD.num_minutes()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// An event as stored.
@@ -157,6 +189,15 @@ pub struct EventRecord {
     pub dedup_key: Option<String>,
     /// The silence that kept it from raising an alert.
     pub silenced_by: Option<i64>,
+    /// The sensor's time of the event; `None` when it sent none.
+    pub occurred_at: Option<NaiveDateTime>,
+}
+
+impl EventRecord {
+    /// When the event happened: the sensor's time, or when it was stored.
+    pub fn occurred(&self) -> NaiveDateTime {
+        self.occurred_at.unwrap_or(self.created_at)
+    }
 }
 
 /// An event with the alert it raised, if any (one left join).
@@ -201,6 +242,7 @@ mod tests {
             description: "Port scan from 10.0.0.8\nblocked".into(),
             external_id: None,
             dedup_key: None,
+            occurred_at: None,
         }
     }
 
@@ -255,6 +297,22 @@ mod tests {
             assert_eq!(err.to_string(), msg);
             assert_eq!(err.code(), "BAD_USER_INPUT");
         }
+    }
+
+    #[test]
+    fn occurred_at_may_not_run_ahead_of_the_clock() {
+        let now = crate::domain::now();
+        let at = |secs| RawEvent {
+            occurred_at: Some(now + chrono::TimeDelta::seconds(secs)),
+            ..raw()
+        };
+        assert!(NewEvent::parse(at(-86_400 * 365), "input.").is_ok());
+        assert!(NewEvent::parse(at(240), "input.").is_ok());
+        let err = NewEvent::parse(at(3_600), "inputs[2].").unwrap_err();
+        assert_eq!(err.code(), "BAD_USER_INPUT");
+        let msg = err.to_string();
+        assert!(msg.starts_with("inputs[2].occurredAt: is 3"), "{msg}");
+        assert!(msg.contains("at most 5 minutes ahead"), "{msg}");
     }
 
     #[test]

@@ -12,6 +12,11 @@
 //!   (source, dedupKey) if storage has one, else the first such event of
 //!   the batch raises the alert and the later ones fold into it.
 //!
+//! - A repeat of a (source, externalId) pair must be the same event: the
+//!   same eventType, severity and description (`conflict`). Otherwise the
+//!   batch is refused, so a sensor's CRITICAL event never hides behind an
+//!   earlier, different event that claimed its id.
+//!
 //! Storage reads the earlier events of `external_ids`, plans on that, asks
 //! the plan whether silences matter (`Plan::stores_a_raising_event`) and
 //! which open alerts to look up (`Plan::raised_keys`), then plans on all it
@@ -21,8 +26,10 @@ use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
-use super::event::NewEvent;
+use super::event::{EventRecord, NewEvent};
 use super::silence::Silence;
+use super::Severity;
+use crate::error::Error;
 
 /// Values keyed by (source, key): earlier events by their externalId, open
 /// alerts by their dedupKey. Looked up with borrowed strings, so planning
@@ -243,6 +250,147 @@ pub fn sources_and_keys<'a>(pairs: &[(&'a str, &'a str)]) -> (Vec<&'a str>, Vec<
     (sources, keys)
 }
 
+/// What must match for a repeat of a (source, externalId) pair to be the
+/// same event. The time it was sent and its dedupKey may differ: a sensor
+/// resending after a timeout sends the same event again, perhaps with a
+/// later time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Content<'a> {
+    pub event_type: &'a str,
+    pub severity: Severity,
+    pub description: &'a str,
+}
+
+impl<'a> Content<'a> {
+    pub fn of(e: &'a NewEvent) -> Self {
+        Self {
+            event_type: &e.event_type,
+            severity: e.severity,
+            description: &e.description,
+        }
+    }
+
+    pub fn of_stored(e: &'a EventRecord) -> Self {
+        Self {
+            event_type: &e.event_type,
+            severity: e.severity,
+            description: &e.description,
+        }
+    }
+
+    /// The fields (by their API names) in which `other` differs.
+    fn differences(&self, other: &Content<'_>) -> Vec<&'static str> {
+        let mut differ = Vec::new();
+        if self.event_type != other.event_type {
+            differ.push("eventType");
+        }
+        if self.severity != other.severity {
+            differ.push("severity");
+        }
+        if self.description != other.description {
+            differ.push("description");
+        }
+        differ
+    }
+}
+
+/// The event a conflicting repeat collides with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claimed {
+    /// Stored before the batch, as this event id.
+    Stored(i64),
+    /// The event at this earlier index of the same batch.
+    InBatch(usize),
+}
+
+/// An event of a batch that repeats a (source, externalId) pair with other
+/// content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// The repeating event's index in the batch.
+    pub index: usize,
+    pub source: String,
+    pub external_id: String,
+    pub claimed: Claimed,
+    /// The fields that differ, by their API names.
+    pub differs: Vec<&'static str>,
+}
+
+/// The first event of `batch` that repeats a (source, externalId) pair,
+/// stored before (`stored` finds that event) or earlier in the batch, with
+/// a different eventType, severity or description.
+pub fn conflict<'s>(
+    batch: &[impl Borrow<NewEvent>],
+    stored: impl Fn(&str, &str) -> Option<(i64, Content<'s>)>,
+) -> Option<Conflict> {
+    let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, e) in batch.iter().map(Borrow::borrow).enumerate() {
+        let e: &NewEvent = e;
+        let Some(external_id) = e.external_id.as_deref() else {
+            continue;
+        };
+        let source = e.source.as_str();
+        let (claimed, differs) = if let Some((id, earlier)) = stored(source, external_id) {
+            (Claimed::Stored(id), earlier.differences(&Content::of(e)))
+        } else {
+            match first_of.entry((source, external_id)) {
+                Entry::Occupied(first) => {
+                    let first = *first.get();
+                    let earlier = Content::of(batch[first].borrow());
+                    (
+                        Claimed::InBatch(first),
+                        earlier.differences(&Content::of(e)),
+                    )
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                    continue;
+                }
+            }
+        };
+        if !differs.is_empty() {
+            return Some(Conflict {
+                index: i,
+                source: source.to_owned(),
+                external_id: external_id.to_owned(),
+                claimed,
+                differs,
+            });
+        }
+    }
+    None
+}
+
+impl From<Conflict> for Error {
+    /// The client is told that the pair is taken by another event, not how
+    /// that event differs: the caller may not be the sensor that sent it.
+    /// The audit log, which only admins read, gets the whole story.
+    fn from(c: Conflict) -> Self {
+        let rule = format!(
+            "{:?} was already used by {:?} for a different event (another eventType, \
+             severity or description); a repeat must be the same event, and a new \
+             event needs a new externalId",
+            c.external_id, c.source
+        );
+        let with = match c.claimed {
+            Claimed::Stored(id) => serde_json::json!({ "storedEvent": id.to_string() }),
+            Claimed::InBatch(i) => serde_json::json!({ "sameBatchIndex": i }),
+        };
+        let detail = serde_json::json!({
+            "source": c.source,
+            "externalId": c.external_id,
+            "differs": c.differs,
+            "claimedBy": with,
+        })
+        .to_string();
+        Error::EventConflict {
+            index: c.index,
+            rule,
+            detail,
+        }
+    }
+}
+
 /// The rule itself, over the parts of `Found`.
 fn decide(
     batch: &[impl Borrow<NewEvent>],
@@ -333,6 +481,7 @@ mod tests {
             description: "d".into(),
             external_id: external_id.map(str::to_string),
             dedup_key: dedup_key.map(str::to_string),
+            occurred_at: None,
         }
     }
 
@@ -355,6 +504,64 @@ mod tests {
     }
 
     const RAISE: AlertPlan = AlertPlan::Raise { occurrences: 1 };
+
+    #[test]
+    fn a_repeat_with_other_content_conflicts() {
+        let first = event("fw", Severity::Low, Some("x"), None);
+        let stored = EventRecord {
+            id: 42,
+            source: "fw".into(),
+            event_type: "scan".into(),
+            severity: Severity::Low,
+            description: "d".into(),
+            created_at: crate::domain::now(),
+            external_id: Some("x".into()),
+            alert_id: None,
+            dedup_key: None,
+            silenced_by: None,
+            occurred_at: None,
+        };
+        let none = |_: &str, _: &str| None;
+        let found =
+            |s: &str, x: &str| (s == "fw" && x == "x").then(|| (42, Content::of_stored(&stored)));
+        // The same event again, stored or in the batch, is no conflict; nor
+        // is the same externalId under another source.
+        assert_eq!(conflict(std::slice::from_ref(&first), found), None);
+        assert_eq!(conflict(&[first.clone(), first.clone()], none), None);
+        assert_eq!(
+            conflict(
+                &[first.clone(), event("ids", Severity::High, Some("x"), None)],
+                none
+            ),
+            None
+        );
+        let critical = event("fw", Severity::Critical, Some("x"), None);
+        let c = conflict(
+            &[
+                event("fw", Severity::Low, Some("y"), None),
+                critical.clone(),
+            ],
+            found,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.index, c.claimed, c.differs),
+            (1, Claimed::Stored(42), vec!["severity"])
+        );
+        let other = NewEvent {
+            event_type: "malware".into(),
+            description: "other".into(),
+            ..first.clone()
+        };
+        let c = conflict(&[first.clone(), other], none).unwrap();
+        assert_eq!(
+            (c.index, c.claimed, c.differs),
+            (1, Claimed::InBatch(0), vec!["eventType", "description"])
+        );
+        let err = Error::from(conflict(&[critical], found).unwrap());
+        assert_eq!(err.code(), "BAD_USER_INPUT");
+        assert!(!err.to_string().contains("LOW"), "{err}");
+    }
 
     #[test]
     fn an_external_id_stored_before_returns_that_event() {
@@ -571,6 +778,7 @@ mod tests {
                     description: "d".into(),
                     external_id,
                     dedup_key,
+                    occurred_at: None,
                 },
             )
     }

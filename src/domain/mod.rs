@@ -62,6 +62,7 @@ text_enum!(
         AlertCommented,
         SilenceCreated,
         SilenceExpired,
+        EventConflict,
     }
 );
 

@@ -83,6 +83,7 @@ mod tests {
             description: "d".into(),
             external_id: None,
             dedup_key: dedup_key.map(str::to_string),
+            occurred_at: None,
         }
     }
 

@@ -26,7 +26,7 @@ impl Code {
         match err {
             Error::Unauthenticated(_) => Self::Unauthenticated,
             Error::Forbidden(_) => Self::Forbidden,
-            Error::BadInput { .. } => Self::BadUserInput,
+            Error::BadInput { .. } | Error::EventConflict { .. } => Self::BadUserInput,
             Error::NotFound { .. } => Self::NotFound,
             Error::RateLimited { .. } => Self::RateLimited,
             Error::Internal(_) => Self::InternalServerError,
@@ -91,6 +91,9 @@ impl Error {
                 let field = (!field.is_empty()).then(|| field.clone());
                 (field, text.clone(), None)
             }
+            // The service renames this to the event's own field; a batch
+            // it reaches unnamed still says which field.
+            Error::EventConflict { rule, .. } => (Some("externalId".into()), rule.clone(), None),
             Error::RateLimited { retry_after_secs } => {
                 (None, self.to_string(), Some(*retry_after_secs))
             }

@@ -60,10 +60,17 @@ impl Mutation {
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
-        name: String,
+        #[graphql(desc = "Unique among keys that are not revoked.")] name: String,
+        #[graphql(
+            desc = "The only sources the key may ingest for (1..100 names); leave it out \
+                    for a key that may ingest for any source."
+        )]
+        sources: Option<Vec<String>>,
     ) -> async_graphql::Result<CreatedApiKey> {
         let who = principal(ctx)?;
-        let (key, row) = service(ctx).create_api_key(who, &name, ip(ctx)).await?;
+        let (key, row) = service(ctx)
+            .create_api_key(who, &name, sources, ip(ctx))
+            .await?;
         Ok(CreatedApiKey {
             key,
             api_key: ApiKey(row),

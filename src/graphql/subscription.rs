@@ -55,7 +55,8 @@ impl Subscription {
         })
     }
 
-    /// Each alert whose status changed.
+    /// Each alert as it is after any change: status, owner, a repeat folded
+    /// in, a comment.
     #[graphql(guard = "RoleGuard::new(READERS)")]
     async fn alert_updated(
         &self,

@@ -85,6 +85,11 @@ impl Event {
     async fn timestamp(&self) -> DateTime {
         self.0.event.created_at.into()
     }
+    /// When it happened by the sensor's clock, or `timestamp` when the
+    /// sensor sent no time.
+    async fn occurred_at(&self) -> DateTime {
+        self.0.event.occurred().into()
+    }
     /// The sensor's own id for the event, when it sent one.
     async fn external_id(&self) -> Option<&str> {
         self.0.event.external_id.as_deref()
@@ -365,6 +370,10 @@ impl ApiKey {
     async fn revoked_at(&self) -> Option<DateTime> {
         self.0.revoked_at.map(Into::into)
     }
+    /// The only sources this key may ingest for; null: any source.
+    async fn sources(&self) -> Option<&[String]> {
+        self.0.sources.as_deref()
+    }
 }
 
 #[derive(SimpleObject)]
@@ -426,12 +435,16 @@ pub struct IngestEventInput {
     pub severity: Severity,
     /// 1..10000 characters.
     pub description: String,
-    /// The sensor's own id; the same (source, externalId) twice stores one
-    /// event and returns it.
+    /// The sensor's own id. The same (source, externalId) again with the
+    /// same eventType, severity and description returns the stored event;
+    /// with any of them different it is refused.
     pub external_id: Option<String>,
     /// 1..200 characters. Repeats of (source, dedupKey) fold into the alert
     /// that is not RESOLVED instead of raising another.
     pub dedup_key: Option<String>,
+    /// The sensor's own time of the event (default: when stored); at most 5
+    /// minutes ahead of the service's clock.
+    pub occurred_at: Option<DateTime>,
 }
 
 impl From<IngestEventInput> for RawEvent {
@@ -443,6 +456,7 @@ impl From<IngestEventInput> for RawEvent {
             description: i.description,
             external_id: i.external_id,
             dedup_key: i.dedup_key,
+            occurred_at: i.occurred_at.map(|t| t.0),
         }
     }
 }

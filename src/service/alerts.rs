@@ -98,11 +98,7 @@ impl Service {
         let change = self.db.update_alert_status(id, status, entry).await?;
 
         if change.from.is_some() {
-            let _ = self.alerts.send(AlertNotice {
-                kind: NoticeKind::Updated,
-                alert: change.alert.clone(),
-                remote: false,
-            });
+            self.updated(&change.alert);
         }
         Ok(change.alert)
     }
@@ -141,11 +137,7 @@ impl Service {
             .into_iter()
             .map(|change| {
                 if change.from.is_some() {
-                    let _ = self.alerts.send(AlertNotice {
-                        kind: NoticeKind::Updated,
-                        alert: change.alert.clone(),
-                        remote: false,
-                    });
+                    self.updated(&change.alert);
                 }
                 change.alert
             })
@@ -203,7 +195,11 @@ impl Service {
             }
         };
         let entry = audit(AuditAction::AlertAssigned, principal.actor(), ip);
-        self.db.assign_alert(id, assignee, allowed, entry).await
+        let (alert, changed) = self.db.assign_alert(id, assignee, allowed, entry).await?;
+        if changed {
+            self.updated(&alert);
+        }
+        Ok(alert)
     }
 
     pub async fn comment_on_alert(
@@ -216,6 +212,25 @@ impl Service {
         let body =
             crate::domain::event::text("body", body, crate::domain::event::MAX_DESCRIPTION_CHARS)?;
         let entry = audit(AuditAction::AlertCommented, principal.actor(), ip);
-        self.db.comment(id, principal.actor(), body, entry).await
+        let comment = self.db.comment(id, principal.actor(), body, entry).await?;
+        // The comment is committed; a failure to read the alert back only
+        // costs live views this one notice.
+        match self.db.alert(id).await {
+            Ok(Some(alert)) => self.updated(&alert),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = ?e, alert = id, "no alertUpdated for a comment"),
+        }
+        Ok(comment)
+    }
+
+    /// Tells live subscribers (here and, through `live`, on other
+    /// instances) that a committed change touched `alert`.
+    fn updated(&self, alert: &AlertWithEvent) {
+        // No subscribers is the common case, not an error.
+        let _ = self.alerts.send(AlertNotice {
+            kind: NoticeKind::Updated,
+            alert: alert.clone(),
+            remote: false,
+        });
     }
 }

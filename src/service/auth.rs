@@ -212,14 +212,20 @@ impl Service {
                     .db
                     .api_key_by_hash(&hash)
                     .await?
-                    .map(|k| (k.id, k.name));
+                    .map(|k| Principal::ApiKey {
+                        id: k.id,
+                        name: k.name,
+                        sources: k.sources.map(Into::into),
+                    });
                 self.security.keys.insert(hash, f.clone());
                 f
             }
         };
-        let (id, name) = found.ok_or_else(refused)?;
-        self.security.key_usage.touch(id);
-        Ok(Principal::ApiKey { id, name })
+        let principal = found.ok_or_else(refused)?;
+        if let Principal::ApiKey { id, .. } = principal {
+            self.security.key_usage.touch(id);
+        }
+        Ok(principal)
     }
 
     /// Creates a sensor key; the key itself is returned once and never again.
@@ -227,16 +233,18 @@ impl Service {
         &self,
         who: &Principal,
         name: &str,
+        sources: Option<Vec<String>>,
         ip: &ClientIp,
     ) -> Result<(String, ApiKeyRecord)> {
         let name = event::label("name", name, 100)?;
+        let sources = sources.map(crate::domain::auth::key_sources).transpose()?;
         let key = api_key::generate();
         let mut entry = audit(AuditAction::ApiKeyCreated, who.actor(), ip);
         entry.target_type = Some("ApiKey".into());
-        entry.detail = Some(serde_json::json!({ "name": name }).to_string());
+        entry.detail = Some(serde_json::json!({ "name": name, "sources": sources }).to_string());
         let row = self
             .db
-            .create_api_key(name, api_key::hash(&key), who.actor(), entry)
+            .create_api_key(name, sources, api_key::hash(&key), who.actor(), entry)
             .await?;
         Ok((key, row))
     }

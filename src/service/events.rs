@@ -1,10 +1,10 @@
 //! Ingesting and listing events.
 
-use super::{ClientIp, Service};
+use super::{audit, ClientIp, Service};
 use crate::auth::Principal;
 use crate::domain::event::{EventWithAlert, Ingest, Ingested, NewEvent, RawEvent};
 use crate::domain::page::{Page, PageOf};
-use crate::domain::Severity;
+use crate::domain::{AuditAction, Severity};
 use crate::error::{Error, Result};
 
 /// Most events one `ingestEvents` call may carry.
@@ -30,22 +30,42 @@ impl Service {
             ));
         }
         let single = raw.len() == 1 && field == "input";
+        let prefix = |i| ItemPrefix {
+            field,
+            index: (!single).then_some(i),
+        };
         let items = raw
             .into_iter()
             .enumerate()
             .map(|(i, r)| {
-                let prefix = ItemPrefix {
-                    field,
-                    index: (!single).then_some(i),
-                };
+                let event = NewEvent::parse(r, prefix(i))?;
+                may_ingest_for(principal, &event.source, &prefix(i))?;
                 Ok(Ingest {
-                    event: NewEvent::parse(r, prefix)?,
+                    event,
                     actor: principal.actor(),
                     ip: ip.0.clone(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        self.writer.submit(items).await
+        match self.writer.submit(items).await {
+            Err(Error::EventConflict {
+                index,
+                rule,
+                detail,
+            }) => {
+                // The batch is refused and stores nothing; the attempt is
+                // recorded on its own, since a sensor sending another
+                // sensor's ids is what an admin needs to see.
+                let mut entry = audit(AuditAction::EventConflict, principal.actor(), ip);
+                entry.target_type = Some("Event".into());
+                entry.detail = Some(detail);
+                if let Err(e) = self.db.append_audit(entry).await {
+                    tracing::error!(error = ?e, "could not record an event conflict");
+                }
+                Err(Error::invalid(format!("{}externalId", prefix(index)), rule))
+            }
+            result => result,
+        }
     }
 
     pub async fn events(
@@ -59,6 +79,31 @@ impl Service {
     pub async fn count_events(&self, severity: Option<Severity>) -> Result<i64> {
         self.db.count_events(severity).await
     }
+}
+
+/// A key bound to sources ingests only for those; people and unbound keys
+/// for any source.
+fn may_ingest_for(principal: &Principal, source: &str, prefix: &ItemPrefix<'_>) -> Result<()> {
+    let Principal::ApiKey {
+        name,
+        sources: Some(allowed),
+        ..
+    } = principal
+    else {
+        return Ok(());
+    };
+    if allowed.iter().any(|s| s == source) {
+        return Ok(());
+    }
+    Err(Error::forbidden(format!(
+        "{prefix}source: the API key {name:?} may ingest only for {}; {source:?} is not one \
+         of them (an admin can create a key for it)",
+        allowed
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }
 
 /// `input.` or `inputs[3].`, written out only into an error message.

@@ -20,10 +20,13 @@ use crate::auth::api_key::Usage;
 use crate::auth::cache::TtlCache;
 use crate::auth::password::Passwords;
 use crate::auth::token::{random_secret, TokenKeys, VerifiedAccess};
+use crate::auth::Principal;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::domain::alert::AlertWithEvent;
 use crate::domain::audit::NewAudit;
 use crate::domain::auth::SessionState;
+use crate::domain::event::Ingested;
 use crate::domain::AuditAction;
 use crate::ingest::{Writer, WriterTask};
 use crate::throttle::Throttle;
@@ -47,7 +50,7 @@ pub struct Security {
     pub throttle: Throttle,
     pub sessions: TtlCache<(String, i64), Option<SessionState>>,
     pub verified: TtlCache<String, Arc<VerifiedAccess>>,
-    pub keys: TtlCache<String, Option<(i64, String)>>,
+    pub keys: TtlCache<String, Option<Principal>>,
     pub key_usage: Usage,
 }
 
@@ -130,6 +133,13 @@ impl Service {
                     });
                 }
                 crate::metrics::events_ingested(stored);
+                for alert in folded_into_earlier(done) {
+                    let _ = bus.send(AlertNotice {
+                        kind: NoticeKind::Updated,
+                        alert: alert.clone(),
+                        remote: false,
+                    });
+                }
             }),
         )?;
         let security = Security {
@@ -177,4 +187,20 @@ pub fn audit(action: AuditAction, actor: impl Into<String>, ip: &ClientIp) -> Ne
         detail: None,
         ip: ip.0.clone(),
     }
+}
+
+/// The alerts stored before this batch that its repeats folded into, each
+/// once, as the batch left them (occurrences and lastSeenAt moved). Alerts
+/// the batch raised are announced as created, with their folds counted.
+fn folded_into_earlier(done: &[Ingested]) -> impl Iterator<Item = &AlertWithEvent> {
+    let raised: std::collections::HashSet<i64> = done
+        .iter()
+        .filter(|i| i.raised)
+        .filter_map(|i| i.alert.as_ref().map(|a| a.alert.id))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    done.iter()
+        .filter(|i| i.created && !i.raised)
+        .filter_map(|i| i.alert.as_ref())
+        .filter(move |a| !raised.contains(&a.alert.id) && seen.insert(a.alert.id))
 }

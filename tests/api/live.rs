@@ -78,7 +78,7 @@ pub async fn quiet(socket: &mut Socket) {
     }
 }
 
-async fn subscribed(addr: std::net::SocketAddr, token: &str, id: &str, query: &str) -> Socket {
+pub async fn subscribed(addr: std::net::SocketAddr, token: &str, id: &str, query: &str) -> Socket {
     let mut s = connect(addr).await;
     send(&mut s, json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } })).await;
     assert_eq!(recv(&mut s).await.unwrap()["type"], "connection_ack");

@@ -22,4 +22,5 @@ mod security;
 mod shutdown;
 mod socket;
 mod triage;
+mod trust;
 mod users;

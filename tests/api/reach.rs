@@ -27,6 +27,7 @@ const ALLOWED: &[&str] = &[
     "Event.severity",
     "Event.description",
     "Event.timestamp",
+    "Event.occurredAt",
     "Event.externalId",
     "Event.dedupKey",
     "Event.alert",

@@ -198,10 +198,17 @@ async fn api_keys_ingest_as_sensors_until_revoked(app: TestApp) {
         )
         .await;
     assert_eq!(code(&body), "FORBIDDEN");
+    // Names are unique among live keys, whatever their case.
+    app.ok(
+        Some(&admin),
+        "mutation { createApiKey(name: \"Gate-1\") { key } }",
+        json!({}),
+    )
+    .await;
     let dup = app
         .gql(
             Some(&admin),
-            "mutation { createApiKey(name: \"firewall-1\") { key } }",
+            "mutation { createApiKey(name: \"gate-1\") { key } }",
             json!({}),
         )
         .await;
