@@ -22,6 +22,7 @@ pub mod graphql;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod rest;
 pub mod service;
