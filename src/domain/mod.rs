@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod page;
 pub mod silence;
 pub mod user;
+pub mod webhook;
 
 /// An enum spelled the same in the database and the API (SCREAMING_SNAKE
 /// case): strum writes and parses the text; `as_str` and `ALL` are ours.
@@ -64,6 +65,20 @@ text_enum!(
         SilenceExpired,
         EventConflict,
     }
+);
+
+text_enum!(
+    /// The alert changes a webhook may be called for.
+    WebhookTrigger { AlertRaised, AlertRepeated, AlertStatusChanged, AlertAssigned, AlertCommented }
+);
+text_enum!(
+    /// The shape of a webhook's body: Standard Webhooks JSON, or `{"text"}`
+    /// for chat (Slack, Mattermost and Rocket.Chat incoming webhooks).
+    WebhookFormat { Standard, Slack }
+);
+text_enum!(
+    /// Where a webhook delivery is: FAILED once its retries are spent.
+    DeliveryStatus { Pending, Delivered, Failed }
 );
 
 impl Severity {
