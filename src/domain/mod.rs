@@ -62,6 +62,10 @@ text_enum!(
         AlertCommented,
         SilenceCreated,
         SilenceExpired,
+        UserUpdated,
+        PasswordReset,
+        PasswordChanged,
+        EventConflict,
     }
 );
 
