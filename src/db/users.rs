@@ -146,7 +146,7 @@ impl Db {
             let admins = lock_active_admins(&mut conn).await?;
             let target = user_in(&mut conn, id).await?;
             let plan = user::plan_update(who, &target, change, admins)?;
-            if !plan.changes_anything() {
+            if !plan.changes {
                 return Ok((target, None));
             }
             let update = diesel::update(users::table.find(id))
@@ -156,10 +156,9 @@ impl Db {
                 ))
                 .returning(columns::<UserRow>());
             let row: UserRow = conn.first(update).await?;
-            let ended = if plan.ends_sessions {
-                revoke_all(&mut conn, id, None, "account changed").await?
-            } else {
-                0
+            let ended = match plan.ends_sessions {
+                Some(reason) => revoke_all(&mut conn, id, None, reason).await?,
+                None => 0,
             };
             let entry = about(entry, id, plan.detail, ended);
             audit::append(&mut conn, &entry).await?;

@@ -112,19 +112,14 @@ pub struct Requester {
 pub struct UserUpdate {
     pub role: Role,
     pub active: bool,
-    /// Disabling, and any change of role, end the account's sessions: a
-    /// token must not outlive the trust it was issued under.
-    pub ends_sessions: bool,
+    /// Whether either differs from what the account has.
+    pub changes: bool,
+    /// Why the account's sessions end, if they do: disabling it, and any
+    /// change of role, for a token must not outlive the trust it was
+    /// issued under.
+    pub ends_sessions: Option<&'static str>,
     /// For the audit entry: what moved, from and to.
     pub detail: serde_json::Value,
-}
-
-impl UserUpdate {
-    pub fn changes_anything(&self) -> bool {
-        self.detail
-            .as_object()
-            .is_some_and(|o| o.contains_key("role") || o.contains_key("active"))
-    }
 }
 
 /// Decides `change` to `target`. `active_admins` counts the active ADMIN
@@ -170,10 +165,18 @@ pub fn plan_update(
             serde_json::json!({ "from": target.is_active, "to": active }),
         );
     }
+    let ends_sessions = if target.is_active && !active {
+        Some("account disabled")
+    } else if role != target.role {
+        Some("role changed")
+    } else {
+        None
+    };
     Ok(UserUpdate {
         role,
         active,
-        ends_sessions: role != target.role || (target.is_active && !active),
+        changes: role != target.role || active != target.is_active,
+        ends_sessions,
         detail: detail.into(),
     })
 }
@@ -298,17 +301,17 @@ mod tests {
     fn what_ends_sessions() {
         let ana = account(3, Role::Analyst, true);
         let promote = plan_update(ADMIN_1, &ana, change(Some(Role::Admin), None), 1).unwrap();
-        assert!(promote.ends_sessions);
+        assert_eq!(promote.ends_sessions, Some("role changed"));
         assert_eq!(promote.detail["role"]["from"], "ANALYST");
         assert_eq!(promote.detail["role"]["to"], "ADMIN");
         assert!(promote.detail.get("active").is_none());
         let disable = plan_update(ADMIN_1, &ana, change(None, Some(false)), 1).unwrap();
-        assert!(disable.ends_sessions);
+        assert_eq!(disable.ends_sessions, Some("account disabled"));
         assert_eq!(disable.detail["active"]["to"], false);
         let same = plan_update(ADMIN_1, &ana, change(Some(Role::Analyst), Some(true)), 1).unwrap();
-        assert!(!same.ends_sessions && !same.changes_anything());
+        assert!(same.ends_sessions.is_none() && !same.changes);
         let off = account(4, Role::Analyst, false);
         let enable = plan_update(ADMIN_1, &off, change(None, Some(true)), 1).unwrap();
-        assert!(!enable.ends_sessions && enable.changes_anything());
+        assert!(enable.ends_sessions.is_none() && enable.changes);
     }
 }
