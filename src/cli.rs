@@ -7,8 +7,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::{shutdown_signal, Server};
 use crate::config::{DatabaseUrl, Settings};
+use crate::domain::user::UserRecord;
 use crate::domain::Role;
-use crate::service::{self, ClientIp, Service};
+use crate::service::{self, Actor, ClientIp, Service};
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +82,34 @@ enum UserCommand {
         /// of prompting for it.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// List every account: id, username, role, whether active, last login.
+    List,
+    /// Stop a person signing in, and end their sessions.
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Let a disabled person sign in again.
+    Enable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Give a person a new password, and end their sessions.
+    SetPassword {
+        #[arg(long)]
+        username: String,
+        /// Read the password from the first line of standard input instead
+        /// of prompting for it.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a person's role, and end their sessions.
+    SetRole {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_enum)]
+        role: CliRole,
     },
 }
 
@@ -193,33 +222,22 @@ async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<Exi
                 to.display()
             );
         }
-        Command::User {
-            command:
-                UserCommand::Create {
-                    username,
-                    role,
-                    password_stdin,
-                },
-        } => {
-            let password = read_password(password_stdin)?;
+        Command::User { command } => {
+            // Read before the database is touched, so a missing password
+            // changes nothing.
+            let password = match &command {
+                UserCommand::Create { password_stdin, .. }
+                | UserCommand::SetPassword { password_stdin, .. } => {
+                    Some(read_password(*password_stdin)?)
+                }
+                _ => None,
+            };
             service::migrate(&settings.database_url).await?;
             let (service, writer) = Service::open(settings, 2).await?;
-            let user = service
-                .create_user(
-                    "system",
-                    &username,
-                    &password,
-                    role.into(),
-                    &ClientIp::default(),
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let done = user_command(&service, command, password.as_deref()).await;
             drop(service);
             writer.shutdown().await;
-            println!(
-                "created user {} ({}) with id {}",
-                user.username, user.role, user.id
-            );
+            println!("{}", done.map_err(|e| anyhow::anyhow!("{e}"))?);
         }
         Command::Schema => print!("{}", crate::graphql::sdl()),
         Command::ImportDjango { from } => {
@@ -230,6 +248,100 @@ async fn run(command: Option<Command>, settings: Settings) -> anyhow::Result<Exi
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a `user` subcommand through the same service calls as its GraphQL
+/// twin, so it is checked and audited alike (as actor "cli"); the line to
+/// print.
+async fn user_command(
+    service: &Service,
+    command: UserCommand,
+    password: Option<&str>,
+) -> crate::error::Result<String> {
+    let (cli, ip) = (Actor::command_line(), ClientIp::default());
+    let password = password.unwrap_or_default();
+    match command {
+        UserCommand::Create { username, role, .. } => {
+            let user = service
+                .create_user(&cli.name, &username, password, role.into(), &ip)
+                .await?;
+            Ok(format!(
+                "created user {} ({}) with id {}",
+                user.username, user.role, user.id
+            ))
+        }
+        UserCommand::List => Ok(user_table(&service.all_users().await?)),
+        UserCommand::Disable { username } => {
+            let id = service.user_named(&username).await?.id;
+            let user = service
+                .update_user(&cli, id, None, Some(false), &ip)
+                .await?;
+            Ok(format!(
+                "user {} disabled; its sessions ended",
+                user.username
+            ))
+        }
+        UserCommand::Enable { username } => {
+            let id = service.user_named(&username).await?.id;
+            let user = service.update_user(&cli, id, None, Some(true), &ip).await?;
+            Ok(format!("user {} enabled", user.username))
+        }
+        UserCommand::SetPassword { username, .. } => {
+            let id = service.user_named(&username).await?.id;
+            let user = service.reset_password(&cli, id, password, &ip).await?;
+            Ok(format!(
+                "password of {} replaced; its sessions ended",
+                user.username
+            ))
+        }
+        UserCommand::SetRole { username, role } => {
+            let id = service.user_named(&username).await?.id;
+            let user = service
+                .update_user(&cli, id, Some(role.into()), None, &ip)
+                .await?;
+            Ok(format!("user {} is now {}", user.username, user.role))
+        }
+    }
+}
+
+/// Accounts as a table for a terminal: one line each, columns padded to the
+/// longest value.
+fn user_table(users: &[UserRecord]) -> String {
+    let rows: Vec<[String; 5]> = users
+        .iter()
+        .map(|u| {
+            [
+                u.id.to_string(),
+                u.username.clone(),
+                u.role.to_string(),
+                if u.is_active { "yes" } else { "no" }.to_string(),
+                u.last_login_at.map_or_else(
+                    || "never".to_string(),
+                    |t| t.and_utc().format("%Y-%m-%d %H:%M:%SZ").to_string(),
+                ),
+            ]
+        })
+        .collect();
+    let head = ["ID", "USERNAME", "ROLE", "ACTIVE", "LAST LOGIN"].map(String::from);
+    let mut widths = head.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |row: &[String; 5]| {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        cells.join("  ").trim_end().to_string()
+    };
+    std::iter::once(&head)
+        .chain(&rows)
+        .map(line)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {

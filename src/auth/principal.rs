@@ -8,6 +8,8 @@ pub enum Principal {
         id: i64,
         username: String,
         role: Role,
+        /// The login session the access token belongs to.
+        session: String,
     },
     ApiKey {
         id: i64,

@@ -84,6 +84,8 @@ pub struct UserCols {
     is_active: bool,
     #[diesel(deserialize_as = DbTime)]
     created_at: NaiveDateTime,
+    #[diesel(deserialize_as = DbTimeOpt)]
+    last_login_at: Option<NaiveDateTime>,
 }
 read_as!(
     UserRow,
@@ -93,7 +95,8 @@ read_as!(
         password_hash,
         role,
         is_active,
-        created_at
+        created_at,
+        last_login_at,
     }
 );
 

@@ -17,6 +17,7 @@ diesel::table! {
         role -> Text,
         is_active -> Bool,
         created_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
     }
 }
 

@@ -28,6 +28,24 @@ async fn revoke(
     Ok(conn.execute(update).await? > 0)
 }
 
+/// Revokes every live session of account `user_id` but `except`; how many.
+pub(super) async fn revoke_all(
+    conn: &mut Conn<'_>,
+    user_id: i64,
+    except: Option<&str>,
+    reason: &str,
+) -> Result<usize> {
+    let live = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::id.ne(except.unwrap_or_default().to_owned()));
+    let update = diesel::update(live).set((
+        sessions::revoked_at.eq(crate::domain::now()),
+        sessions::revoked_reason.eq(reason.to_owned()),
+    ));
+    Ok(conn.execute(update).await?)
+}
+
 /// Records refresh token `token` as issued for `session_id`.
 async fn issue(
     conn: &mut Conn<'_>,
@@ -47,29 +65,46 @@ async fn issue(
 
 impl Db {
     /// Records a new session with its first refresh token, together with the
-    /// login's audit entry.
+    /// login's audit entry and the account's last login time. `Ok(false)`,
+    /// and nothing written, when the account is no longer active or its
+    /// password hash is no longer `checked`: it was disabled or its password
+    /// reset while the password was being checked, and a session started
+    /// now would escape the revocation that came with that.
     pub async fn start_session(
         &self,
         session_id: String,
         user_id: i64,
+        checked: String,
         first: Issued,
         entry: NewAudit,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let logged = entry.clone();
-        self.transaction(async move |mut conn| {
-            let now = crate::domain::now();
-            let insert = diesel::insert_into(sessions::table).values((
-                sessions::id.eq(session_id.clone()),
-                sessions::user_id.eq(user_id),
-                sessions::created_at.eq(now),
-            ));
-            conn.execute(insert).await?;
-            issue(&mut conn, &session_id, first, now).await?;
-            audit::append(&mut conn, &entry).await
-        })
-        .await?;
-        audit::log(&logged);
-        Ok(())
+        let started = self
+            .transaction(async move |mut conn| {
+                let now = crate::domain::now();
+                let account = users::table
+                    .filter(users::id.eq(user_id))
+                    .filter(users::is_active.eq(true))
+                    .filter(users::password_hash.eq(checked));
+                let stamp = diesel::update(account).set(users::last_login_at.eq(now));
+                if conn.execute(stamp).await? == 0 {
+                    return Ok(false);
+                }
+                let insert = diesel::insert_into(sessions::table).values((
+                    sessions::id.eq(session_id.clone()),
+                    sessions::user_id.eq(user_id),
+                    sessions::created_at.eq(now),
+                ));
+                conn.execute(insert).await?;
+                issue(&mut conn, &session_id, first, now).await?;
+                audit::append(&mut conn, &entry).await?;
+                Ok(true)
+            })
+            .await?;
+        if started {
+            audit::log(&logged);
+        }
+        Ok(started)
     }
 
     /// Retires refresh token `jti` and records `next` in its place, or, if

@@ -63,6 +63,9 @@ text_enum!(
         AlertCommented,
         SilenceCreated,
         SilenceExpired,
+        UserUpdated,
+        PasswordReset,
+        PasswordChanged,
         EventConflict,
     }
 );

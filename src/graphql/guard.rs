@@ -34,6 +34,23 @@ impl Guard for RoleGuard {
     }
 }
 
+/// ADMIN, or the person whose account the field belongs to.
+pub struct AdminOrSelf(pub i64);
+
+impl Guard for AdminOrSelf {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        match principal(ctx)? {
+            Principal::User { id, .. } if *id == self.0 => Ok(()),
+            p if p.role() == Role::Admin => Ok(()),
+            p => Err(Error::forbidden(format!(
+                "role {} may read this only on its own account",
+                p.role()
+            ))
+            .into()),
+        }
+    }
+}
+
 /// The request's principal, or why there is none.
 pub fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, Error> {
     match ctx.data_opt::<Credentials>() {

@@ -7,7 +7,7 @@ use super::limits;
 use super::types::*;
 use crate::domain::{id, AlertStatus};
 use crate::service::silences::SilenceRequest;
-use crate::service::{ClientIp, Service};
+use crate::service::{Actor, ClientIp, Service};
 
 pub struct Mutation;
 
@@ -241,5 +241,54 @@ impl Mutation {
             )
             .await?;
         Ok(User(row))
+    }
+
+    /// Changes a person's role, or disables or re-enables their account.
+    /// Disabling or a change of role ends their sessions. Nobody disables
+    /// or demotes themselves, and the last active ADMIN stays one.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+    ) -> async_graphql::Result<User> {
+        let id = id::parse("id", &id)?;
+        let who = Actor::from(principal(ctx)?);
+        let row = service(ctx)
+            .update_user(&who, id, input.role, input.active, ip(ctx))
+            .await?;
+        Ok(User(row))
+    }
+
+    /// Gives a person a new password (8..72 bytes) and ends their sessions.
+    #[graphql(guard = "RoleGuard::new(ADMIN)")]
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        password: String,
+    ) -> async_graphql::Result<User> {
+        let id = id::parse("id", &id)?;
+        let who = Actor::from(principal(ctx)?);
+        let row = service(ctx)
+            .reset_password(&who, id, &password, ip(ctx))
+            .await?;
+        Ok(User(row))
+    }
+
+    /// Replaces the signed-in person's password (8..72 bytes); their other
+    /// sessions end, this one goes on. A wrong `current` counts as a failed
+    /// login.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current: String,
+        new: String,
+    ) -> async_graphql::Result<bool> {
+        let who = principal(ctx)?;
+        Ok(service(ctx)
+            .change_password(who, &current, &new, ip(ctx))
+            .await?)
     }
 }

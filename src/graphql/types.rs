@@ -23,7 +23,7 @@ use super::scalars::DateTime;
 use crate::auth::token::TokenPair;
 use async_graphql::dataloader::DataLoader;
 
-use super::guard::{RoleGuard, READERS};
+use super::guard::{AdminOrSelf, RoleGuard, READERS};
 use super::limits;
 use super::loaders;
 use crate::domain::alert::{AlertFilter, AlertWithEvent, CommentRecord};
@@ -55,6 +55,17 @@ impl User {
     }
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
+    }
+    /// Whether the account may sign in; a disabled account keeps its
+    /// history (alerts it owns, the audit log) but has no sessions.
+    async fn active(&self) -> bool {
+        self.0.is_active
+    }
+    /// When the person last logged in; null if never. ADMIN, or the person
+    /// themselves.
+    #[graphql(guard = "AdminOrSelf(self.0.id)")]
+    async fn last_login_at(&self) -> Option<DateTime> {
+        self.0.last_login_at.map(Into::into)
     }
 }
 
@@ -459,6 +470,16 @@ impl From<IngestEventInput> for RawEvent {
             occurred_at: i.occurred_at.map(|t| t.0),
         }
     }
+}
+
+/// What to change about an account: at least one of the two. Disabling
+/// it or changing its role ends its sessions.
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    /// ADMIN or ANALYST (sensors use API keys).
+    pub role: Option<Role>,
+    /// false: the person can no longer sign in.
+    pub active: Option<bool>,
 }
 
 #[derive(InputObject)]

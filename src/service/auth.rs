@@ -51,29 +51,53 @@ impl Service {
             }
         };
         attempt.succeeded();
-        if self.passwords.needs_rehash(&user.password_hash) {
-            // A hash brought over from Django (or at a lower cost) is replaced
-            // now that the password is known; a failure here costs nothing
-            // but the upgrade, so the login goes on.
-            match self.passwords.hash(password).await {
-                Ok(hash) => {
-                    if let Err(e) = self.db.set_password_hash(user.id, hash).await {
-                        tracing::warn!(error = ?e, user = %user.username, "password rehash not stored");
-                    }
-                }
-                Err(e) => tracing::warn!(error = ?e, "password rehash failed"),
-            }
-        }
+        let checked = self.upgrade_hash(&user, password).await;
         let session = random_secret(16);
         let next = self.tokens.next_refresh();
         let pair = self.tokens.issue(&subject(&user, &session), &next)?;
         let mut entry = audit(AuditAction::LoginSucceeded, &user.username, ip);
         entry.target_type = Some("User".into());
         entry.target_id = Some(user.id.to_string());
-        self.db
-            .start_session(session, user.id, issued(&next), entry)
+        let started = self
+            .db
+            .start_session(session, user.id, checked, issued(&next), entry)
             .await?;
+        if !started {
+            // Disabled or given a new password while this one was checked.
+            return Err(self.login_refused(username, ip).await);
+        }
         Ok(pair)
+    }
+
+    /// Replaces a hash brought over from Django (or made at a lower cost)
+    /// now that the password is known, and returns the account's hash as it
+    /// now stands. A failure costs nothing but the upgrade, so the login
+    /// goes on with the old hash.
+    async fn upgrade_hash(&self, user: &UserRecord, password: &str) -> String {
+        if !self.passwords.needs_rehash(&user.password_hash) {
+            return user.password_hash.clone();
+        }
+        let hash = match self.passwords.hash(password).await {
+            Ok(hash) => hash,
+            Err(e) => {
+                tracing::warn!(error = ?e, "password rehash failed");
+                return user.password_hash.clone();
+            }
+        };
+        let old = user.password_hash.clone();
+        match self
+            .db
+            .upgrade_password_hash(user.id, old, hash.clone())
+            .await
+        {
+            Ok(true) => hash,
+            // Replaced meanwhile: the login will find the hash it checked gone.
+            Ok(false) => user.password_hash.clone(),
+            Err(e) => {
+                tracing::warn!(error = ?e, user = %user.username, "password rehash not stored");
+                user.password_hash.clone()
+            }
+        }
     }
 
     /// Records a failed login and gives its one answer.
@@ -191,7 +215,12 @@ impl Service {
                 live: true,
                 username,
                 role,
-            }) => Ok(Principal::User { id, username, role }),
+            }) => Ok(Principal::User {
+                id,
+                username,
+                role,
+                session: sid.clone(),
+            }),
             Some(_) => Err(Error::unauthenticated(
                 "the session has ended (logged out, revoked, or account disabled)",
             )),

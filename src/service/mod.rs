@@ -33,6 +33,7 @@ use crate::throttle::Throttle;
 
 pub use alerts::{AlertNotice, NoticeKind};
 pub use storage::{backup, import_django, migrate, pending_migrations};
+pub use users::Actor;
 
 /// How long a checked token session or API key is trusted before it is
 /// read again: the most a revocation can lag on another instance.

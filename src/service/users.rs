@@ -1,11 +1,55 @@
 //! People's accounts.
 
+use std::net::IpAddr;
+
 use super::{audit, ClientIp, Service};
 use crate::auth::token::random_secret;
+use crate::auth::Principal;
 use crate::domain::page::{Page, PageOf};
-use crate::domain::user::{NewUser, UserRecord};
+use crate::domain::user::{NewUser, Requester, UserChange, UserRecord};
 use crate::domain::{user, AuditAction, Role};
 use crate::error::{Error, Result};
+
+/// Who manages accounts: the name the audit log gives them, and their own
+/// account when a person does (the command line acts as no account).
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub name: String,
+    pub account: Option<i64>,
+}
+
+impl Actor {
+    /// The operator at the command line: the host's shell is their
+    /// credential, so they are named, not authenticated.
+    pub fn command_line() -> Self {
+        Self {
+            name: "cli".into(),
+            account: None,
+        }
+    }
+
+    fn requester(&self) -> Requester {
+        Requester {
+            user_id: self.account,
+        }
+    }
+}
+
+impl From<&Principal> for Actor {
+    fn from(p: &Principal) -> Self {
+        let account = match p {
+            Principal::User { id, .. } => Some(*id),
+            Principal::ApiKey { .. } => None,
+        };
+        Self {
+            name: p.actor(),
+            account,
+        }
+    }
+}
+
+/// The answer to a wrong current password, whichever way it was wrong.
+const CURRENT_REFUSED: &str = "current: the password is not correct";
 
 impl Service {
     /// Validates and creates an account; `actor` is who asked (a username,
@@ -18,6 +62,7 @@ impl Service {
         role: Role,
         ip: &ClientIp,
     ) -> Result<UserRecord> {
+        let role = user::person_role(role)?;
         let username = user::username(username)?;
         let password = user::password(password)?;
         let password_hash = self.passwords.hash(&password).await?;
@@ -35,6 +80,128 @@ impl Service {
                 entry,
             )
             .await
+    }
+
+    /// Changes an account's role or whether it may sign in. Disabling it or
+    /// changing its role ends its sessions: at once on this instance, within
+    /// the credential cache's few seconds on others.
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        id: i64,
+        role: Option<Role>,
+        active: Option<bool>,
+        ip: &ClientIp,
+    ) -> Result<UserRecord> {
+        let change = UserChange::parse(role, active)?;
+        let entry = audit(AuditAction::UserUpdated, actor.name.clone(), ip);
+        let row = self
+            .db
+            .update_user(id, actor.requester(), change, entry)
+            .await?;
+        self.security.sessions.clear();
+        Ok(row)
+    }
+
+    /// Gives an account a new password, ending all its sessions.
+    pub async fn reset_password(
+        &self,
+        actor: &Actor,
+        id: i64,
+        password: &str,
+        ip: &ClientIp,
+    ) -> Result<UserRecord> {
+        let password = user::password(password)?;
+        let hash = self.passwords.hash(&password).await?;
+        let entry = audit(AuditAction::PasswordReset, actor.name.clone(), ip);
+        let row = self.db.reset_password(id, hash, entry).await?;
+        self.security.sessions.clear();
+        Ok(row)
+    }
+
+    /// The signed-in person replaces their password, proving the current
+    /// one. Their other sessions end; the one asking goes on. A wrong
+    /// `current` is a failed login: it counts against the same throttle
+    /// and is audited as one, so this cannot be used to guess passwords
+    /// faster than `login` can.
+    pub async fn change_password(
+        &self,
+        who: &Principal,
+        current: &str,
+        new: &str,
+        ip: &ClientIp,
+    ) -> Result<bool> {
+        let Principal::User {
+            id,
+            username,
+            session,
+            ..
+        } = who
+        else {
+            return Err(Error::forbidden(
+                "an API key has no password; changePassword needs a person's token",
+            ));
+        };
+        let new = user::password_in("new", new)?;
+        let ip_addr = ip.0.as_deref().and_then(|i| i.parse::<IpAddr>().ok());
+        let attempt = self.security.throttle.login_attempt(ip_addr, username)?;
+        let account = self.db.user_by_id(*id).await?.filter(|u| u.is_active);
+        let hash = account.as_ref().map(|u| u.password_hash.as_str());
+        let matched = self.passwords.verify(current, hash).await?;
+        let Some(account) = account.filter(|_| matched) else {
+            attempt.failed();
+            return Err(self.current_refused(username, ip).await);
+        };
+        attempt.succeeded();
+        if new == current {
+            return Err(Error::invalid(
+                "new",
+                "must differ from the current password",
+            ));
+        }
+        let new_hash = self.passwords.hash(&new).await?;
+        let mut entry = audit(AuditAction::PasswordChanged, username.clone(), ip);
+        entry.target_type = Some("User".into());
+        let changed = self
+            .db
+            .change_password(*id, account.password_hash, new_hash, session.clone(), entry)
+            .await?;
+        if !changed {
+            // Reset or changed elsewhere since it was checked.
+            return Err(Error::unauthenticated(CURRENT_REFUSED));
+        }
+        self.security.sessions.clear();
+        Ok(true)
+    }
+
+    /// Records a wrong current password as the failed login it amounts to.
+    async fn current_refused(&self, username: &str, ip: &ClientIp) -> Error {
+        let mut entry = audit(AuditAction::LoginFailed, username, ip);
+        entry.target_type = Some("User".into());
+        entry.detail = Some(
+            serde_json::json!({ "username": username, "during": "changePassword" }).to_string(),
+        );
+        match self.db.append_audit(entry).await {
+            Ok(_) => Error::unauthenticated(CURRENT_REFUSED),
+            Err(e) => e,
+        }
+    }
+
+    /// The account with this username; `NotFound` naming `username`.
+    pub async fn user_named(&self, username: &str) -> Result<UserRecord> {
+        let missing = || Error::missing("username", format!("no user named {username:?}"));
+        if !user::could_be_username(username) {
+            return Err(missing());
+        }
+        self.db
+            .user_by_username(username)
+            .await?
+            .ok_or_else(missing)
+    }
+
+    /// Every account, oldest first.
+    pub async fn all_users(&self) -> Result<Vec<UserRecord>> {
+        self.db.all_users().await
     }
 
     pub async fn users(&self, page: Page) -> Result<PageOf<UserRecord>> {

@@ -15,6 +15,7 @@ mod ingest;
 mod live;
 mod operations;
 mod pagination;
+mod people;
 mod races;
 mod reach;
 mod rest;
