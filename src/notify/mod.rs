@@ -3,7 +3,9 @@
 //!
 //! What to send and when is decided in `domain::webhook`; this module
 //! owns the edges that talk to the outside: the signature receivers check
-//! (`sign`) and which addresses may be called at all (`address`).
+//! (`sign`), which addresses may be called at all (`address`), and the
+//! attempt itself (`client`).
 
 pub mod address;
+pub mod client;
 pub mod sign;
