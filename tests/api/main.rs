@@ -21,5 +21,7 @@ mod rest;
 mod security;
 mod shutdown;
 mod socket;
+mod startup;
+mod teaching;
 mod triage;
 mod users;
