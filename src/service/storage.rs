@@ -107,7 +107,6 @@ fn postgres_host(url: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port))
 }
 
-
 /// Writes a consistent copy of the database to `to`; returns its size in
 /// bytes.
 pub async fn backup(url: &DatabaseUrl, to: &Path) -> anyhow::Result<u64> {

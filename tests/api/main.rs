@@ -17,6 +17,7 @@ mod operations;
 mod pagination;
 mod races;
 mod reach;
+mod readme;
 mod rest;
 mod security;
 mod shutdown;
