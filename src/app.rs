@@ -44,37 +44,37 @@ pub struct Server {
 }
 
 impl Server {
-    /// Migrates the database, binds, and bootstraps the first admin.
+    /// Binds, migrates the database, and bootstraps the first admin.
+    ///
+    /// Binding comes first: a start that cannot listen (the port is busy)
+    /// changes nothing, above all it creates no admin whose password nobody
+    /// would see, after which the next start would find a user and print
+    /// none. Connections that arrive meanwhile wait in the listen queue and
+    /// are answered once serving begins, when the admin exists.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         for warning in &settings.warnings {
             tracing::warn!("{warning}");
         }
+        let bind = settings.bind;
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("THREATWATCH_BIND: cannot listen on {bind}: {e}"))?;
+        let metrics_listener = match settings.metrics_bind {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("THREATWATCH_METRICS_BIND: cannot listen on {addr}: {e}")
+            })?),
+            None => None,
+        };
         let applied = service::migrate(&settings.database_url).await?;
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "database migrated");
         }
-        let bind = settings.bind;
-        let metrics_bind = settings.metrics_bind;
         let pool_size = settings.db_pool_size;
         let (service, writer) = Service::open(settings, pool_size).await?;
-        let listener = TcpListener::bind(bind)
-            .await
-            .map_err(|e| anyhow::anyhow!("THREATWATCH_BIND: cannot listen on {bind}: {e}"))?;
-        let metrics = match metrics_bind {
-            Some(addr) => Some((
-                TcpListener::bind(addr).await.map_err(|e| {
-                    anyhow::anyhow!("THREATWATCH_METRICS_BIND: cannot listen on {addr}: {e}")
-                })?,
-                metrics_router(&service),
-            )),
-            None => None,
-        };
-        // Only now that the service can be reached: a start that cannot
-        // listen must not create an admin whose password nobody will see,
-        // and the next start would find a user and print none.
         if let Some(password) = service.bootstrap_admin().await? {
             print_admin_password(&password);
         }
+        let metrics = metrics_listener.map(|l| (l, metrics_router(&service)));
         let router = router(&service, metrics.is_none())?;
         service::live::start(&service);
         Ok(Self {

@@ -264,6 +264,13 @@ fn principal(credentials: Credentials, roles: &[Role]) -> Result<Principal, Drf>
     match credentials {
         Credentials::Valid(p) if roles.contains(&p.role()) => Ok(p),
         Credentials::Valid(_) => Err(Error::forbidden("role").into()),
+        // SimpleJWT's words, unless the token was an API key: then where
+        // keys go, since old sensors moving to keys make that mistake.
+        Credentials::Invalid(why) if why == crate::service::API_KEY_AS_BEARER => Err(Drf(
+            StatusCode::UNAUTHORIZED,
+            json!({ "detail": why, "code": "token_not_valid" }),
+            None,
+        )),
         Credentials::Invalid(_) => Err(Drf(
             StatusCode::UNAUTHORIZED,
             json!({ "detail": "Given token not valid for any token type", "code": "token_not_valid" }),

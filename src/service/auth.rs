@@ -20,7 +20,7 @@ const LOGIN_REFUSED: &str = "invalid username or password";
 
 /// An API key (recognised by its prefix) where a person's token belongs: a
 /// common first mistake with a sensor, answered with where keys go.
-const API_KEY_AS_BEARER: &str = "this is an API key, not an access token: send it in the X-API-Key header (on the WebSocket, as \"X-API-Key\" in the connection_init payload), not as Authorization: Bearer";
+pub const API_KEY_AS_BEARER: &str = "this is an API key, not an access token: send it in the X-API-Key header (on the WebSocket, as \"X-API-Key\" in the connection_init payload), not as Authorization: Bearer";
 
 fn issued(next: &RefreshId) -> Issued {
     Issued {

@@ -160,11 +160,19 @@ async fn the_first_admin_waits_for_the_listener(backend: Backend) {
         !format!("{out}{err}").contains("Created user"),
         "{out}{err}"
     );
-    assert_eq!(
-        users(&db).await,
-        "0",
-        "a start that cannot listen creates no one"
-    );
+    // Nothing at all: not even the schema (or, on SQLite, the file).
+    match &db {
+        TestDb::Sqlite { url, .. } => assert!(
+            !std::path::Path::new(url.trim_start_matches("sqlite://")).exists(),
+            "a start that cannot listen creates nothing"
+        ),
+        TestDb::Postgres { .. } => assert_eq!(
+            db.text("SELECT CAST(COUNT(*) AS TEXT) AS value FROM information_schema.tables WHERE table_name = 'users'")
+                .await,
+            "0",
+            "a start that cannot listen creates nothing"
+        ),
+    }
     drop(busy);
 
     let mut running = start(&url, &[("THREATWATCH_LOG_FORMAT", "json")]);
@@ -288,24 +296,42 @@ async fn run(url: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Ou
     .unwrap()
 }
 
-/// Origins a browser never sends stop the start, naming the variable and
-/// the rule, before anything is created.
+/// Origins a browser never sends, and a bad metrics address, stop the
+/// start, naming the variable and the rule, before anything is created.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cors_origins_need_a_scheme() {
+async fn bad_settings_stop_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("tw.db").display());
-    for (origin, rule) in [
-        ("example.com", "has no scheme"),
-        ("https://example.com/app", "has a path"),
-        ("https://ok.example, *", "is not allowed"),
+    for (var, value, rule) in [
+        ("THREATWATCH_CORS_ORIGINS", "example.com", "has no scheme"),
+        (
+            "THREATWATCH_CORS_ORIGINS",
+            "https://example.com/app",
+            "has a path",
+        ),
+        (
+            "THREATWATCH_CORS_ORIGINS",
+            "https://ok.example, *",
+            "is not allowed",
+        ),
+        (
+            "THREATWATCH_CORS_ORIGINS",
+            "https://a b.example",
+            "no valid host",
+        ),
+        ("THREATWATCH_METRICS_BIND", "9464", "expected HOST:PORT"),
+        ("THREATWATCH_METRICS_BIND", "127.0.0.1:8000", "must differ"),
+        ("THREATWATCH_ACCESS_TTL", "soon", "expected e.g."),
     ] {
-        let out = run(&url, &[], &[("THREATWATCH_CORS_ORIGINS", origin)]).await;
+        let out = run(
+            &url,
+            &[],
+            &[(var, value), ("THREATWATCH_BIND", "127.0.0.1:8000")],
+        )
+        .await;
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(
-            err.contains("THREATWATCH_CORS_ORIGINS") && err.contains(rule),
-            "{origin}: {err}"
-        );
+        assert!(err.contains(var) && err.contains(rule), "{value}: {err}");
     }
     assert!(!dir.path().join("tw.db").exists(), "nothing was created");
 }

@@ -214,6 +214,26 @@ async fn an_api_key_sent_as_a_bearer_token_gets_a_hint(app: TestApp) {
         .await
         .unwrap();
     assert!(r.get("errors").is_none(), "{r}");
+    // The REST path of the old sensors says the same, in DRF's shape.
+    let r = app
+        .client
+        .post(app.url("/api/v1/event/ingest/"))
+        .bearer_auth(&key)
+        .json(
+            &json!({ "source": "fw", "event_type": "Scan", "severity": "low", "description": "d" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("X-API-Key"),
+        "{body}"
+    );
     // A bearer token that is nothing of ours gets no hint about keys.
     let body = app.gql(Some("not-a-token"), ingest, json!({})).await;
     assert_eq!(code(&body), "UNAUTHENTICATED");
@@ -302,6 +322,17 @@ async fn refreshes_are_counted_per_session(app: TestApp) {
     )
     .await;
     assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+    // The old REST path counts a refresh the same way.
+    for token in &tokens[1..] {
+        let r = app
+            .client
+            .post(app.url("/api/v1/auth/refresh/"))
+            .json(&json!({ "refresh": token }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
     // Guessing: tokens we did not sign cost the address's quota of two.
     let mut refused = false;
     for i in 0..3 {
