@@ -19,8 +19,9 @@ use crate::error::{Error, Result};
 const LOGIN_REFUSED: &str = "invalid username or password";
 
 /// An API key (recognised by its prefix) where a person's token belongs: a
-/// common first mistake with a sensor, answered with where keys go.
-pub const API_KEY_AS_BEARER: &str = "this is an API key, not an access token: send it in the X-API-Key header (on the WebSocket, as \"X-API-Key\" in the connection_init payload), not as Authorization: Bearer";
+/// common first mistake with a sensor, answered with where keys go. Short
+/// enough for a WebSocket close reason (at most 123 bytes).
+pub const API_KEY_AS_BEARER: &str = "an API key goes in the X-API-Key header, not Authorization: Bearer (WebSocket: \"X-API-Key\" in connection_init)";
 
 fn issued(next: &RefreshId) -> Issued {
     Issued {
