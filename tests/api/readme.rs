@@ -2,14 +2,17 @@
 //! example can rot: every fenced block marked `sh example` is read as the
 //! small shell dialect the README describes (`gql '…'`, `sensor '…'`,
 //! `NAME=$(… | jq -r .path)`, `NAME=value`, comments, `# expect: CODE`),
-//! and a call that fails names its README line.
+//! and a call that fails names its README line. A `json ws-example` block
+//! holds WebSocket messages, sent in order on one socket; the test then
+//! raises the alert they subscribe to and waits for it.
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::both;
 use crate::helpers::{TestApp, ADMIN_PASSWORD};
+use crate::live::{connect, recv, send};
 
 /// A call of `gql` or `sensor`, with the README line it starts on.
 struct Call {
@@ -40,18 +43,31 @@ struct Capture {
     path: Option<String>,
 }
 
-/// The `sh example` blocks of `text`, each line with its number.
-fn example_blocks(text: &str) -> Vec<Vec<(usize, String)>> {
+/// An example block: shell calls, or WebSocket messages.
+struct Block {
+    socket: bool,
+    lines: Vec<(usize, String)>,
+}
+
+/// The example blocks of `text`, each line with its number.
+fn example_blocks(text: &str) -> Vec<Block> {
     let mut blocks = Vec::new();
-    let mut current: Option<Vec<(usize, String)>> = None;
+    let mut current: Option<Block> = None;
     let mut other_fence = false;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let fence = line.trim_start().starts_with("```");
+        let start = |socket| {
+            Some(Block {
+                socket,
+                lines: Vec::new(),
+            })
+        };
         match (&mut current, fence) {
-            (Some(_), true) => blocks.push(current.take().unwrap_or_default()),
-            (Some(block), false) => block.push((n, line.to_string())),
-            (None, true) if line.trim() == "```sh example" => current = Some(Vec::new()),
+            (Some(_), true) => blocks.extend(current.take()),
+            (Some(block), false) => block.lines.push((n, line.to_string())),
+            (None, true) if line.trim() == "```sh example" => current = start(false),
+            (None, true) if line.trim() == "```json ws-example" => current = start(true),
             (None, true) => other_fence = !other_fence,
             (None, false) => {
                 assert!(
@@ -276,6 +292,56 @@ async fn run_call(app: &TestApp, vars: &HashMap<String, String>, call: &Call) ->
         .unwrap_or_else(|e| panic!("README.md line {}: not a JSON answer: {e}", call.line))
 }
 
+/// Sends a `ws-example` block's messages (with `$NAME` replaced) on one
+/// socket, then raises a CRITICAL alert and waits for the subscription.
+async fn run_socket(app: &TestApp, vars: &HashMap<String, String>, lines: &[(usize, String)]) {
+    let mut socket = connect(app.addr).await;
+    let mut subscribed = false;
+    for (line, text) in lines {
+        // Longest names first, so that $TOKEN is never read as $TOK + "EN".
+        let mut names: Vec<&String> = vars.keys().collect();
+        names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        let mut text = text.clone();
+        for name in names {
+            text = text.replace(&format!("${name}"), &vars[name]);
+        }
+        let message: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("README.md line {line}: not a JSON message ({e})"));
+        let kind = message["type"].as_str().unwrap_or_default().to_string();
+        send(&mut socket, message).await;
+        if kind == "connection_init" {
+            let ack = recv(&mut socket).await;
+            assert_eq!(
+                ack.as_ref().ok().map(|a| a["type"].clone()),
+                Some(Value::from("connection_ack")),
+                "README.md line {line}: {ack:?}"
+            );
+        }
+        subscribed |= kind == "subscribe";
+    }
+    assert!(
+        subscribed,
+        "README.md: a ws-example block subscribes to nothing"
+    );
+    // Give the subscription a moment to be in place before the alert.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let token = vars.get("TOKEN").map(String::as_str);
+    app.ok(
+        token,
+        "mutation { ingestEvent(input: { source: \"README\", eventType: \"Check\", severity: CRITICAL, description: \"for the live example\" }) { alert { id } } }",
+        json!({}),
+    )
+    .await;
+    let next = recv(&mut socket).await;
+    let line = lines.first().map_or(0, |l| l.0);
+    let next = next.unwrap_or_else(|code| panic!("README.md line {line}: closed with {code:?}"));
+    assert_eq!(next["type"], "next", "README.md line {line}: {next}");
+    assert_eq!(
+        next["payload"]["data"]["alertCreated"]["severity"], "CRITICAL",
+        "README.md line {line}: {next}"
+    );
+}
+
 async fn readme_examples_run(app: TestApp) {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .expect("README.md");
@@ -283,7 +349,16 @@ async fn readme_examples_run(app: TestApp) {
     vars.insert("THREATWATCH_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into());
     let mut expect: Option<String> = None;
     let mut calls = 0;
-    for block in example_blocks(&text) {
+    for Block {
+        socket,
+        lines: block,
+    } in example_blocks(&text)
+    {
+        if socket {
+            run_socket(&app, &vars, &block).await;
+            calls += 1;
+            continue;
+        }
         let mut at = 0;
         while at < block.len() {
             let (step, next) = statement(&block, at, &vars);
