@@ -276,21 +276,31 @@ async fn unknown_settings_warn_and_the_log_file_is_plain() {
     );
 }
 
-async fn run(url: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let (url, args, env): (String, Vec<String>, Vec<(String, String)>) = (
-        url.to_string(),
-        args.iter().map(|a| a.to_string()).collect(),
-        env.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    );
+/// A command that is expected to end by itself: its exit code (`None` when
+/// it had to be stopped after 30 s, as a server that started would be) and
+/// its standard error.
+async fn run(url: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = command(url, env);
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
     tokio::task::spawn_blocking(move || {
-        let mut cmd = command(&url, &[]);
-        cmd.args(&args);
-        for (k, v) in &env {
-            cmd.env(k, v);
+        let mut child = cmd.spawn().expect("binary runs");
+        let stderr = gather(child.stderr.take().unwrap());
+        let mut running = Running {
+            child,
+            stdout: Arc::default(),
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = running.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return (status.code(), running.err());
+            }
+            if Instant::now() > deadline {
+                return (None, running.err());
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        cmd.output().expect("binary runs")
     })
     .await
     .unwrap()
@@ -323,14 +333,13 @@ async fn bad_settings_stop_the_start() {
         ("THREATWATCH_METRICS_BIND", "127.0.0.1:8000", "must differ"),
         ("THREATWATCH_ACCESS_TTL", "soon", "expected e.g."),
     ] {
-        let out = run(
+        let (code, err) = run(
             &url,
             &[],
             &[(var, value), ("THREATWATCH_BIND", "127.0.0.1:8000")],
         )
         .await;
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(code, Some(2), "{value}: {err}");
         assert!(err.contains(var) && err.contains(rule), "{value}: {err}");
     }
     assert!(!dir.path().join("tw.db").exists(), "nothing was created");
@@ -353,14 +362,13 @@ async fn unreachable_postgres_says_why() {
             "unknown host",
         ),
     ] {
-        let out = run(url, &["migrate"], &[]).await;
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success());
+        let (code, err) = run(url, &["migrate"], &[]).await;
+        assert_eq!(code, Some(1), "{err}");
         assert!(err.contains("DATABASE_URL"), "{err}");
         assert!(err.contains(cause), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
-        let out = run(url, &[], &[]).await;
-        let err = String::from_utf8_lossy(&out.stderr);
+        let (code, err) = run(url, &[], &[]).await;
+        assert_eq!(code, Some(1), "serve: {err}");
         assert!(err.contains(cause), "serve: {err}");
     }
 }
