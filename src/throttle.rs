@@ -603,6 +603,36 @@ mod tests {
     }
 
     #[test]
+    fn refreshes_count_per_session_not_per_address() {
+        let t = Throttle::new(q(2), q(3), None);
+        let ip = IpAddr::from([10, 0, 0, 9]);
+        let who = Subject::Anonymous(ip.into());
+        // Admitted, then given back once known to be a refresh: ten times
+        // the quota passes, and the quota is whole afterwards.
+        for _ in 0..20 {
+            t.request(who, 1).unwrap();
+            t.not_anonymous_after_all(who, 1);
+        }
+        t.request(who, 2).unwrap();
+        assert!(t.request(who, 1).is_err());
+        // Each session has the user quota of its own.
+        for _ in 0..3 {
+            t.refresh_of("session-a").unwrap();
+        }
+        assert!(matches!(
+            t.refresh_of("session-a"),
+            Err(Error::RateLimited { .. })
+        ));
+        t.refresh_of("session-b").unwrap();
+        // Tokens we did not sign cost the address.
+        let t = Throttle::new(q(2), q(3), None);
+        t.forged_refresh_from(Some(ip)).unwrap();
+        t.forged_refresh_from(Some(ip)).unwrap();
+        assert!(t.forged_refresh_from(Some(ip)).is_err());
+        assert!(t.request(who, 1).is_err());
+    }
+
+    #[test]
     fn ipv6_is_keyed_by_its_64() {
         let a: IpAddr = "2001:db8::1".parse().unwrap();
         let b: IpAddr = "2001:db8::ffff:1".parse().unwrap();
