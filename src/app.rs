@@ -37,39 +37,58 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Server {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` on an address of its own (`THREATWATCH_METRICS_BIND`).
+    metrics: Option<(TcpListener, Router)>,
     service: Service,
     writer: WriterTask,
 }
 
 impl Server {
-    /// Migrates the database, bootstraps the first admin, and binds.
+    /// Binds, migrates the database, and bootstraps the first admin.
+    ///
+    /// Binding comes first: a start that cannot listen (the port is busy)
+    /// changes nothing, above all it creates no admin whose password nobody
+    /// would see, after which the next start would find a user and print
+    /// none. Connections that arrive meanwhile wait in the listen queue and
+    /// are answered once serving begins, when the admin exists.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        for warning in &settings.warnings {
+            tracing::warn!("{warning}");
+        }
+        let bind = settings.bind;
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("THREATWATCH_BIND: cannot listen on {bind}: {e}"))?;
+        let metrics_listener = match settings.metrics_bind {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("THREATWATCH_METRICS_BIND: cannot listen on {addr}: {e}")
+            })?),
+            None => None,
+        };
         let applied = service::migrate(&settings.database_url).await?;
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "database migrated");
         }
-        let bind = settings.bind;
         let pool_size = settings.db_pool_size;
         let (service, writer) = Service::open(settings, pool_size).await?;
         if let Some(password) = service.bootstrap_admin().await? {
-            // Printed once, to the terminal that started the service, and
-            // never logged: logs are often shipped elsewhere.
-            println!(
-                "\nCreated user 'admin' with password: {password}\n\
-                 Keep it now; it is not shown again. Set THREATWATCH_ADMIN_PASSWORD to choose it.\n"
-            );
+            print_admin_password(&password);
         }
-        let listener = TcpListener::bind(bind)
-            .await
-            .map_err(|e| anyhow::anyhow!("THREATWATCH_BIND: cannot listen on {bind}: {e}"))?;
-        let router = router(&service)?;
+        let metrics = metrics_listener.map(|l| (l, metrics_router(&service)));
+        let router = router(&service, metrics.is_none())?;
         service::live::start(&service);
         Ok(Self {
             listener,
             router,
+            metrics,
             service,
             writer,
         })
+    }
+
+    /// Where `/metrics` is served when it has an address of its own.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics.as_ref().map(|(l, _)| l.local_addr())
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -85,6 +104,7 @@ impl Server {
         let Self {
             listener,
             router,
+            metrics,
             service,
             writer,
         } = self;
@@ -94,6 +114,20 @@ impl Server {
             "threatwatch serving; GraphiQL at /graphql"
         );
         let closing = service.shutdown.clone();
+        let metrics_task = metrics.map(|(listener, router)| {
+            let mut closed = service.shutdown.subscribe();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = closed.wait_for(|closed| *closed).await;
+                };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "the /metrics listener failed");
+                }
+            })
+        });
         let shutdown = async move {
             shutdown.await;
             // Subscriptions are upgraded connections that graceful shutdown
@@ -106,6 +140,9 @@ impl Server {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
         writer.shutdown().await;
         service.flush_key_usage().await;
         tracing::info!("threatwatch stopped");
@@ -113,7 +150,28 @@ impl Server {
     }
 }
 
-fn router(service: &Service) -> anyhow::Result<Router> {
+/// The generated password goes to standard error as a plain line, for the
+/// person who started the service: never through the log, which may be
+/// JSON shipped to a SIEM and kept there.
+fn print_admin_password(password: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "\nCreated user 'admin' with password: {password}\n\
+         Keep it now; it is not shown again. Set THREATWATCH_ADMIN_PASSWORD to choose it.\n"
+    );
+    let _ = err.flush();
+}
+
+/// `/metrics` alone, for its own address: no GraphQL, no CORS, no quotas.
+fn metrics_router(service: &Service) -> Router {
+    Router::new()
+        .route("/metrics", get(http::metrics_of))
+        .with_state(service.clone())
+}
+
+fn router(service: &Service, with_metrics: bool) -> anyhow::Result<Router> {
     let schema = graphql::Gateway::new(service.clone());
     let state = AppState {
         service: service.clone(),
@@ -135,12 +193,14 @@ fn router(service: &Service) -> anyhow::Result<Router> {
     if service.settings.rest_compat {
         routes = routes.merge(crate::rest::routes());
     }
+    if with_metrics {
+        routes = routes.route("/metrics", get(http::metrics));
+    }
     Ok(routes
         .route("/graphql", get(http::graphiql).post(http::graphql))
         .route("/graphql/ws", get(ws::subscriptions))
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
-        .route("/metrics", get(http::metrics))
         // One layer, outermost first. Each `Router::layer` call boxes every
         // route once more, and each box is cloned for every request: nine
         // separate calls cost about 6 µs of CPU a request, an eighth of a

@@ -6,6 +6,35 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Every variable a setting is read from. `var` reads only these, so a new
+/// setting cannot be left out of the list that unknown names are checked
+/// against (the tests read every setting and compare).
+pub const VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "THREATWATCH_BIND",
+    "THREATWATCH_METRICS_BIND",
+    "THREATWATCH_JWT_SECRET",
+    "THREATWATCH_ADMIN_PASSWORD",
+    "THREATWATCH_ACCESS_TTL",
+    "THREATWATCH_REFRESH_TTL",
+    "THREATWATCH_RATE_ANON",
+    "THREATWATCH_RATE_USER",
+    "THREATWATCH_RATE_SENSOR",
+    "THREATWATCH_TRUSTED_PROXIES",
+    "THREATWATCH_CORS_ORIGINS",
+    "THREATWATCH_INTROSPECTION",
+    "THREATWATCH_REST_COMPAT",
+    "THREATWATCH_LOG_FORMAT",
+    "THREATWATCH_BCRYPT_COST",
+    "THREATWATCH_DB_POOL_SIZE",
+    "THREATWATCH_GROUP_COMMIT",
+    "THREATWATCH_SQLITE_SYNCHRONOUS",
+];
+
+/// `THREATWATCH_` names that are not settings of the service but are known
+/// not to be typos: the test suite's own.
+const NOT_SETTINGS: &[&str] = &["THREATWATCH_TEST_PG"];
+
 /// Where the data lives; chosen by the scheme of `DATABASE_URL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -94,6 +123,10 @@ impl Quota {
 pub struct Settings {
     pub database_url: DatabaseUrl,
     pub bind: SocketAddr,
+    /// An address of its own for `/metrics`, which then leaves `bind`: the
+    /// numbers say how busy the service is and who is being refused, not
+    /// something to publish where the API is.
+    pub metrics_bind: Option<SocketAddr>,
     pub jwt_secret: Option<String>,
     pub admin_password: Option<String>,
     pub access_ttl: Duration,
@@ -117,6 +150,9 @@ pub struct Settings {
     /// SQLite's `synchronous`: FULL (default) survives a power cut; NORMAL
     /// in WAL mode may lose the last commits on one, never corrupts.
     pub sqlite_synchronous: SqliteSync,
+    /// What the start should warn about without stopping (variables that
+    /// look like settings but are none); logged once logging is set up.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,12 +170,116 @@ impl SqliteSync {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The variables one thread's `Settings::from_env` read.
+    static READ: std::cell::RefCell<std::collections::BTreeSet<&'static str>> =
+        Default::default();
+}
+
 /// Reads a variable; an empty value counts as unset, as in most `.env` files.
-fn var(name: &str) -> Option<String> {
+fn var(name: &'static str) -> Option<String> {
+    debug_assert!(
+        VARIABLES.contains(&name),
+        "{name} is read as a setting but missing from config::VARIABLES"
+    );
+    #[cfg(test)]
+    READ.with(|r| r.borrow_mut().insert(name));
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn duration(name: &str, default: &str) -> Result<Duration, String> {
+/// Warnings for `THREATWATCH_` variables that are no setting, each with the
+/// known name closest to it. A warning and not a refusal: Kubernetes sets
+/// `THREATWATCH_PORT` and the like for a Service named threatwatch.
+pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut unknown: Vec<String> = names
+        .into_iter()
+        .filter(|n| n.starts_with("THREATWATCH_"))
+        .filter(|n| !VARIABLES.contains(&n.as_str()) && !NOT_SETTINGS.contains(&n.as_str()))
+        .collect();
+    unknown.sort();
+    unknown
+        .into_iter()
+        .map(|name| {
+            let closest = VARIABLES
+                .iter()
+                .min_by_key(|known| edit_distance(&name, known))
+                .copied()
+                .unwrap_or("THREATWATCH_BIND");
+            let kubernetes = if name.starts_with("THREATWATCH_PORT")
+                || name.starts_with("THREATWATCH_SERVICE_")
+            {
+                " (Kubernetes sets such variables for a Service named threatwatch)"
+            } else {
+                ""
+            };
+            format!(
+                "{name} is not a threatwatch setting and is ignored; did you mean {closest}?{kubernetes}"
+            )
+        })
+        .collect()
+}
+
+/// Levenshtein distance over characters: the number of single-character
+/// insertions, deletions and substitutions from `a` to `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// Browser origins: `scheme://host[:port]`, exactly as a browser sends
+/// `Origin`. One without a scheme or with a path never equals what a
+/// browser sends, so it would allow nothing while looking as if it did.
+pub fn parse_origins(var: &str, raw: &str) -> Result<Vec<String>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| check_origin(o).map_err(|rule| format!("{var}: {o:?} {rule}")))
+        .collect()
+}
+
+fn check_origin(origin: &str) -> Result<String, String> {
+    const SHAPE: &str = "an origin is scheme://host[:port], e.g. https://soc.example.com";
+    if origin == "*" {
+        return Err(format!(
+            "is not allowed: list each origin that may call the API ({SHAPE})"
+        ));
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return Err(format!(
+            "has no scheme; {SHAPE} (did you mean https://{origin}?)"
+        ));
+    };
+    if !matches!(scheme, "http" | "https") {
+        return Err(format!("has scheme {scheme:?}; expected http or https"));
+    }
+    if let Some((host, _)) = rest.split_once(['/', '?', '#']) {
+        return Err(format!(
+            "has a path; {SHAPE}, without a path or trailing slash (use {scheme}://{host})"
+        ));
+    }
+    if rest.is_empty() || rest.contains(['@', ' ']) {
+        return Err(format!("has no valid host; {SHAPE}"));
+    }
+    if axum::http::HeaderValue::from_str(origin).is_err() {
+        return Err(format!("is not valid in an HTTP header; {SHAPE}"));
+    }
+    Ok(origin.to_string())
+}
+
+fn duration(name: &'static str, default: &str) -> Result<Duration, String> {
     let raw = var(name).unwrap_or_else(|| default.to_string());
     let d = humantime::parse_duration(raw.trim())
         .map_err(|e| format!("{name}: {e} (expected e.g. 30s, 5m, 1h, 1d), got {raw:?}"))?;
@@ -149,7 +289,7 @@ fn duration(name: &str, default: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn switch(name: &str, default: bool) -> Result<bool, String> {
+fn switch(name: &'static str, default: bool) -> Result<bool, String> {
     match var(name).map(|v| v.trim().to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) if matches!(v.as_str(), "on" | "true" | "1" | "yes") => Ok(true),
@@ -159,7 +299,7 @@ fn switch(name: &str, default: bool) -> Result<bool, String> {
 }
 
 fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
-    name: &str,
+    name: &'static str,
     default: T,
     range: std::ops::RangeInclusive<T>,
 ) -> Result<T, String> {
@@ -193,7 +333,7 @@ impl Settings {
             &var("DATABASE_URL").unwrap_or_else(|| "sqlite://threatwatch.db".into()),
         )?;
         let bind_raw = var("THREATWATCH_BIND").unwrap_or_else(|| "127.0.0.1:8000".into());
-        let bind = bind_raw.trim().parse().map_err(|_| {
+        let bind: SocketAddr = bind_raw.trim().parse().map_err(|_| {
             format!("THREATWATCH_BIND: expected HOST:PORT such as 127.0.0.1:8000, got {bind_raw:?}")
         })?;
         let jwt_secret = var("THREATWATCH_JWT_SECRET");
@@ -202,16 +342,26 @@ impl Settings {
                 return Err("THREATWATCH_JWT_SECRET: must be at least 32 characters".into());
             }
         }
-        let quota = |name: &str, default: &str| {
+        let quota = |name: &'static str, default: &str| {
             Quota::parse(name, &var(name).unwrap_or_else(|| default.to_string()))
         };
-        let cors_origins = var("THREATWATCH_CORS_ORIGINS")
-            .map(|v| {
-                v.split(',')
-                    .map(|o| o.trim().to_string())
-                    .filter(|o| !o.is_empty())
-                    .collect()
+        let metrics_bind = var("THREATWATCH_METRICS_BIND")
+            .map(|raw| {
+                raw.trim().parse().map_err(|_| {
+                    format!(
+                        "THREATWATCH_METRICS_BIND: expected HOST:PORT such as 127.0.0.1:9464, got {raw:?}"
+                    )
+                })
             })
+            .transpose()?;
+        if metrics_bind.is_some_and(|m: SocketAddr| m == bind && m.port() != 0) {
+            return Err(format!(
+                "THREATWATCH_METRICS_BIND: must differ from THREATWATCH_BIND ({bind}); leave it unset to serve /metrics there"
+            ));
+        }
+        let cors_origins = var("THREATWATCH_CORS_ORIGINS")
+            .map(|v| parse_origins("THREATWATCH_CORS_ORIGINS", &v))
+            .transpose()?
             .unwrap_or_default();
         let trusted_proxies = var("THREATWATCH_TRUSTED_PROXIES")
             .map(|v| parse_networks("THREATWATCH_TRUSTED_PROXIES", &v))
@@ -221,6 +371,7 @@ impl Settings {
             database_url,
             trusted_proxies,
             bind,
+            metrics_bind,
             jwt_secret,
             admin_password: var("THREATWATCH_ADMIN_PASSWORD"),
             access_ttl: duration("THREATWATCH_ACCESS_TTL", "5m")?,
@@ -261,6 +412,9 @@ impl Settings {
                     ))
                 }
             },
+            warnings: unknown_variables(
+                std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()),
+            ),
         })
     }
 }
@@ -342,5 +496,60 @@ mod tests {
         assert!(Quota::parse("X", "5/fortnight")
             .unwrap_err()
             .starts_with("X:"));
+    }
+
+    #[test]
+    fn every_setting_read_is_in_the_list() {
+        // Reading the settings runs `var` for each one; `var` refuses a name
+        // missing from VARIABLES, and every listed name must be read.
+        let _ = Settings::from_env();
+        let read = READ.with(|r| r.borrow().clone());
+        let listed: std::collections::BTreeSet<&str> = VARIABLES.iter().copied().collect();
+        assert_eq!(read, listed);
+    }
+
+    #[test]
+    fn unknown_variables_are_named_with_the_closest_setting() {
+        let names = [
+            "THREATWATCH_ACESS_TTL",
+            "THREATWATCH_ACCESS_TTL",
+            "THREATWATCH_PORT",
+            "THREATWATCH_TEST_PG",
+            "PATH",
+        ]
+        .map(String::from);
+        let warnings = unknown_variables(names);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("THREATWATCH_ACESS_TTL is not a threatwatch setting")
+                && warnings[0].contains("did you mean THREATWATCH_ACCESS_TTL?"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].contains("Kubernetes"), "{warnings:?}");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn origins_need_a_scheme_and_no_path() {
+        let ok = parse_origins("V", " https://soc.example.com, http://localhost:3000 ,").unwrap();
+        assert_eq!(ok, ["https://soc.example.com", "http://localhost:3000"]);
+        for (bad, rule) in [
+            ("example.com", "has no scheme"),
+            ("https://example.com/", "has a path"),
+            ("https://example.com/app", "has a path"),
+            ("ftp://example.com", "expected http or https"),
+            ("*", "is not allowed"),
+            ("https://", "no valid host"),
+        ] {
+            let err = parse_origins("THREATWATCH_CORS_ORIGINS", bad).unwrap_err();
+            assert!(
+                err.starts_with("THREATWATCH_CORS_ORIGINS: ") && err.contains(rule),
+                "{bad}: {err}"
+            );
+        }
+        assert!(parse_origins("V", "example.com")
+            .unwrap_err()
+            .contains("https://example.com"));
     }
 }

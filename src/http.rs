@@ -255,7 +255,11 @@ pub async fn graphql(
             format!("a batch must hold 1 to {MAX_BATCH_OPERATIONS} operations, got {operations}"),
         );
     }
-    if let Err(e) = admitted.count_more(&app, operations as u32 - 1) {
+    let refreshes = match admitted.subject {
+        Subject::Anonymous(_) => refresh_operations(&batch),
+        Subject::User(_) | Subject::ApiKey(_) => 0,
+    };
+    if let Err(e) = admitted.count_operations(&app, operations as u32, refreshes) {
         return rate_limited(&e);
     }
     let batch = batch.data(admitted.credentials).data(admitted.ip);
@@ -279,13 +283,28 @@ impl Admitted {
         }
     }
 
-    /// Counts `operations` more against the same quota (the rest of a
-    /// batch, known only once the body is parsed).
-    pub fn count_more(&self, app: &AppState, operations: u32) -> Result<(), Error> {
-        if operations == 0 {
-            return Ok(());
+    /// Counts the operations of the whole request, once the body says how
+    /// many there are: admission counted one already. `refreshes` of them
+    /// are token refreshes, which the refresh itself counts per session;
+    /// an anonymous caller gets back what admission took for them.
+    pub fn count_operations(
+        &self,
+        app: &AppState,
+        operations: u32,
+        refreshes: u32,
+    ) -> Result<(), Error> {
+        let others = operations.saturating_sub(refreshes);
+        match others {
+            0 => {
+                app.service
+                    .security
+                    .throttle
+                    .not_anonymous_after_all(self.subject, 1);
+                Ok(())
+            }
+            1 => Ok(()),
+            more => count(app, self.subject, more - 1),
         }
-        count(app, self.subject, operations)
     }
 }
 
@@ -334,6 +353,52 @@ pub async fn admit(
         ip: ClientIp(Some(ip.to_string())),
         subject,
     })
+}
+
+/// How many operations of `batch` do nothing but refresh tokens (and ask
+/// for `__typename`). Only those are taken off an address's quota, so the
+/// test is strict: fragments, other fields, or a document that does not
+/// parse make an ordinary operation.
+fn refresh_operations(batch: &BatchRequest) -> u32 {
+    let requests = match batch {
+        BatchRequest::Single(r) => std::slice::from_ref(r),
+        BatchRequest::Batch(list) => list.as_slice(),
+    };
+    requests
+        .iter()
+        .filter(|r| only_refreshes(&r.query, r.operation_name.as_deref()))
+        .count() as u32
+}
+
+fn only_refreshes(query: &str, operation_name: Option<&str>) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+    if !query.contains("refreshToken") {
+        return false;
+    }
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    let operation = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), None) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op,
+            None => return false,
+        },
+        _ => return false,
+    };
+    let operation = &operation.node;
+    if operation.ty != OperationType::Mutation {
+        return false;
+    }
+    let mut refreshes = 0;
+    for item in &operation.selection_set.node.items {
+        match &item.node {
+            Selection::Field(f) if f.node.name.node == "refreshToken" => refreshes += 1,
+            Selection::Field(f) if f.node.name.node == "__typename" => {}
+            _ => return false,
+        }
+    }
+    refreshes > 0
 }
 
 /// One operation (`{...}`) or a batch (`[{...}, ...]`). Decided by the
@@ -474,7 +539,12 @@ where
 
 /// Prometheus text format. Not rate-limited: Prometheus polls it.
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    let (open, idle) = app.service.pool_state();
+    metrics_of(State(app.service)).await
+}
+
+/// `/metrics` where it has an address of its own, without the API's state.
+pub async fn metrics_of(State(service): State<Service>) -> Response {
+    let (open, idle) = service.pool_state();
     (
         [(
             header::CONTENT_TYPE,

@@ -45,6 +45,16 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// The valid values of an enum, as the old system's clients send them
+/// (any case is taken).
+fn choices<T: Copy + Into<&'static str>>(all: &[T]) -> String {
+    let names: Vec<&str> = all.iter().map(|v| (*v).into()).collect();
+    format!(
+        "expected one of {} (in any case).",
+        names.join(", ").to_lowercase()
+    )
+}
+
 /// An error as DRF renders it.
 struct Drf(StatusCode, Value, Option<u64>);
 
@@ -254,6 +264,13 @@ fn principal(credentials: Credentials, roles: &[Role]) -> Result<Principal, Drf>
     match credentials {
         Credentials::Valid(p) if roles.contains(&p.role()) => Ok(p),
         Credentials::Valid(_) => Err(Error::forbidden("role").into()),
+        // SimpleJWT's words, unless the token was an API key: then where
+        // keys go, since old sensors moving to keys make that mistake.
+        Credentials::Invalid(why) if why == crate::service::API_KEY_AS_BEARER => Err(Drf(
+            StatusCode::UNAUTHORIZED,
+            json!({ "detail": why, "code": "token_not_valid" }),
+            None,
+        )),
         Credentials::Invalid(_) => Err(Drf(
             StatusCode::UNAUTHORIZED,
             json!({ "detail": "Given token not valid for any token type", "code": "token_not_valid" }),
@@ -319,7 +336,17 @@ async fn refresh(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     request: Request,
 ) -> Result<Json<Value>, Drf> {
-    let (_, ip, fields) = caller_with_fields(&app, peer, request).await?;
+    let (parts, body) = request.into_parts();
+    let admitted = admit(&app, peer, &parts.headers).await?;
+    let (bytes, _permit) = read_body(&app, &admitted, &parts.headers, body).await?;
+    // Counted per session by the refresh itself, as on GraphQL.
+    admitted.count_operations(&app, 1, 1)?;
+    let fields = Fields::from_request(
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+        &(),
+    )
+    .await?;
+    let ip = admitted.ip;
     let token = fields.required("refresh")?;
     match app.service.refresh(&token, &ip).await {
         Ok(pair) => Ok(Json(pair_json(&pair))),
@@ -347,7 +374,7 @@ async fn ingest(
         .map_err(|_| {
             Drf(
                 StatusCode::BAD_REQUEST,
-                json!({ "severity": [format!("\"{severity_text}\" is not a valid choice.")] }),
+                json!({ "severity": [format!("\"{severity_text}\" is not a valid choice; {}", choices(Severity::ALL))] }),
                 None,
             )
         })?;
@@ -394,7 +421,7 @@ async fn list_alerts(
             .map_err(|v| {
                 Drf(
                     StatusCode::BAD_REQUEST,
-                    json!({ field: [format!("Select a valid choice. {v} is not one of the available choices.")] }),
+                    json!({ field: [format!("Select a valid choice. {v} is not one of the available choices; {}", if field == "status" { choices(AlertStatus::ALL) } else { choices(Severity::ALL) })] }),
                     None,
                 )
             })
@@ -482,7 +509,7 @@ async fn update_alert(
     let status: AlertStatus = raw.trim().to_ascii_uppercase().parse().map_err(|_| {
         Drf(
             StatusCode::BAD_REQUEST,
-            json!({ "status": [format!("\"{raw}\" is not a valid choice.")] }),
+            json!({ "status": [format!("\"{raw}\" is not a valid choice; {}", choices(AlertStatus::ALL))] }),
             None,
         )
     })?;

@@ -1,6 +1,10 @@
 //! Throttling against brute force and floods (governor's GCRA limiters).
 //!
 //! - Requests: per client IP when anonymous, per user, per API key.
+//! - Token refreshes: per session, with the user quota, not per address: a
+//!   team behind one NAT refreshes freely, while one stolen refresh token
+//!   cannot be hammered. A refresh whose token is not one we signed costs
+//!   its address's anonymous quota, so guessing stays throttled.
 //! - Password checks: per client IP, counted per `login` field executed, so
 //!   aliases and batches do not multiply the guesses a request buys.
 //! - Failed logins per username: after a few, each further attempt on that
@@ -95,30 +99,37 @@ impl IpKey {
 /// What a limiter counts by, and where governor keeps its keys.
 trait Key: std::hash::Hash + Eq + Copy {
     type Store: ShrinkableKeyedStateStore<Self>;
+    /// What the limiter keeps of its store once governor owns it.
+    type Handle;
 
     /// A store for a limiter of `quota` that will run on `clock`, built
     /// just before the limiter reads the clock for its own start.
-    fn store(quota: GQuota, clock: &DefaultClock) -> Self::Store;
+    fn store(quota: GQuota, clock: &DefaultClock) -> (Self::Store, Self::Handle);
 }
 
 impl Key for IpKey {
     type Store = Addresses;
+    /// The same table: cells taken for a request that turns out not to
+    /// count here (a token refresh) are given back through it.
+    type Handle = Addresses;
 
-    fn store(quota: GQuota, clock: &DefaultClock) -> Addresses {
-        Addresses {
+    fn store(quota: GQuota, clock: &DefaultClock) -> (Addresses, Addresses) {
+        let store = Addresses(std::sync::Arc::new(AddressTable {
             keys: Mutex::new(HashMap::new()),
             clock: clock.clone(),
             start: clock.now(),
             cell: Nanos::from(quota.replenish_interval().max(Duration::from_nanos(1))),
-        }
+        }));
+        (store.clone(), store)
     }
 }
 
 impl Key for i64 {
     type Store = DefaultKeyedStateStore<i64>;
+    type Handle = ();
 
-    fn store(_: GQuota, _: &DefaultClock) -> Self::Store {
-        Self::Store::default()
+    fn store(_: GQuota, _: &DefaultClock) -> (Self::Store, ()) {
+        (Self::Store::default(), ())
     }
 }
 
@@ -127,6 +138,7 @@ struct Limiter<K: Key> {
     inner: RateLimiter<K, K::Store, DefaultClock>,
     /// How long a key that spent its whole quota waits for all of it.
     refill: Duration,
+    handle: K::Handle,
 }
 
 impl<K: Key> Limiter<K> {
@@ -137,10 +149,11 @@ impl<K: Key> Limiter<K> {
             .unwrap_or_else(|| GQuota::per_second(count))
             .allow_burst(count);
         let clock = DefaultClock::default();
-        let store = K::store(quota, &clock);
+        let (store, handle) = K::store(quota, &clock);
         Self {
             inner: RateLimiter::new(quota, store, clock),
             refill: quota.burst_size_replenished_in(),
+            handle,
         }
     }
 
@@ -171,7 +184,18 @@ impl<K: Key> Limiter<K> {
 /// passed has its whole quota back); it also chooses, under the same lock
 /// as the rate decision, the key a request is counted under and what a full
 /// table forgets, so a request takes one lock and allocates nothing.
-struct Addresses {
+#[derive(Clone)]
+struct Addresses(std::sync::Arc<AddressTable>);
+
+impl std::ops::Deref for Addresses {
+    type Target = AddressTable;
+
+    fn deref(&self) -> &AddressTable {
+        &self.0
+    }
+}
+
+struct AddressTable {
     keys: Mutex<HashMap<IpKey, Nanos>>,
     clock: DefaultClock,
     /// Read just before the limiter reads its own start, so "now" here is
@@ -181,7 +205,28 @@ struct Addresses {
     cell: Nanos,
 }
 
+impl Limiter<IpKey> {
+    /// Returns `n` cells taken for `key`, as if they had not been.
+    fn give_back(&self, key: &IpKey, n: u32) {
+        self.handle.give_back(*key, n);
+    }
+}
+
 impl Addresses {
+    /// Moves `key`'s arrival time back by `n` cells: what taking them
+    /// moved it forward by. The key may have been counted under its
+    /// network; one forgotten since has nothing to give back.
+    fn give_back(&self, key: IpKey, n: u32) {
+        let mut keys = self.keys();
+        let key = match key.wider() {
+            Some(wider) if !keys.contains_key(&key) => wider,
+            _ => key,
+        };
+        if let Some(tat) = keys.get_mut(&key) {
+            *tat = tat.saturating_sub(self.cell * u64::from(n));
+        }
+    }
+
     fn keys(&self) -> MutexGuard<'_, HashMap<IpKey, Nanos>> {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -381,6 +426,8 @@ pub struct Throttle {
     anon: Option<Limiter<IpKey>>,
     user: Option<Limiter<i64>>,
     sensor: Option<Limiter<i64>>,
+    /// Token refreshes per session (a digest of its id), on the user quota.
+    refresh: Option<Limiter<i64>>,
     /// Password checks per client IP, on the anonymous quota.
     login: Option<Limiter<IpKey>>,
     failures: Mutex<HashMap<UsernameKey, Failures>>,
@@ -392,6 +439,7 @@ impl Throttle {
             anon: anon.map(Limiter::new),
             user: user.map(Limiter::new),
             sensor: sensor.map(Limiter::new),
+            refresh: user.map(Limiter::new),
             login: anon.map(Limiter::new),
             failures: Mutex::new(HashMap::new()),
         }
@@ -412,6 +460,39 @@ impl Throttle {
                 .sensor
                 .as_ref()
                 .map_or(Ok(()), |l| l.take(&id, operations)),
+        }
+    }
+
+    /// Gives back what `operations` took from an anonymous caller's quota
+    /// at admission, once they turn out to be token refreshes (counted per
+    /// session instead). Other subjects are not counted by address.
+    pub fn not_anonymous_after_all(&self, who: Subject, operations: u32) {
+        if let (Subject::Anonymous(ip), Some(limiter)) = (who, &self.anon) {
+            if operations > 0 {
+                limiter.give_back(&ip, operations);
+            }
+        }
+    }
+
+    /// Counts one refresh of the session `sid` (from a token we signed).
+    pub fn refresh_of(&self, sid: &str) -> Result<()> {
+        let Some(limiter) = &self.refresh else {
+            return Ok(());
+        };
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(sid.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        limiter.take(&i64::from_le_bytes(first), 1)
+    }
+
+    /// Counts a refresh whose token we did not sign against the anonymous
+    /// quota of `ip`: guessing at tokens costs what any anonymous request
+    /// costs.
+    pub fn forged_refresh_from(&self, ip: Option<IpAddr>) -> Result<()> {
+        match (&self.anon, ip) {
+            (Some(limiter), Some(ip)) => limiter.take(&IpKey::from(ip), 1),
+            _ => Ok(()),
         }
     }
 
@@ -462,7 +543,10 @@ impl Throttle {
         for l in [&self.anon, &self.login].into_iter().flatten() {
             l.housekeeping();
         }
-        for l in [&self.user, &self.sensor].into_iter().flatten() {
+        for l in [&self.user, &self.sensor, &self.refresh]
+            .into_iter()
+            .flatten()
+        {
             l.housekeeping();
         }
         let now = Instant::now();
@@ -477,7 +561,7 @@ impl Throttle {
             .flatten()
             .map(|l| l.len())
             .sum::<usize>();
-        let b = [&self.user, &self.sensor]
+        let b = [&self.user, &self.sensor, &self.refresh]
             .into_iter()
             .flatten()
             .map(|l| l.len())
@@ -516,6 +600,36 @@ mod tests {
         for _ in 0..1000 {
             t.request(Subject::ApiKey(1), 1).unwrap();
         }
+    }
+
+    #[test]
+    fn refreshes_count_per_session_not_per_address() {
+        let t = Throttle::new(q(2), q(3), None);
+        let ip = IpAddr::from([10, 0, 0, 9]);
+        let who = Subject::Anonymous(ip.into());
+        // Admitted, then given back once known to be a refresh: ten times
+        // the quota passes, and the quota is whole afterwards.
+        for _ in 0..20 {
+            t.request(who, 1).unwrap();
+            t.not_anonymous_after_all(who, 1);
+        }
+        t.request(who, 2).unwrap();
+        assert!(t.request(who, 1).is_err());
+        // Each session has the user quota of its own.
+        for _ in 0..3 {
+            t.refresh_of("session-a").unwrap();
+        }
+        assert!(matches!(
+            t.refresh_of("session-a"),
+            Err(Error::RateLimited { .. })
+        ));
+        t.refresh_of("session-b").unwrap();
+        // Tokens we did not sign cost the address.
+        let t = Throttle::new(q(2), q(3), None);
+        t.forged_refresh_from(Some(ip)).unwrap();
+        t.forged_refresh_from(Some(ip)).unwrap();
+        assert!(t.forged_refresh_from(Some(ip)).is_err());
+        assert!(t.request(who, 1).is_err());
     }
 
     #[test]

@@ -73,14 +73,73 @@ pub fn error(wire: &Wire) -> ServerError {
 }
 
 /// async-graphql's own words for a query over the node budget do not say
-/// which budget, or how the cost is counted.
+/// which budget, or how the cost is counted; for a value that is not one of
+/// an enum's, not which values are; for a bad date-time, not what one
+/// looks like.
 fn explain_limit(err: &mut ServerError) {
     if err.message == "Query is too complex." {
         err.message = format!(
             "query: its worst case is more than {} nodes (each list field counts its page size, `first` or the default, times its items)",
             super::limits::MAX_NODES
         );
+    } else if let Some(better) = explain_value(&err.message) {
+        err.message = better;
     }
+}
+
+/// Rewrites async-graphql's `Invalid value for argument "PATH", REASON`
+/// for the reasons a person most often causes, naming the field first as
+/// every other BAD_USER_INPUT does.
+fn explain_value(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("Invalid value for argument \"")?;
+    let (path, reason) = rest.split_once("\", ")?;
+    if let Some(enum_and_value) = reason.strip_prefix("enumeration type \"") {
+        let (name, value) = enum_and_value.split_once("\" does not contain the value \"")?;
+        let value = value.strip_suffix('"')?;
+        let values = enum_values(name)?;
+        return Some(format!(
+            "{path}: {name}: {:?} is not a value; expected one of {}",
+            value,
+            values.join(", ")
+        ));
+    }
+    if reason == "expected type \"DateTime\"" {
+        return Some(format!("{path}: {}", super::scalars::EXPECTED));
+    }
+    None
+}
+
+/// The values of the schema's enum `name`, read once from the schema.
+fn enum_values(name: &str) -> Option<&'static [String]> {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static ENUMS: OnceLock<HashMap<String, Vec<String>>> = OnceLock::new();
+    ENUMS
+        .get_or_init(|| {
+            use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+            let Ok(doc) = async_graphql::parser::parse_schema(super::sdl()) else {
+                return HashMap::new();
+            };
+            doc.definitions
+                .into_iter()
+                .filter_map(|d| match d {
+                    TypeSystemDefinition::Type(t) => Some(t.node),
+                    _ => None,
+                })
+                .filter_map(|t| match t.kind {
+                    TypeKind::Enum(e) => Some((
+                        t.name.node.to_string(),
+                        e.values
+                            .into_iter()
+                            .map(|v| v.node.value.node.to_string())
+                            .collect(),
+                    )),
+                    _ => None,
+                })
+                .collect()
+        })
+        .get(name)
+        .map(Vec::as_slice)
 }
 
 /// The code a finished error carries (for metrics and HTTP status choice).
@@ -88,5 +147,34 @@ pub fn code_of(err: &ServerError) -> Option<String> {
     match err.extensions.as_ref()?.get("code")? {
         async_graphql::Value::String(s) => Some(s.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explain_value;
+
+    #[test]
+    fn enum_values_are_listed() {
+        let said = explain_value(
+            "Invalid value for argument \"input.severity\", enumeration type \"Severity\" does not contain the value \"high\"",
+        );
+        assert_eq!(
+            said.as_deref(),
+            Some("input.severity: Severity: \"high\" is not a value; expected one of LOW, MEDIUM, HIGH, CRITICAL")
+        );
+    }
+
+    #[test]
+    fn date_times_name_their_field() {
+        let said = explain_value(
+            "Invalid value for argument \"input.endsAt\", expected type \"DateTime\"",
+        )
+        .unwrap_or_default();
+        assert!(
+            said.starts_with("input.endsAt: expected an RFC 3339"),
+            "{said}"
+        );
+        assert_eq!(explain_value("Unknown field \"x\""), None);
     }
 }

@@ -3,6 +3,10 @@
 use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
 use chrono::{NaiveDateTime, SecondsFormat};
 
+/// What a bad `DateTime` is told, after the name of its field.
+pub const EXPECTED: &str =
+    "expected an RFC 3339 date-time such as 2026-11-24T09:30:00Z (or with an offset, +01:00)";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DateTime(pub NaiveDateTime);
 
@@ -16,11 +20,14 @@ impl ScalarType for DateTime {
         };
         chrono::DateTime::parse_from_rfc3339(text)
             .map(|t| DateTime(t.naive_utc()))
-            .map_err(|_| {
-                InputValueError::custom(
-                    "expected an RFC 3339 date-time such as 2026-11-24T09:30:00Z",
-                )
-            })
+            .map_err(|_| InputValueError::custom(EXPECTED))
+    }
+
+    /// Checked while the document is validated, where async-graphql names
+    /// the argument or input field at fault (`input.endsAt`); a value that
+    /// only failed in `parse` would be reported without it.
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::String(text) if chrono::DateTime::parse_from_rfc3339(text).is_ok())
     }
 
     fn to_value(&self) -> Value {

@@ -18,6 +18,11 @@ use crate::error::{Error, Result};
 /// unknown user from a wrong password.
 const LOGIN_REFUSED: &str = "invalid username or password";
 
+/// An API key (recognised by its prefix) where a person's token belongs: a
+/// common first mistake with a sensor, answered with where keys go. Short
+/// enough for a WebSocket close reason (at most 123 bytes).
+pub const API_KEY_AS_BEARER: &str = "an API key goes in the X-API-Key header, not Authorization: Bearer (WebSocket: \"X-API-Key\" in connection_init)";
+
 fn issued(next: &RefreshId) -> Issued {
     Issued {
         jti: next.jti.clone(),
@@ -117,7 +122,16 @@ impl Service {
     /// retired token again means two parties hold it: the whole session is
     /// revoked, so the thief's copy dies with the victim's.
     pub async fn refresh(&self, refresh_token: &str, ip: &ClientIp) -> Result<TokenPair> {
-        let claims = self.tokens.verify(refresh_token, TokenType::Refresh)?;
+        let throttle = &self.security.throttle;
+        let claims = match self.tokens.verify(refresh_token, TokenType::Refresh) {
+            Ok(claims) => claims,
+            Err(e) => {
+                let ip_addr = ip.0.as_deref().and_then(|i| i.parse::<IpAddr>().ok());
+                throttle.forged_refresh_from(ip_addr)?;
+                return Err(e);
+            }
+        };
+        throttle.refresh_of(&claims.sid)?;
         let next = self.tokens.next_refresh();
         let mut entry = audit(AuditAction::TokenRevoked, &claims.username, ip);
         entry.detail = Some(serde_json::json!({ "reason": "refresh token reused" }).to_string());
@@ -185,10 +199,16 @@ impl Service {
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                Error::unauthenticated("Authorization must be \"Bearer <accessToken>\"")
-            })?;
-        let token = token.trim();
+            .unwrap_or(header)
+            .trim();
+        if token.starts_with(api_key::PREFIX) {
+            return Err(Error::unauthenticated(API_KEY_AS_BEARER));
+        }
+        if token.len() == header.trim().len() {
+            return Err(Error::unauthenticated(
+                "Authorization must be \"Bearer <accessToken>\"",
+            ));
+        }
         let now = chrono::Utc::now().timestamp();
         let verified = match self.security.verified.get(token) {
             Some(v) if v.is_current(now) => v,

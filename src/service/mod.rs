@@ -32,6 +32,7 @@ use crate::ingest::{Writer, WriterTask};
 use crate::throttle::Throttle;
 
 pub use alerts::{AlertNotice, NoticeKind};
+pub use auth::API_KEY_AS_BEARER;
 pub use storage::{backup, import_django, migrate, pending_migrations};
 pub use users::Actor;
 

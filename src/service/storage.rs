@@ -13,12 +13,98 @@ use crate::ingest::WriterTask;
 
 /// Applies the migrations the database lacks; returns their names.
 pub async fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
-    crate::db::migrate(url).await
+    match crate::db::migrate(url).await {
+        Ok(applied) => Ok(applied),
+        Err(e) => Err(with_cause(url, e).await),
+    }
 }
 
 /// The migrations the database lacks, without applying them.
 pub async fn pending_migrations(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
-    crate::db::pending_migrations(url).await
+    match crate::db::pending_migrations(url).await {
+        Ok(pending) => Ok(pending),
+        Err(e) => Err(with_cause(url, e).await),
+    }
+}
+
+/// The PostgreSQL driver reports a server it could not reach as "error
+/// connecting to server" and drops why; an operator needs the why (nothing
+/// listens, the name does not resolve) to know what to fix, so it is found
+/// out again here. What the server itself refused (a password, a database
+/// that does not exist) already says so.
+async fn with_cause(url: &DatabaseUrl, e: anyhow::Error) -> anyhow::Error {
+    let DatabaseUrl::Postgres(raw) = url else {
+        return e;
+    };
+    if !format!("{e:#}").contains("error connecting to server") {
+        return e;
+    }
+    match unreachable_because(raw).await {
+        Some(cause) => anyhow::anyhow!(
+            "DATABASE_URL: cannot connect to {}: {cause}",
+            crate::config::redact_url(raw)
+        ),
+        None => e,
+    }
+}
+
+/// Why nothing answers at the host and port of a `postgres://` URL, if
+/// that is the trouble.
+async fn unreachable_because(url: &str) -> Option<String> {
+    let (host, port) = postgres_host(url)?;
+    let addrs: Vec<std::net::SocketAddr> =
+        match tokio::net::lookup_host((host.as_str(), port)).await {
+            Ok(found) => found.collect(),
+            Err(e) => return Some(format!("unknown host {host:?} ({e}); check the host name")),
+        };
+    let mut last = None;
+    for addr in addrs {
+        let attempt = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::net::TcpStream::connect(addr),
+        );
+        match attempt.await {
+            Ok(Ok(_)) => return None,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = Some(format!(
+                    "connection refused at {addr}; is PostgreSQL running and listening there?"
+                ))
+            }
+            Ok(Err(e)) => last = Some(format!("{addr}: {e}")),
+            Err(_) => {
+                last = Some(format!(
+                    "no answer from {addr} within 5 s (a firewall, or the wrong address?)"
+                ))
+            }
+        }
+    }
+    last
+}
+
+/// The host and port of a `postgres://user:pass@host:port/db` URL (5432
+/// when none is given); `None` for other forms, such as a socket directory.
+fn postgres_host(url: &str) -> Option<(String, u16)> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if hostport.is_empty() || hostport.contains(',') {
+        return None;
+    }
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => 5432,
+    };
+    Some((host.to_string(), port))
 }
 
 /// Writes a consistent copy of the database to `to`; returns its size in
@@ -70,5 +156,25 @@ impl Service {
     /// Whether the database answers; for `/readyz`.
     pub async fn ping(&self) -> Result<()> {
         self.db.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::postgres_host;
+
+    #[test]
+    fn hosts_of_postgres_urls() {
+        let host = |u: &str| postgres_host(u);
+        assert_eq!(
+            host("postgres://tw:p@ss@db.example:6432/tw"),
+            Some(("db.example".into(), 6432))
+        );
+        assert_eq!(host("postgres://tw@db/tw"), Some(("db".into(), 5432)));
+        assert_eq!(
+            host("postgresql://[::1]:5433/tw?sslmode=disable"),
+            Some(("::1".into(), 5433))
+        );
+        assert_eq!(host("postgres:///tw?host=/run/postgresql"), None);
     }
 }

@@ -186,6 +186,7 @@ pub fn test_settings(url: &str) -> Settings {
     Settings {
         database_url: DatabaseUrl::parse(url).expect("test url"),
         bind: "127.0.0.1:0".parse().unwrap(),
+        metrics_bind: None,
         jwt_secret: None,
         admin_password: Some(ADMIN_PASSWORD.into()),
         access_ttl: Duration::from_secs(300),
@@ -202,6 +203,7 @@ pub fn test_settings(url: &str) -> Settings {
         db_pool_size: 4,
         group_commit: true,
         sqlite_synchronous: threatwatch::config::SqliteSync::Full,
+        warnings: vec![],
     }
 }
 
