@@ -6,4 +6,5 @@
 //! (`sign`) and which addresses may be called at all (`address`).
 
 pub mod address;
+pub mod seal;
 pub mod sign;

@@ -202,6 +202,8 @@ pub fn test_settings(url: &str) -> Settings {
         db_pool_size: 4,
         group_commit: true,
         sqlite_synchronous: threatwatch::config::SqliteSync::Full,
+        secret_key: None,
+        webhook_allow_nets: vec![],
     }
 }
 

@@ -25,3 +25,4 @@ mod socket;
 mod triage;
 mod trust;
 mod users;
+mod webhooks;
