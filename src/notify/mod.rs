@@ -3,7 +3,8 @@
 //!
 //! What to send and when is decided in `domain::webhook`; this module
 //! owns the edges that talk to the outside: the signature receivers check
-//! (`sign`) and which addresses may be called at all (`address`).
+//! (`sign`), which addresses may be called at all (`address`), and how
+//! the secrets are kept in the database (`seal`).
 
 pub mod address;
 pub mod seal;

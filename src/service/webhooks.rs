@@ -155,6 +155,16 @@ impl Service {
         Ok(WithSecret { webhook, secret })
     }
 
+    /// The secrets a delivery to `hook` is signed with at `now`, newest
+    /// first (two during a rotation), for the `webhook-signature` header.
+    pub fn signing_secrets(
+        &self,
+        hook: &WebhookRecord,
+        now: chrono::NaiveDateTime,
+    ) -> Result<Vec<Secret>> {
+        signing_secrets(&self.webhook_keys.seal, hook, now)
+    }
+
     /// Queues a ping; the worker sends it like any delivery.
     pub async fn test_webhook(&self, id: i64) -> Result<DeliveryRecord> {
         self.db.queue_ping(id).await
@@ -183,6 +193,18 @@ impl Service {
     }
 }
 
+fn signing_secrets(
+    seal: &SealKey,
+    hook: &WebhookRecord,
+    now: chrono::NaiveDateTime,
+) -> Result<Vec<Secret>> {
+    let mut secrets = vec![seal.open(&hook.secret)?];
+    if let Some(previous) = hook.live_previous_secret(now) {
+        secrets.push(seal.open(previous)?);
+    }
+    Ok(secrets)
+}
+
 /// What the audit log keeps of a webhook's settings. The URL only to its
 /// origin: chat services put their own credential in the path
 /// (`hooks.slack.com/services/T../B../<token>`), and audit entries are
@@ -205,4 +227,55 @@ fn origin(url: &str) -> Option<String> {
     url::Url::parse(url)
         .ok()
         .map(|u| u.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::webhook::Sealed;
+    use crate::domain::WebhookFormat;
+
+    #[test]
+    fn a_rotated_out_secret_signs_for_its_overlap_only() {
+        let seal = SealKey::new(&[3; 32]);
+        let (new, new_text) = Secret::generate();
+        let (old, old_text) = Secret::generate();
+        let now = crate::domain::now();
+        let mut hook = WebhookRecord {
+            id: 1,
+            name: "pager".into(),
+            url: "https://hooks.example.com/x".into(),
+            triggers: vec![crate::domain::WebhookTrigger::AlertRaised],
+            min_severity: None,
+            sources: None,
+            format: WebhookFormat::Standard,
+            enabled: true,
+            disabled_reason: None,
+            secret: seal.seal(&new_text).unwrap(),
+            previous_secret: None,
+            previous_secret_until: None,
+            failing_since: None,
+            created_by: "admin".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        let bytes = |s: Vec<Secret>| s.iter().map(|s| s.bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            bytes(signing_secrets(&seal, &hook, now).unwrap()),
+            [new.bytes()]
+        );
+        hook.previous_secret = Some(seal.seal(&old_text).unwrap());
+        hook.previous_secret_until = Some(now + PREVIOUS_SECRET_FOR);
+        assert_eq!(
+            bytes(signing_secrets(&seal, &hook, now).unwrap()),
+            [new.bytes(), old.bytes()]
+        );
+        let later = now + PREVIOUS_SECRET_FOR;
+        assert_eq!(
+            bytes(signing_secrets(&seal, &hook, later).unwrap()),
+            [new.bytes()]
+        );
+        hook.secret = Sealed("v1.garbage".into());
+        assert!(signing_secrets(&seal, &hook, now).is_err());
+    }
 }

@@ -371,6 +371,12 @@ async fn an_operator_key_stays_out_of_the_database(app: TestApp) {
     assert!(stored.starts_with("v1.") && !stored.contains(secret.trim_start_matches("whsec_")));
 }
 
+/// With only THREATWATCH_JWT_SECRET the key is derived from it, and kept
+/// out of the database too.
+async fn a_jwt_secret_keeps_the_key_out_too(app: TestApp) {
+    an_operator_key_stays_out_of_the_database(app).await;
+}
+
 async fn webhooks_are_for_admins_only(app: TestApp) {
     let admin = app.admin().await;
     let (id, _) = create(&app, &admin, "pager").await;
@@ -834,6 +840,9 @@ both!(
 both_with!(
     an_operator_key_stays_out_of_the_database => |s| {
         s.secret_key = Some(threatwatch::config::SecretKey([9; 32]));
+    },
+    a_jwt_secret_keeps_the_key_out_too => |s| {
+        s.jwt_secret = Some("a jwt secret of at least thirty-two characters".into());
     },
     listed_networks_may_be_called => |s| {
         s.webhook_allow_nets = vec!["127.0.0.0/8".parse().unwrap()];
