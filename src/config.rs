@@ -29,6 +29,8 @@ pub const VARIABLES: &[&str] = &[
     "THREATWATCH_DB_POOL_SIZE",
     "THREATWATCH_GROUP_COMMIT",
     "THREATWATCH_SQLITE_SYNCHRONOUS",
+    "THREATWATCH_SECRET_KEY",
+    "THREATWATCH_WEBHOOK_ALLOW_NETS",
 ];
 
 /// `THREATWATCH_` names that are not settings of the service but are known
@@ -153,6 +155,36 @@ pub struct Settings {
     /// What the start should warn about without stopping (variables that
     /// look like settings but are none); logged once logging is set up.
     pub warnings: Vec<String>,
+    /// `THREATWATCH_SECRET_KEY`: seals webhook secrets at rest (see
+    /// `notify::seal`).
+    pub secret_key: Option<SecretKey>,
+    /// `THREATWATCH_WEBHOOK_ALLOW_NETS`: ranges webhooks may reach although
+    /// private, loopback or link-local (see `notify::address`).
+    pub webhook_allow_nets: Vec<ipnet::IpNet>,
+}
+
+/// 32 key bytes; its `Debug` shows nothing, as `Settings` is printable.
+#[derive(Clone)]
+pub struct SecretKey(pub [u8; 32]);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(..)")
+    }
+}
+
+impl SecretKey {
+    pub fn parse(var: &str, raw: &str) -> Result<Self, String> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Self)
+            .ok_or_else(|| {
+                format!("{var}: expected the base64 of 32 random bytes (openssl rand -base64 32)")
+            })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -368,6 +400,13 @@ impl Settings {
             .transpose()?
             .unwrap_or_default();
         Ok(Self {
+            secret_key: var("THREATWATCH_SECRET_KEY")
+                .map(|v| SecretKey::parse("THREATWATCH_SECRET_KEY", &v))
+                .transpose()?,
+            webhook_allow_nets: var("THREATWATCH_WEBHOOK_ALLOW_NETS")
+                .map(|v| parse_networks("THREATWATCH_WEBHOOK_ALLOW_NETS", &v))
+                .transpose()?
+                .unwrap_or_default(),
             database_url,
             trusted_proxies,
             bind,
@@ -480,6 +519,16 @@ mod tests {
         assert!(parse_networks("X", "10.0.0.0/33")
             .unwrap_err()
             .starts_with("X:"));
+    }
+
+    #[test]
+    fn secret_keys_are_32_bytes_and_never_echoed() {
+        let key = SecretKey::parse("K", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
+        assert_eq!(format!("{key:?}"), "SecretKey(..)");
+        for bad in ["c2hvcnQ=", "not base64!", ""] {
+            let err = SecretKey::parse("K", bad).unwrap_err();
+            assert!(err.starts_with("K:") && !err.contains("c2hvcnQ"), "{err}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod silences;
 mod sql;
 mod time;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -23,7 +23,11 @@ pub use crate::domain::auth::ApiKeyRecord as ApiKeyRow;
 pub use crate::domain::event::{EventRecord as EventRow, EventWithAlert};
 pub use crate::domain::silence::SilenceRecord as SilenceRow;
 pub use crate::domain::user::UserRecord as UserRow;
-use crate::domain::{AlertStatus, AuditAction, Role, Severity};
+use crate::domain::webhook::Sealed;
+pub use crate::domain::webhook::{DeliveryRecord as DeliveryRow, WebhookRecord as WebhookRow};
+use crate::domain::{
+    AlertStatus, AuditAction, DeliveryStatus, Role, Severity, WebhookFormat, WebhookTrigger,
+};
 
 /// Enum columns are text; a value outside the enum is a read error.
 macro_rules! text_column {
@@ -39,7 +43,15 @@ macro_rules! text_column {
         }
     )+};
 }
-text_column!(Severity, AlertStatus, Role, AuditAction);
+text_column!(
+    Severity,
+    AlertStatus,
+    Role,
+    AuditAction,
+    WebhookTrigger,
+    WebhookFormat,
+    DeliveryStatus
+);
 
 /// The columns a row type reads, in its fields' order. Diesel's
 /// `as_select()` ties a query to one backend; these columns serve both, and
@@ -372,5 +384,171 @@ read_as!(
         created_at,
         ends_at,
         expired_at,
+    }
+);
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = super::schema::webhooks)]
+pub struct WebhookCols {
+    id: i64,
+    name: String,
+    url: String,
+    #[diesel(deserialize_as = TriggerList)]
+    triggers: Vec<WebhookTrigger>,
+    min_severity: Option<Severity>,
+    #[diesel(deserialize_as = SourceList)]
+    sources: Option<Vec<String>>,
+    format: WebhookFormat,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    #[diesel(deserialize_as = String)]
+    secret: Sealed,
+    #[diesel(deserialize_as = SealedOpt)]
+    previous_secret: Option<Sealed>,
+    #[diesel(deserialize_as = DbTimeOpt)]
+    previous_secret_until: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = DbTimeOpt)]
+    failing_since: Option<NaiveDateTime>,
+    created_by: String,
+    #[diesel(deserialize_as = DbTime)]
+    created_at: NaiveDateTime,
+    #[diesel(deserialize_as = DbTime)]
+    updated_at: NaiveDateTime,
+}
+read_as!(
+    WebhookRow,
+    WebhookCols {
+        id,
+        name,
+        url,
+        triggers,
+        min_severity,
+        sources,
+        format,
+        enabled,
+        disabled_reason,
+        secret,
+        previous_secret,
+        previous_secret_until,
+        failing_since,
+        created_by,
+        created_at,
+        updated_at,
+    }
+);
+
+impl From<String> for Sealed {
+    fn from(text: String) -> Self {
+        Sealed(text)
+    }
+}
+
+/// A nullable sealed secret column.
+#[derive(diesel::deserialize::FromSqlRow)]
+pub struct SealedOpt(Option<String>);
+
+impl From<SealedOpt> for Option<Sealed> {
+    fn from(s: SealedOpt) -> Self {
+        s.0.map(Sealed)
+    }
+}
+
+impl<DB> FromSql<diesel::sql_types::Nullable<Text>, DB> for SealedOpt
+where
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(Self(Some(String::from_sql(bytes)?)))
+    }
+
+    fn from_nullable_sql(bytes: Option<DB::RawValue<'_>>) -> deserialize::Result<Self> {
+        bytes.map(Self::from_sql).unwrap_or(Ok(Self(None)))
+    }
+}
+
+/// A webhook's triggers, kept as comma-separated names. A name outside the
+/// enum, or none at all, is a read error: a guess could send what an admin
+/// never asked for.
+#[derive(diesel::deserialize::FromSqlRow)]
+pub struct TriggerList(Vec<WebhookTrigger>);
+
+impl From<TriggerList> for Vec<WebhookTrigger> {
+    fn from(t: TriggerList) -> Self {
+        t.0
+    }
+}
+
+impl TriggerList {
+    /// The column's text for `triggers`.
+    pub fn text(triggers: &[WebhookTrigger]) -> String {
+        triggers
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl<DB> FromSql<Text, DB> for TriggerList
+where
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        let text = String::from_sql(bytes)?;
+        let triggers = text
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<Vec<WebhookTrigger>, _>>()?;
+        if triggers.is_empty() {
+            return Err("a webhook without triggers".into());
+        }
+        Ok(Self(triggers))
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = super::schema::webhook_deliveries)]
+pub struct DeliveryCols {
+    id: i64,
+    webhook_id: i64,
+    trigger: Option<WebhookTrigger>,
+    alert_id: Option<i64>,
+    status: DeliveryStatus,
+    message_id: String,
+    body: String,
+    attempts: i32,
+    #[diesel(deserialize_as = DbTime)]
+    created_at: NaiveDateTime,
+    #[diesel(deserialize_as = DbTimeOpt)]
+    last_attempt_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = DbTimeOpt)]
+    next_attempt_at: Option<NaiveDateTime>,
+    #[diesel(deserialize_as = DbTimeOpt)]
+    delivered_at: Option<NaiveDateTime>,
+    last_status_code: Option<i32>,
+    last_error: Option<String>,
+    #[diesel(deserialize_as = DbTimeOpt)]
+    locked_until: Option<NaiveDateTime>,
+}
+read_as!(
+    DeliveryRow,
+    DeliveryCols {
+        id,
+        webhook_id,
+        trigger,
+        alert_id,
+        status,
+        message_id,
+        body,
+        attempts,
+        created_at,
+        last_attempt_at,
+        next_attempt_at,
+        delivered_at,
+        last_status_code,
+        last_error,
+        locked_until,
     }
 );

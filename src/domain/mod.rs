@@ -67,6 +67,11 @@ text_enum!(
         PasswordReset,
         PasswordChanged,
         EventConflict,
+        WebhookCreated,
+        WebhookUpdated,
+        WebhookDeleted,
+        WebhookDisabled,
+        WebhookSecretRotated,
     }
 );
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::alert::AlertWithEvent;
 use super::event::{label, MAX_LABEL_CHARS};
-use super::{AlertStatus, Severity, WebhookFormat, WebhookTrigger};
+use super::{AlertStatus, DeliveryStatus, Severity, WebhookFormat, WebhookTrigger};
 use crate::error::{Error, Result};
 
 /// Longest URL accepted: far beyond any chat or paging service's, short
@@ -349,6 +349,119 @@ pub fn ping_body(format: WebhookFormat, webhook: &str, at: NaiveDateTime) -> Str
         })
         .to_string(),
     }
+}
+
+/// A webhook's signing secret as stored: sealed under the service's key
+/// (`notify::seal`), never the secret itself. Its `Debug` shows nothing
+/// all the same, so a record printed whole leaks no ciphertext either.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed(pub String);
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealed(..)")
+    }
+}
+
+/// How long a rotated-out secret keeps signing beside the new one, so that
+/// receivers can switch at their own pace.
+pub const PREVIOUS_SECRET_FOR: TimeDelta = TimeDelta::hours(24);
+
+/// Most webhooks one service keeps: the `webhooks` list is not paged.
+pub const MAX_WEBHOOKS: i64 = 100;
+
+/// A webhook as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookRecord {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub triggers: Vec<WebhookTrigger>,
+    pub min_severity: Option<Severity>,
+    pub sources: Option<Vec<String>>,
+    pub format: WebhookFormat,
+    pub enabled: bool,
+    /// Why it was turned off (by the service or an admin); `None` while on.
+    pub disabled_reason: Option<String>,
+    pub secret: Sealed,
+    /// The secret before the last rotation, signing beside the new one
+    /// until `previous_secret_until`.
+    pub previous_secret: Option<Sealed>,
+    pub previous_secret_until: Option<NaiveDateTime>,
+    /// The first failure since the last success.
+    pub failing_since: Option<NaiveDateTime>,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl WebhookRecord {
+    /// Its settings, for `WebhookSpec::wants`.
+    pub fn spec(&self) -> WebhookSpec {
+        WebhookSpec {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            triggers: self.triggers.clone(),
+            min_severity: self.min_severity,
+            sources: self.sources.clone(),
+            format: self.format,
+        }
+    }
+
+    /// The previous secret while it still signs at `now`.
+    pub fn live_previous_secret(&self, now: NaiveDateTime) -> Option<&Sealed> {
+        self.previous_secret
+            .as_ref()
+            .filter(|_| self.previous_secret_until.is_some_and(|until| until > now))
+    }
+}
+
+/// One delivery (or ping) of a body to a webhook: the outbox row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub webhook_id: i64,
+    /// `None` for a ping.
+    pub trigger: Option<WebhookTrigger>,
+    pub alert_id: Option<i64>,
+    pub status: DeliveryStatus,
+    /// The `webhook-id` header: the same on every retry.
+    pub message_id: String,
+    /// Rendered once; every attempt sends these bytes.
+    pub body: String,
+    pub attempts: i32,
+    pub created_at: NaiveDateTime,
+    pub last_attempt_at: Option<NaiveDateTime>,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub delivered_at: Option<NaiveDateTime>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    /// Until when the instance attempting it holds it.
+    pub locked_until: Option<NaiveDateTime>,
+}
+
+/// A delivery to be written: PENDING, due at `at`.
+#[derive(Clone, Debug)]
+pub struct NewDelivery {
+    pub webhook_id: i64,
+    pub trigger: Option<WebhookTrigger>,
+    pub alert_id: Option<i64>,
+    pub message_id: String,
+    pub body: String,
+    pub at: NaiveDateTime,
+}
+
+/// A new `webhook-id`: "msg_" and 128 random bits, unguessable so that
+/// nobody can pre-empt a receiver's duplicate check.
+pub fn message_id() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "msg_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 #[cfg(test)]

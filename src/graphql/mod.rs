@@ -10,26 +10,38 @@ mod query;
 pub mod scalars;
 mod subscription;
 pub mod types;
+mod webhooks;
 
 use std::sync::Arc;
 
 use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
 use async_graphql::{Data, Request, Response, Schema, ServerError};
 
-pub use mutation::Mutation;
-pub use query::Query;
 pub use subscription::Subscription;
 
 use crate::service::Service;
 
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
+// Every query: the core ones and each area's, merged into one root. (Plain
+// comments: a doc comment would become the root type's description.)
+#[derive(async_graphql::MergedObject)]
+pub struct Query(query::Query, webhooks::WebhookQuery);
+
+// Every mutation, merged like `Query`.
+#[derive(async_graphql::MergedObject)]
+pub struct Mutation(mutation::Mutation, webhooks::WebhookMutation);
+
 pub fn build(service: Option<Service>, introspection: bool) -> AppSchema {
     // Depth is limited by `limits`, which leaves introspection out of it;
     // the complexity pass runs only on documents `limits` has bounded.
-    let mut builder = Schema::build(Query, Mutation, Subscription)
-        .limit_complexity(limits::MAX_NODES)
-        .limit_directives(50);
+    let mut builder = Schema::build(
+        Query(query::Query, webhooks::WebhookQuery),
+        Mutation(mutation::Mutation, webhooks::WebhookMutation),
+        Subscription,
+    )
+    .limit_complexity(limits::MAX_NODES)
+    .limit_directives(50);
     if let Some(service) = service {
         builder = builder
             .data(loaders::users(service.clone()))

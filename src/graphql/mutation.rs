@@ -20,7 +20,8 @@ fn ip<'a>(ctx: &'a Context<'_>) -> &'a ClientIp {
     ctx.data_opt::<ClientIp>().unwrap_or(&NONE)
 }
 
-#[Object]
+// Named apart from the merged root (`graphql::Mutation`) it is part of.
+#[Object(name = "CoreMutation")]
 impl Mutation {
     /// Exchanges a username and password for tokens.
     async fn login(

@@ -19,7 +19,8 @@ fn service<'a>(ctx: &'a Context<'_>) -> &'a Service {
     ctx.data_unchecked::<Service>()
 }
 
-#[Object]
+// Named apart from the merged root (`graphql::Query`) it is part of.
+#[Object(name = "CoreQuery")]
 impl Query {
     /// The signed-in person.
     #[graphql(guard = "RoleGuard::new(ANYONE_SIGNED_IN)")]

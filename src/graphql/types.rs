@@ -508,6 +508,8 @@ pub enum Count {
     Audit(Option<AuditAction>),
     AlertEvents(i64),
     Comments(i64),
+    /// A webhook's deliveries, of one status or all.
+    Deliveries(i64, Option<crate::domain::DeliveryStatus>),
 }
 
 impl Count {
@@ -520,6 +522,7 @@ impl Count {
             Count::Audit(a) => service.count_audit(a).await?,
             Count::AlertEvents(id) => service.count_alert_events(id).await?,
             Count::Comments(id) => service.count_comments(id).await?,
+            Count::Deliveries(id, status) => service.count_webhook_deliveries(id, status).await?,
         };
         Ok(i32::try_from(n).unwrap_or(i32::MAX))
     }

@@ -3,9 +3,11 @@
 //!
 //! What to send and when is decided in `domain::webhook`; this module
 //! owns the edges that talk to the outside: the signature receivers check
-//! (`sign`), which addresses may be called at all (`address`), and the
-//! attempt itself (`client`).
+//! (`sign`), which addresses may be called at all (`address`), the
+//! attempt itself (`client`), and how the secrets are kept in the database
+//! (`seal`).
 
 pub mod address;
 pub mod client;
+pub mod seal;
 pub mod sign;

@@ -10,6 +10,7 @@ pub mod live;
 pub mod silences;
 mod storage;
 mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,8 @@ pub struct Parts {
     /// Flips to true when the server begins shutting down, so long-lived
     /// connections (subscriptions) can close cleanly.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The key webhook secrets are sealed under, and the address policy.
+    webhook_keys: webhooks::WebhookKeys,
 }
 
 impl std::ops::Deref for Service {
@@ -105,6 +108,7 @@ impl Service {
         };
         let tokens = TokenKeys::new(&secret, settings.access_ttl, settings.refresh_ttl);
         let passwords = Passwords::new(settings.bcrypt_cost).await?;
+        let webhook_keys = webhooks::WebhookKeys::load(&settings, &db).await?;
         let (alerts, _) = broadcast::channel(ALERT_BUS_CAPACITY);
         let bus = alerts.clone();
         let (writer, writer_task) = Writer::start(
@@ -160,6 +164,7 @@ impl Service {
             settings: Arc::new(settings),
             security,
             shutdown: tokio::sync::watch::channel(false).0,
+            webhook_keys,
         }));
         tokio::spawn(housekeeping(service.clone()));
         Ok((service, writer_task))

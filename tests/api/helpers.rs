@@ -204,6 +204,8 @@ pub fn test_settings(url: &str) -> Settings {
         group_commit: true,
         sqlite_synchronous: threatwatch::config::SqliteSync::Full,
         warnings: vec![],
+        secret_key: None,
+        webhook_allow_nets: vec![],
     }
 }
 

@@ -28,3 +28,4 @@ mod teaching;
 mod triage;
 mod trust;
 mod users;
+mod webhooks;
