@@ -153,6 +153,19 @@ async fn commit_one(db: &Db, conn: &mut WriterConn, items: Vec<Ingest>) -> Resul
     }
 }
 
+/// The job of a group whose event conflicted, from the event's index in
+/// the group's batch.
+fn conflicting_job(e: &Error, sizes: &[usize]) -> Option<usize> {
+    let Error::EventConflict { index, .. } = e else {
+        return None;
+    };
+    let mut end = 0;
+    sizes.iter().position(|size| {
+        end += size;
+        *index < end
+    })
+}
+
 /// Commits the jobs together; if that fails, commits each on its own so
 /// that one job's failure (say, a constraint another instance raced us to)
 /// is reported to that caller alone and the others still land.
@@ -185,12 +198,50 @@ async fn commit(db: &Db, conn: &mut WriterConn, jobs: Vec<Job>, on_commit: &OnCo
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, jobs = replies.len(), "group commit failed; committing jobs one by one");
             let mut all = all.into_iter();
-            for (reply, size) in replies.into_iter().zip(sizes) {
-                let items = all.by_ref().take(size).collect();
-                Box::pin(commit(db, conn, vec![Job { items, reply }], on_commit)).await;
+            let mut jobs: Vec<Job> = replies
+                .into_iter()
+                .zip(&sizes)
+                .map(|(reply, size)| Job {
+                    items: all.by_ref().take(*size).collect(),
+                    reply,
+                })
+                .collect();
+            // A conflicting externalId is any caller's to cause at will:
+            // only its job is set apart, and the others commit together
+            // again, so one client cannot turn every group into a
+            // transaction per job.
+            if let Some(culprit) = conflicting_job(&e, &sizes) {
+                let culprit = jobs.remove(culprit);
+                Box::pin(commit(db, conn, jobs, on_commit)).await;
+                Box::pin(commit(db, conn, vec![culprit], on_commit)).await;
+                return;
+            }
+            tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; committing jobs one by one");
+            for job in jobs {
+                Box::pin(commit(db, conn, vec![job], on_commit)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conflict_is_charged_to_the_job_that_sent_it() {
+        let conflict = |index| Error::EventConflict {
+            index,
+            rule: String::new(),
+            detail: String::new(),
+        };
+        let sizes = [2, 1, 3];
+        assert_eq!(conflicting_job(&conflict(0), &sizes), Some(0));
+        assert_eq!(conflicting_job(&conflict(1), &sizes), Some(0));
+        assert_eq!(conflicting_job(&conflict(2), &sizes), Some(1));
+        assert_eq!(conflicting_job(&conflict(5), &sizes), Some(2));
+        assert_eq!(conflicting_job(&conflict(6), &sizes), None);
+        assert_eq!(conflicting_job(&Error::invalid("x", "y"), &sizes), None);
     }
 }

@@ -132,6 +132,12 @@ impl Service {
             }
         };
         throttle.refresh_of(&claims.sid)?;
+        // Sessions are cheap to make (a login each), so an account's
+        // sessions also share the account's own quota: many sessions do not
+        // buy many refreshes. Still nothing of the address's.
+        if let Ok(user) = claims.sub.parse::<i64>() {
+            throttle.request(crate::throttle::Subject::User(user), 1)?;
+        }
         let next = self.tokens.next_refresh();
         let mut entry = audit(AuditAction::TokenRevoked, &claims.username, ip);
         entry.detail = Some(serde_json::json!({ "reason": "refresh token reused" }).to_string());

@@ -6,6 +6,7 @@ use crate::domain::event::{EventWithAlert, Ingest, Ingested, NewEvent, RawEvent}
 use crate::domain::page::{Page, PageOf};
 use crate::domain::{AuditAction, Severity};
 use crate::error::{Error, Result};
+use crate::throttle::Subject;
 
 /// Most events one `ingestEvents` call may carry.
 pub const MAX_EVENTS_PER_CALL: usize = 1_000;
@@ -55,12 +56,25 @@ impl Service {
             }) => {
                 // The batch is refused and stores nothing; the attempt is
                 // recorded on its own, since a sensor sending another
-                // sensor's ids is what an admin needs to see.
-                let mut entry = audit(AuditAction::EventConflict, principal.actor(), ip);
-                entry.target_type = Some("Event".into());
-                entry.detail = Some(detail);
-                if let Err(e) = self.db.append_audit(entry).await {
-                    tracing::error!(error = ?e, "could not record an event conflict");
+                // sensor's ids is what an admin needs to see. Each record
+                // costs the caller one more request of its quota: a
+                // document of many aliased conflicting ingests is one
+                // request at admission, and must not buy that many rows.
+                if self
+                    .security
+                    .throttle
+                    .request(subject_of(principal), 1)
+                    .is_ok()
+                {
+                    let mut entry = audit(AuditAction::EventConflict, principal.actor(), ip);
+                    entry.target_type = Some("Event".into());
+                    entry.detail = Some(detail);
+                    if let Err(e) = self.db.append_audit(entry).await {
+                        tracing::error!(error = ?e, "could not record an event conflict");
+                    }
+                } else {
+                    crate::metrics::rate_limited("event_conflict_audit");
+                    tracing::warn!(actor = %principal.actor(), "event conflicts over quota; not audited one by one");
                 }
                 Err(Error::invalid(format!("{}externalId", prefix(index)), rule))
             }
@@ -78,6 +92,14 @@ impl Service {
 
     pub async fn count_events(&self, severity: Option<Severity>) -> Result<i64> {
         self.db.count_events(severity).await
+    }
+}
+
+/// Whose quota a principal's work counts against.
+fn subject_of(principal: &Principal) -> Subject {
+    match principal {
+        Principal::User { id, .. } => Subject::User(*id),
+        Principal::ApiKey { id, .. } => Subject::ApiKey(*id),
     }
 }
 

@@ -263,7 +263,7 @@ async fn an_api_key_sent_as_a_bearer_token_gets_a_hint(app: TestApp) {
 }
 
 const LOGIN: &str =
-    "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { refreshToken } }";
+    "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { accessToken refreshToken } }";
 const REFRESH: &str = "mutation($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }";
 
 /// A refresh as a dashboard sends it: no credentials, from one address.
@@ -279,24 +279,46 @@ async fn refresh(app: &TestApp, token: &str) -> (u16, Value) {
 }
 
 /// Several analysts behind one address (a NAT) keep refreshing past the
-/// anonymous quota of 2; each session has its own quota (3 here), and
-/// tokens we did not sign still cost the address's quota.
+/// anonymous quota of 2; each session, and each account, has its own quota
+/// (3 here), and tokens we did not sign still cost the address's quota.
 async fn refreshes_are_counted_per_session(app: TestApp) {
-    // Sessions are opened on another instance without a quota, so that the
-    // logins do not spend this one's.
-    let peer = app.peer_with(|s| s.rate_anon = None).await;
-    let mut tokens = Vec::new();
-    for _ in 0..5 {
-        let r: Value = app
+    // Five analysts' sessions, opened on another instance without quotas,
+    // so that making them spends nothing of this one's.
+    let peer = app
+        .peer_with(|s| {
+            s.rate_anon = None;
+            s.rate_user = None;
+        })
+        .await;
+    let login = |user: String, password: String| {
+        let req = app
             .client
             .post(peer.url("/graphql"))
-            .json(&json!({ "query": LOGIN, "variables": { "u": "admin", "p": ADMIN_PASSWORD } }))
+            .json(&json!({ "query": LOGIN, "variables": { "u": user, "p": password } }));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let admin = login("admin".into(), ADMIN_PASSWORD.into()).await["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut tokens = Vec::new();
+    for i in 0..5 {
+        let created: Value = app
+            .client
+            .post(peer.url("/graphql"))
+            .bearer_auth(&admin)
+            .json(&json!({
+                "query": "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }",
+                "variables": { "i": { "username": format!("analyst{i}"), "password": "password-123", "role": "ANALYST" } }
+            }))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
+        assert!(created.get("errors").is_none(), "{created}");
+        let r = login(format!("analyst{i}"), "password-123".into()).await;
         tokens.push(
             r["data"]["login"]["refreshToken"]
                 .as_str()
@@ -337,6 +359,27 @@ async fn refreshes_are_counted_per_session(app: TestApp) {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
+    // Sessions of one account share that account's quota: opening more
+    // sessions buys no more refreshes.
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        let r = login("admin".into(), ADMIN_PASSWORD.into()).await;
+        sessions.push(
+            r["data"]["login"]["refreshToken"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let mut limited = 0;
+    for token in &sessions {
+        let (_, body) = refresh(&app, token).await;
+        if body.get("errors").is_some() {
+            assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+            limited += 1;
+        }
+    }
+    assert_eq!(limited, 1, "four sessions of one account, a quota of three");
     // Guessing: tokens we did not sign cost the address's quota of two.
     let mut refused = false;
     for i in 0..3 {

@@ -502,6 +502,50 @@ async fn live_views_hear_of_every_change(app: TestApp) {
     quiet(&mut updated).await;
 }
 
+/// One document of many aliased conflicting ingests is one request at
+/// admission; each audit row of a conflict costs the caller one more, so
+/// the audit log cannot be flooded past the caller's quota.
+async fn conflicts_cannot_flood_the_audit_log(app: TestApp) {
+    let admin = app.admin().await;
+    let (key, _) = create_key(&app, &admin, "noisy", Value::Null).await;
+    let first = as_key(
+        &app,
+        &key,
+        INGEST,
+        json!({ "i": event("fw", "LOW", Some("x")) }),
+    )
+    .await;
+    assert!(first.get("errors").is_none(), "{first}");
+    let fields: String = (0..30)
+        .map(|i| {
+            format!(
+                "a{i}: ingestEvent(input: {{source: \"fw\", eventType: \"Intrusion\", severity: HIGH, \
+                 description: \"other\", externalId: \"x\"}}) {{ event {{ id }} }} "
+            )
+        })
+        .collect();
+    let body = as_key(&app, &key, &format!("mutation {{ {fields} }}"), json!({})).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(count(&app, &admin, "events").await, 1);
+    let audited = app
+        .ok(
+            Some(&admin),
+            "{ auditLog(action: EVENT_CONFLICT) { totalCount } }",
+            json!({}),
+        )
+        .await["auditLog"]["totalCount"]
+        .as_i64()
+        .unwrap();
+    // A quota of 10 a minute: two requests spent, at most 8 rows.
+    assert!((1..=8).contains(&audited), "{audited} conflict rows");
+}
+
+fn ten_sensor_requests_a_minute(s: &mut threatwatch::config::Settings) {
+    s.rate_sensor = threatwatch::config::Quota::parse("X", "10/min").unwrap();
+}
+
+crate::both_with!(conflicts_cannot_flood_the_audit_log => super::ten_sensor_requests_a_minute);
+
 both!(
     keys_ingest_only_for_their_sources,
     key_sources_are_validated,
