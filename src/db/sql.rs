@@ -504,6 +504,11 @@ impl QueryFragment<Sqlite> for Words {
 
 impl QueryFragment<Pg> for Words {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        // Planned for its words every time: a prepared statement falls back
+        // to a generic plan after five runs, which cannot know whether the
+        // words are in every row (walk the list's order, stop at the page)
+        // or in a few (read them from the GIN index, then sort).
+        out.unsafe_to_cache_prepared();
         match self.list {
             List::Events => out.push_sql(&pg_words("events")),
             List::Alerts => out.push_sql(&format!(

@@ -71,7 +71,10 @@ impl Narrowing {
 /// indexed text has its ASCII punctuation turned into spaces (see
 /// `db::sql::Words`). Left to itself, PostgreSQL's parser keeps
 /// `evil.example.com` whole and reads `HOST-7` as `host` and `-7`, so
-/// `host 7` would find it on one database and not on the other.
+/// `host 7` would find it on one database and not on the other. What still
+/// differs: SQLite folds diacritics (`cafe` finds `café`) and PostgreSQL's
+/// 'simple' configuration does not, and it lowercases letters beyond ASCII
+/// only as the database's ctype says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Search {
     words: Vec<String>,
