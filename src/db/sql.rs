@@ -476,19 +476,12 @@ raw_condition!(Words);
 
 /// The indexed expression of migrations/postgres/*_search (`events_words`),
 /// which the planner uses only when a query spells it exactly so: the
-/// event's text with ASCII punctuation made spaces (see `Search`), read
-/// by the 'simple' configuration (lowercased, nothing stemmed or dropped).
+/// event's text with ASCII punctuation made spaces (see `Search`), read by
+/// the 'simple' configuration (lowercased, nothing stemmed or dropped), in
+/// a function that tells the planner its true cost (see the migration).
 fn pg_words(alias: &str) -> String {
-    format!(
-        "to_tsvector('simple', translate({alias}.source || ' ' || {alias}.event_type || ' ' || \
-         {alias}.description, '{PUNCTUATION}', '{PUNCTUATION_AS_SPACES}'))"
-    )
+    format!("threatwatch_words({alias}.source, {alias}.event_type, {alias}.description)")
 }
-
-/// ASCII punctuation, as a SQL string literal's body (the quote doubled).
-const PUNCTUATION: &str = r##"!"#$%&''()*+,-./:;<=>?@[\]^_`{|}~"##;
-/// As many spaces as `PUNCTUATION` has characters (32).
-const PUNCTUATION_AS_SPACES: &str = "                                ";
 
 impl QueryFragment<Sqlite> for Words {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {

@@ -1,4 +1,5 @@
 DROP INDEX events_words;
+DROP FUNCTION threatwatch_words(TEXT, TEXT, TEXT);
 DROP INDEX events_source_created_at_id;
 DROP INDEX events_created_at_id;
 DROP INDEX events_event_type_id;
