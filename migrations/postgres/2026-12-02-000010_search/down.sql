@@ -1,0 +1,14 @@
+DROP INDEX events_words;
+DROP FUNCTION threatwatch_words(TEXT, TEXT, TEXT);
+DROP INDEX events_source_created_at_id;
+DROP INDEX events_created_at_id;
+DROP INDEX events_event_type_id;
+DROP INDEX events_source_id;
+DROP INDEX alerts_source_created_at_id;
+DROP INDEX alerts_created_at_id;
+CREATE INDEX alerts_created_at ON alerts (created_at);
+DROP INDEX alerts_event_type_id;
+DROP INDEX alerts_source_id;
+DROP TRIGGER alerts_copy_event_type ON alerts;
+DROP FUNCTION alerts_copy_event_type();
+ALTER TABLE alerts DROP COLUMN event_type;

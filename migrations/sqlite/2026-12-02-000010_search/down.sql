@@ -1,0 +1,16 @@
+DROP TRIGGER alerts_search_delete;
+DROP TRIGGER alerts_search_insert;
+DROP TRIGGER events_search_delete;
+DROP TRIGGER events_search_insert;
+DROP TABLE alerts_fts;
+DROP TABLE events_fts;
+DROP INDEX events_source_created_at_id;
+DROP INDEX events_created_at_id;
+DROP INDEX events_event_type_id;
+DROP INDEX events_source_id;
+DROP INDEX alerts_source_created_at_id;
+DROP INDEX alerts_created_at_id;
+CREATE INDEX alerts_created_at ON alerts (created_at);
+DROP INDEX alerts_event_type_id;
+DROP INDEX alerts_source_id;
+ALTER TABLE alerts DROP COLUMN event_type;
