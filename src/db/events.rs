@@ -11,7 +11,7 @@ use super::models::{
     columns, AlertRow, AlertWithEvent, Cols, EventRow, EventWithAlert, NewId, SilenceRow,
 };
 use super::schema::{alerts, events, silences};
-use super::sql::{keyset, shaped_chunks, Stamp, Statement, ROWS_PER_STATEMENT};
+use super::sql::{keyset, shaped_chunks, Maybe, Stamp, Statement, ROWS_PER_STATEMENT};
 use super::{Conn, Db, WriterConn};
 use crate::domain::event::NewEvent;
 use crate::domain::ingest::{self, AlertPlan, Fate, Found, Plan, Target};
@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::domain::event::{Ingest, Ingested};
 
 /// Events with the alert each belongs to (raised or folded into).
-pub(super) type WithAlert = dsl::Select<
+type WithAlert = dsl::Select<
     dsl::LeftJoinOn<
         events::table,
         alerts::table,
@@ -33,13 +33,13 @@ pub(super) type WithAlert = dsl::Select<
     (Cols<EventRow>, dsl::Nullable<Cols<AlertRow>>),
 >;
 
-pub(super) fn with_alert() -> WithAlert {
+fn with_alert() -> WithAlert {
     events::table
         .left_join(alerts::table.on(alerts::id.nullable().eq(events::alert_id)))
         .select((columns::<EventRow>(), columns::<AlertRow>().nullable()))
 }
 
-pub(super) fn paired(rows: Vec<(EventRow, Option<AlertRow>)>) -> Vec<EventWithAlert> {
+fn paired(rows: Vec<(EventRow, Option<AlertRow>)>) -> Vec<EventWithAlert> {
     rows.into_iter()
         .map(|(event, alert)| EventWithAlert { event, alert })
         .collect()
@@ -536,6 +536,37 @@ fn owned(items: &[&str]) -> Vec<String> {
 }
 
 impl Db {
+    pub async fn events_page(
+        &self,
+        severity: Option<Severity>,
+        page: Page,
+    ) -> Result<Vec<EventWithAlert>> {
+        self.read_page(async move |mut conn| {
+            let k = keyset(&page, events::id);
+            let query = with_alert()
+                .filter(Maybe(
+                    severity.map(|s| events::severity.eq(s.as_str().to_owned())),
+                ))
+                .filter(k.range)
+                .order(k.order)
+                .limit(k.limit);
+            Ok(paired(conn.load(query).await?))
+        })
+        .await
+    }
+
+    pub async fn count_events(&self, severity: Option<Severity>) -> Result<i64> {
+        self.read(async move |mut conn| {
+            let query = events::table
+                .filter(Maybe(
+                    severity.map(|s| events::severity.eq(s.as_str().to_owned())),
+                ))
+                .count();
+            Ok(conn.first(query).await?)
+        })
+        .await
+    }
+
     /// Stores every event in one transaction: all of them or none.
     ///
     /// A HIGH or CRITICAL event that no live silence matches raises an OPEN

@@ -14,7 +14,6 @@ pub mod audit;
 pub mod backup;
 pub mod comments;
 mod conn;
-pub mod event_pages;
 pub mod events;
 pub mod imports;
 mod migrate;

@@ -8,7 +8,6 @@ mod auth;
 mod budgets;
 mod cli;
 mod django;
-mod filters;
 mod floods;
 mod hostile;
 mod http;
