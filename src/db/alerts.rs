@@ -449,9 +449,21 @@ impl Db {
         .await
     }
 
-    /// Alert counts per (status, severity), from the maintained counters.
-    pub async fn alert_counts(&self) -> Result<Vec<(AlertStatus, Severity, i64)>> {
+    /// Alert counts per (status, severity): all time from the maintained
+    /// counters, or counted over the alerts created since `since` (a range
+    /// of the creation-time index).
+    pub async fn alert_counts(
+        &self,
+        since: Option<chrono::NaiveDateTime>,
+    ) -> Result<Vec<(AlertStatus, Severity, i64)>> {
         self.read(async move |mut conn| {
+            if let Some(since) = since {
+                let counted = alerts::table
+                    .filter(alerts::created_at.ge(since))
+                    .group_by((alerts::status, alerts::severity))
+                    .select((alerts::status, alerts::severity, dsl::count_star()));
+                return Ok(conn.load(counted).await?);
+            }
             let rows: Vec<(AlertStatus, Severity, i64)> = conn
                 .load(alert_counts::table.select((
                     alert_counts::status,

@@ -536,6 +536,18 @@ fn owned(items: &[&str]) -> Vec<String> {
 }
 
 impl Db {
+    /// One event with its alert.
+    pub async fn event(&self, id: i64) -> Result<Option<EventWithAlert>> {
+        self.read_page(async move |mut conn| {
+            let row = conn
+                .first(with_alert().filter(events::id.eq(id)).limit(1))
+                .await
+                .optional()?;
+            Ok(row.map(|(event, alert)| EventWithAlert { event, alert }))
+        })
+        .await
+    }
+
     pub async fn events_page(
         &self,
         severity: Option<Severity>,

@@ -106,8 +106,16 @@ impl Query {
         ))
     }
 
+    /// One event; null when the id names none.
+    #[graphql(guard = "RoleGuard::new(READERS)")]
+    async fn event(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Event>> {
+        let id = id::parse("id", &id)?;
+        Ok(service(ctx).event(id).await?.map(Event))
+    }
+
     /// Alert totals by status and by severity, and how fast alerts are
-    /// acknowledged and resolved (all time, or for alerts created since).
+    /// acknowledged and resolved: all time, or every figure over the alerts
+    /// created since `since`.
     #[graphql(guard = "RoleGuard::new(READERS)")]
     async fn alert_stats(
         &self,
@@ -116,7 +124,7 @@ impl Query {
     ) -> async_graphql::Result<AlertStats> {
         let (mean_seconds_to_acknowledge, mean_seconds_to_resolve) =
             service(ctx).lifecycle_means(since.map(|s| s.0)).await?;
-        let counts = service(ctx).alert_counts().await?;
+        let counts = service(ctx).alert_counts(since.map(|s| s.0)).await?;
         let sum = |keep: &dyn Fn(AlertStatus, Severity) -> bool| {
             let n: i64 = counts
                 .iter()

@@ -83,8 +83,11 @@ impl Service {
     }
 
     /// How many alerts there are of each status and severity.
-    pub async fn alert_counts(&self) -> Result<Vec<(AlertStatus, Severity, i64)>> {
-        self.db.alert_counts().await
+    pub async fn alert_counts(
+        &self,
+        since: Option<chrono::NaiveDateTime>,
+    ) -> Result<Vec<(AlertStatus, Severity, i64)>> {
+        self.db.alert_counts(since).await
     }
 
     pub async fn update_alert_status(

@@ -82,6 +82,10 @@ impl Service {
         }
     }
 
+    pub async fn event(&self, id: i64) -> Result<Option<EventWithAlert>> {
+        self.db.event(id).await
+    }
+
     pub async fn events(
         &self,
         severity: Option<Severity>,

@@ -8,6 +8,7 @@ mod auth;
 mod budgets;
 mod cli;
 mod django;
+mod figures;
 mod floods;
 mod hostile;
 mod http;
