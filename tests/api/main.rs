@@ -14,6 +14,7 @@ mod http;
 mod ingest;
 mod live;
 mod operations;
+mod outbox;
 mod pagination;
 mod people;
 mod races;
