@@ -193,19 +193,68 @@ async fn recent_repeats(
     let mut recent = HashSet::new();
     for chunk in alerts.chunks(ROWS_PER_STATEMENT) {
         let rows: Vec<(i64, Option<i64>)> = conn
-            .load(
-                webhook_deliveries::table
-                    .filter(dsl::sql::<Bool>(
-                        "webhook_deliveries.\"trigger\" = 'ALERT_REPEATED'",
-                    ))
-                    .filter(webhook_deliveries::webhook_id.eq_any(hooks.clone()))
-                    .filter(webhook_deliveries::alert_id.eq_any(chunk.to_vec()))
-                    .filter(webhook_deliveries::created_at.gt(since))
-                    .select((webhook_deliveries::webhook_id, webhook_deliveries::alert_id))
-                    .distinct(),
-            )
+            .load(repeats_since(hooks.clone(), chunk.to_vec(), since))
             .await?;
         recent.extend(rows.into_iter().filter_map(|(h, a)| Some((h, a?))));
     }
     Ok(recent)
+}
+
+type RepeatsSince = dsl::Distinct<
+    dsl::Select<
+        dsl::Filter<
+            dsl::Filter<
+                dsl::Filter<
+                    dsl::Filter<webhook_deliveries::table, diesel::expression::SqlLiteral<Bool>>,
+                    dsl::EqAny<webhook_deliveries::webhook_id, Vec<i64>>,
+                >,
+                dsl::EqAny<webhook_deliveries::alert_id, Vec<i64>>,
+            >,
+            dsl::Gt<webhook_deliveries::created_at, NaiveDateTime>,
+        >,
+        (webhook_deliveries::webhook_id, webhook_deliveries::alert_id),
+    >,
+>;
+
+/// The recent repeats of `alerts` to `hooks`: spelled so that both
+/// planners search the partial index on repeats (the trigger a literal).
+fn repeats_since(hooks: Vec<i64>, alerts: Vec<i64>, since: NaiveDateTime) -> RepeatsSince {
+    webhook_deliveries::table
+        .filter(dsl::sql::<Bool>(
+            "webhook_deliveries.\"trigger\" = 'ALERT_REPEATED'",
+        ))
+        .filter(webhook_deliveries::webhook_id.eq_any(hooks))
+        .filter(webhook_deliveries::alert_id.eq_any(alerts))
+        .filter(webhook_deliveries::created_at.gt(since))
+        .select((webhook_deliveries::webhook_id, webhook_deliveries::alert_id))
+        .distinct()
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+
+    /// A storm of repeats looks up the last one sent per batch: it must
+    /// search the partial index, not every delivery ever made.
+    #[test]
+    fn repeat_lookup_searches_its_partial_index() {
+        #[derive(QueryableByName)]
+        struct Plan {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            detail: String,
+        }
+        super::super::sqlite_plan_stability();
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        super::super::migrate::apply_sqlite(&mut conn).unwrap();
+        let since = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        let query = super::repeats_since(vec![1, 2], vec![7, 8], since);
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&query).to_string();
+        let sql = sql.split(" -- binds").next().unwrap();
+        let plan: Vec<Plan> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load(&mut conn)
+            .unwrap();
+        let plan: Vec<String> = plan.into_iter().map(|p| p.detail).collect();
+        let plan = plan.join("\n");
+        assert!(plan.contains("webhook_deliveries_repeats"), "{plan}");
+    }
 }
