@@ -7,10 +7,11 @@ use diesel::sql_types::{BigInt, Double, Text, Timestamp};
 use super::models::{columns, AlertRow, AlertWithEvent, Cols, EventRow, NewAudit};
 use super::schema::{alert_counts, alert_lifecycle, alerts, events};
 use super::sql::{keyset, Maybe, Sort, Statement};
-use super::{audit, Conn, Db};
+use super::{audit, outbox, Conn, Db};
 use crate::domain::alert::{AlertFilter, StatusChange};
 use crate::domain::page::Page;
-use crate::domain::{alert, AlertStatus, Severity};
+use crate::domain::webhook::Change;
+use crate::domain::{alert, AlertStatus, Severity, WebhookTrigger};
 use crate::error::{Error, Result};
 
 impl AlertFilter {
@@ -248,6 +249,103 @@ async fn set_owner(
     Ok(conn.first(update).await.optional()?)
 }
 
+/// The outbox rows of status changes, in their transaction: one
+/// ALERT_STATUS_CHANGED per alert that moved (none for an alert that
+/// already had the status). Reads nothing more when no endpoint wants it.
+async fn report_statuses(conn: &mut Conn<'_>, changes: &[&StatusChange]) -> Result<()> {
+    let moved: Vec<(&StatusChange, AlertStatus)> =
+        changes.iter().filter_map(|c| Some((*c, c.from?))).collect();
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let hooks = outbox::enabled(conn).await?;
+    if !hooks.any_wants(WebhookTrigger::AlertStatusChanged) {
+        return Ok(());
+    }
+    let owners: Vec<i64> = moved
+        .iter()
+        .filter_map(|(c, _)| c.alert.alert.assignee_id)
+        .collect();
+    let names = outbox::usernames(conn, &owners).await?;
+    let items: Vec<outbox::Item<'_>> = moved
+        .iter()
+        .map(|(c, from)| outbox::Item {
+            change: Change::StatusChanged {
+                from: *from,
+                to: c.alert.alert.status,
+            },
+            alert: &c.alert,
+            assignee: c
+                .alert
+                .alert
+                .assignee_id
+                .and_then(|id| names.get(&id))
+                .map(String::as_str),
+        })
+        .collect();
+    outbox::enqueue_to(conn, &hooks, &items, crate::domain::now()).await?;
+    Ok(())
+}
+
+/// The outbox rows of a new owner, in its transaction, with the old and
+/// new owners' usernames as they are at the change.
+async fn report_assignment(
+    conn: &mut Conn<'_>,
+    alert: &AlertWithEvent,
+    from: Option<i64>,
+) -> Result<()> {
+    let hooks = outbox::enabled(conn).await?;
+    if !hooks.any_wants(WebhookTrigger::AlertAssigned) {
+        return Ok(());
+    }
+    let to = alert.alert.assignee_id;
+    let ids: Vec<i64> = from.into_iter().chain(to).collect();
+    let names = outbox::usernames(conn, &ids).await?;
+    let name = |id: Option<i64>| id.and_then(|id| names.get(&id)).cloned();
+    let item = outbox::Item {
+        change: Change::Assigned {
+            from: name(from),
+            to: name(to),
+        },
+        alert,
+        assignee: to.and_then(|id| names.get(&id)).map(String::as_str),
+    };
+    outbox::enqueue_to(conn, &hooks, &[item], crate::domain::now()).await?;
+    Ok(())
+}
+
+/// The outbox rows of a comment on alert `id`, in its transaction.
+pub(super) async fn report_comment(
+    conn: &mut Conn<'_>,
+    id: i64,
+    author: &str,
+    body: &str,
+) -> Result<()> {
+    let hooks = outbox::enabled(conn).await?;
+    if !hooks.any_wants(WebhookTrigger::AlertCommented) {
+        return Ok(());
+    }
+    let Some(alert) = find(conn, id).await? else {
+        return Ok(());
+    };
+    let owners: Vec<i64> = alert.alert.assignee_id.into_iter().collect();
+    let names = outbox::usernames(conn, &owners).await?;
+    let item = outbox::Item {
+        change: Change::Commented {
+            author: author.to_owned(),
+            body: body.to_owned(),
+        },
+        alert: &alert,
+        assignee: alert
+            .alert
+            .assignee_id
+            .and_then(|id| names.get(&id))
+            .map(String::as_str),
+    };
+    outbox::enqueue_to(conn, &hooks, &[item], crate::domain::now()).await?;
+    Ok(())
+}
+
 impl Db {
     pub async fn alerts_page(
         &self,
@@ -329,7 +427,9 @@ impl Db {
         entry: NewAudit,
     ) -> Result<StatusChange> {
         self.transaction(async move |mut conn| {
-            change_status(&mut conn, id, to, &entry, "id", "status").await
+            let (change, entry) = change_status(&mut conn, id, to, &entry, "id", "status").await?;
+            report_statuses(&mut conn, &[&change]).await?;
+            Ok((change, entry))
         })
         .await
         .map(audit::logged_if)
@@ -348,6 +448,8 @@ impl Db {
                 let field = format!("ids[{i}]");
                 changes.push(change_status(&mut conn, *id, to, &entry, &field, &field).await?);
             }
+            let moved: Vec<&StatusChange> = changes.iter().map(|(c, _)| c).collect();
+            report_statuses(&mut conn, &moved).await?;
             Ok(changes)
         })
         .await
@@ -407,6 +509,7 @@ impl Db {
                     alert: updated,
                     event,
                 };
+                report_assignment(&mut conn, &changed, current.assignee_id).await?;
                 return Ok((changed, Some(entry)));
             }
             Err(Error::invalid(

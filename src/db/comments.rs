@@ -34,6 +34,7 @@ impl Db {
             if touched.is_none() {
                 return Err(Error::missing("id", format!("no alert with id {alert_id}")));
             }
+            super::alerts::report_comment(&mut conn, alert_id, &author, &body).await?;
             let insert = diesel::insert_into(alert_comments::table)
                 .values((
                     alert_comments::alert_id.eq(alert_id),

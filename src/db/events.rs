@@ -12,11 +12,12 @@ use super::models::{
 };
 use super::schema::{alerts, events, silences};
 use super::sql::{keyset, shaped_chunks, Maybe, Stamp, Statement, ROWS_PER_STATEMENT};
-use super::{Conn, Db, WriterConn};
+use super::{outbox, Conn, Db, WriterConn};
 use crate::domain::event::NewEvent;
 use crate::domain::ingest::{self, AlertPlan, Fate, Found, Plan, Target};
 use crate::domain::page::Page;
-use crate::domain::{AlertStatus, AuditAction, Severity};
+use crate::domain::webhook::Change;
+use crate::domain::{AlertStatus, AuditAction, Severity, WebhookTrigger};
 use crate::error::{Error, Result};
 
 /// What the ingest writer stores and hands back; defined with the other
@@ -527,7 +528,75 @@ async fn ingest(conn: &mut Conn<'_>, batch: &[Ingest]) -> Result<Vec<Ingested>> 
     fold(conn, &plan.folds, &stamp).await?;
     link(conn, &plan, &stored, &raised).await?;
     record_raised(conn, batch, &raised, &stamp).await?;
-    answers(&plan, read, stored, raised, now)
+    let folded = folded_alerts(&plan, &read, now);
+    let out = answers(&plan, read, stored, raised, now)?;
+    queue_deliveries(conn, &out, &folded, now).await?;
+    Ok(out)
+}
+
+/// The alerts stored before the batch that its repeats folded into, as the
+/// batch leaves them: once each, with the final count.
+fn folded_alerts(plan: &Plan, read: &Read, now: chrono::NaiveDateTime) -> Vec<AlertWithEvent> {
+    plan.folds
+        .iter()
+        .filter_map(|(id, n)| {
+            let mut alert = read.open.get(id)?.clone();
+            alert.alert.occurrences += n;
+            alert.alert.last_seen_at = Some(now);
+            Some(alert)
+        })
+        .collect()
+}
+
+/// The outbox rows of a batch, in its transaction: ALERT_RAISED for each
+/// alert raised, ALERT_REPEATED for each earlier alert folded into. A batch
+/// that raised and folded nothing reads nothing; one that did reads the
+/// enabled webhooks once, and stops there when there are none.
+async fn queue_deliveries(
+    conn: &mut Conn<'_>,
+    out: &[Ingested],
+    folded: &[AlertWithEvent],
+    now: chrono::NaiveDateTime,
+) -> Result<()> {
+    let raised: Vec<&AlertWithEvent> = out
+        .iter()
+        .filter(|done| done.raised)
+        .filter_map(|done| done.alert.as_ref())
+        .collect();
+    if raised.is_empty() && folded.is_empty() {
+        return Ok(());
+    }
+    let hooks = outbox::enabled(conn).await?;
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let owners: Vec<i64> = folded.iter().filter_map(|a| a.alert.assignee_id).collect();
+    let names = if owners.is_empty() || !hooks.any_wants(WebhookTrigger::AlertRepeated) {
+        HashMap::new()
+    } else {
+        outbox::usernames(conn, &owners).await?
+    };
+    let items: Vec<outbox::Item<'_>> = raised
+        .into_iter()
+        .map(|alert| outbox::Item {
+            change: Change::Raised,
+            alert,
+            assignee: None,
+        })
+        .chain(folded.iter().map(|alert| {
+            outbox::Item {
+                change: Change::Repeated,
+                alert,
+                assignee: alert
+                    .alert
+                    .assignee_id
+                    .and_then(|id| names.get(&id))
+                    .map(String::as_str),
+            }
+        }))
+        .collect();
+    outbox::enqueue_to(conn, &hooks, &items, now).await?;
+    Ok(())
 }
 
 /// The given strings, owned, for a query's bound values.

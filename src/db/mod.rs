@@ -19,6 +19,7 @@ pub mod imports;
 mod migrate;
 pub mod models;
 pub mod notify;
+pub mod outbox;
 pub mod schema;
 pub mod sessions;
 pub mod settings;

@@ -15,6 +15,7 @@ mod http;
 mod ingest;
 mod live;
 mod operations;
+mod outbox;
 mod pagination;
 mod people;
 mod races;
