@@ -75,26 +75,6 @@ pub struct Item<'a> {
     pub assignee: Option<&'a str>,
 }
 
-/// Queues the deliveries of one change inside the caller's transaction:
-/// one PENDING row, due `now`, per enabled webhook that wants it. Returns
-/// how many rows were written.
-#[allow(dead_code)] // the one-change entry point; the callers here batch with `enqueue_to`
-pub async fn enqueue(
-    conn: &mut Conn<'_>,
-    change: &Change,
-    alert: &AlertWithEvent,
-    assignee_username: Option<&str>,
-    now: NaiveDateTime,
-) -> Result<usize> {
-    let hooks = enabled(conn).await?;
-    let item = Item {
-        change: change.clone(),
-        alert,
-        assignee: assignee_username,
-    };
-    enqueue_to(conn, &hooks, std::slice::from_ref(&item), now).await
-}
-
 /// Queues the deliveries of many changes to `hooks` (read once by the
 /// caller): a lookup of recent repeats when there are repeats to send, and
 /// one multi-row insert per chunk.
