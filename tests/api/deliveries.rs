@@ -260,6 +260,20 @@ async fn a_delivery_is_signed_and_recorded(app: TestApp) {
     assert_eq!(body["type"], "ping");
     // A wrong secret does not verify: the check above checks something.
     assert_eq!(verifies("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", s), 0);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("threatwatch_webhook_deliveries_total{result=\"delivered\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("threatwatch_webhook_oldest_pending_seconds"));
 }
 
 async fn a_failure_is_retried_on_schedule(app: TestApp) {
