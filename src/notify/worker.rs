@@ -28,12 +28,16 @@ const IN_FLIGHT: usize = 64;
 const POLL: Duration = Duration::from_secs(1);
 /// How often the oldest pending delivery's age is measured.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the attempts in flight: short enough for a
+/// container's stop grace period; an attempt cut off is made again once its
+/// lease runs out.
+const DRAIN: Duration = Duration::from_secs(5);
 /// How often delivered rows past their keep are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Starts the worker; it stops when the service begins shutting down,
-/// after the attempts in flight have been recorded (or, past
-/// `ATTEMPT_TIMEOUT`, left to their lease).
+/// after the attempts in flight have been recorded (or, past `DRAIN`,
+/// left to their lease).
 pub fn start(service: &Service) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let policy = AddressPolicy::new(service.settings.webhook_allow_nets.clone());
     let sender = Sender::new(policy, ATTEMPT_TIMEOUT)?;
@@ -70,10 +74,7 @@ async fn run(service: Service, sender: Sender) {
     // Let the attempts under way finish and be recorded; one cut off here
     // is attempted again once its lease runs out.
     let drain = async { while flying.join_next().await.is_some() {} };
-    if tokio::time::timeout(ATTEMPT_TIMEOUT + Duration::from_secs(1), drain)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(DRAIN, drain).await.is_err() {
         flying.abort_all();
     }
 }
@@ -214,9 +215,14 @@ async fn measure(service: &Service) {
 }
 
 async fn prune_old(service: &Service) {
-    let keep = chrono::TimeDelta::from_std(service.settings.webhook_keep)
-        .unwrap_or(chrono::TimeDelta::days(30));
-    match service.prune_deliveries(crate::domain::now() - keep).await {
+    // A keep longer than the calendar reaches back keeps everything.
+    let Some(before) = chrono::TimeDelta::from_std(service.settings.webhook_keep)
+        .ok()
+        .and_then(|keep| crate::domain::now().checked_sub_signed(keep))
+    else {
+        return;
+    };
+    match service.prune_deliveries(before).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "webhook deliveries: delivered rows pruned"),
         Err(e) => tracing::warn!(error = %e, "webhook deliveries: cannot prune"),

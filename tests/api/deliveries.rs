@@ -544,6 +544,20 @@ async fn delivered_rows_are_pruned_failed_kept(app: TestApp) {
     assert_eq!(d["status"], "FAILED", "{d}");
 }
 
+/// A keep beyond any date (the setting is bounded only by humantime)
+/// prunes nothing and stops nothing: the worker still delivers.
+async fn an_endless_keep_prunes_nothing(app: TestApp) {
+    let r = Receiver::start().await;
+    let admin = app.admin().await;
+    let (hook, _) = create(&app, &admin, "endless", &r.url("/e")).await;
+    let id = ping(&app, &admin, &hook).await;
+    let d = eventually!("delivered", {
+        let d = delivery(&app, &admin, &hook, &id).await;
+        (d["status"] == "DELIVERED").then_some(d)
+    });
+    assert_eq!(d["attempts"], 1);
+}
+
 /// Two instances over one PostgreSQL: every delivery is received once.
 async fn two_instances_share_the_work(app: TestApp) {
     if !app.db_is_postgres() {
@@ -587,4 +601,8 @@ both_with!(
     a_rotation_signs_with_both_secrets => super::loopback,
     delivered_rows_are_pruned_failed_kept => super::loopback,
     two_instances_share_the_work => super::loopback,
+    an_endless_keep_prunes_nothing => |s| {
+        super::loopback(s);
+        s.webhook_keep = std::time::Duration::from_secs(u64::MAX / 4);
+    },
 );
