@@ -46,7 +46,10 @@ pub fn start(service: &Service) -> anyhow::Result<tokio::task::JoinHandle<()>> {
 
 async fn run(service: Service, sender: Sender) {
     let mut closed = service.shutdown.subscribe();
-    let mut flying: JoinSet<i64> = JoinSet::new();
+    let mut flying: JoinSet<()> = JoinSet::new();
+    // Each attempt's endpoint by task, so that a slot is freed however the
+    // task ends (a panic included).
+    let mut tasks: HashMap<tokio::task::Id, i64> = HashMap::new();
     let mut per_hook: HashMap<i64, usize> = HashMap::new();
     let mut gauge = tokio::time::interval(GAUGE_EVERY);
     gauge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -54,15 +57,20 @@ async fn run(service: Service, sender: Sender) {
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !*closed.borrow() {
         if flying.len() < IN_FLIGHT {
-            fill(&service, &sender, &mut flying, &mut per_hook).await;
+            fill(&service, &sender, &mut flying, &mut tasks, &mut per_hook).await;
         }
         tokio::select! {
-            Some(done) = flying.join_next() => {
-                if let Ok(hook) = done {
+            Some(done) = flying.join_next_with_id() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        tracing::error!(error = %e, "webhook deliveries: an attempt failed");
+                        e.id()
+                    }
+                };
+                if let Some(hook) = tasks.remove(&id) {
                     release(&mut per_hook, hook);
                 }
-                // A panicked attempt's slot is freed below, by recount.
-                recount(&flying, &mut per_hook);
             }
             () = service.deliveries.notified() => {}
             () = tokio::time::sleep(POLL) => {}
@@ -88,19 +96,12 @@ fn release(per_hook: &mut HashMap<i64, usize>, hook: i64) {
     }
 }
 
-/// Keeps the per-endpoint counts from outgrowing the tasks that exist
-/// (only a panicked attempt could make them differ).
-fn recount(flying: &JoinSet<i64>, per_hook: &mut HashMap<i64, usize>) {
-    if flying.is_empty() {
-        per_hook.clear();
-    }
-}
-
 /// Claims due work for every endpoint with free slots and starts it.
 async fn fill(
     service: &Service,
     sender: &Sender,
-    flying: &mut JoinSet<i64>,
+    flying: &mut JoinSet<()>,
+    tasks: &mut HashMap<tokio::task::Id, i64>,
     per_hook: &mut HashMap<i64, usize>,
 ) {
     let hooks = match service.webhooks_with_due_deliveries().await {
@@ -132,18 +133,14 @@ async fn fill(
         let (hook, rows) = claimed;
         for row in rows {
             *per_hook.entry(hook_id).or_default() += 1;
-            flying.spawn(attempt(service.clone(), sender.clone(), hook.clone(), row));
+            let task = flying.spawn(attempt(service.clone(), sender.clone(), hook.clone(), row));
+            tasks.insert(task.id(), hook_id);
         }
     }
 }
 
-/// Makes one attempt and records it; the endpoint's id when done.
-async fn attempt(
-    service: Service,
-    sender: Sender,
-    hook: WebhookRecord,
-    row: DeliveryRecord,
-) -> i64 {
+/// Makes one attempt and records it.
+async fn attempt(service: Service, sender: Sender, hook: WebhookRecord, row: DeliveryRecord) {
     let now = crate::domain::now();
     let outcome = match service.signing_secrets(&hook, now) {
         Ok(secrets) => {
@@ -192,7 +189,7 @@ async fn attempt(
                 _ if refused => "refused",
                 Recorded::Retry => "retry",
                 Recorded::Failed => "failed",
-                Recorded::Gone => return hook.id,
+                Recorded::Gone => return,
             };
             crate::metrics::webhook_delivery(result);
         }
@@ -201,7 +198,6 @@ async fn attempt(
             tracing::warn!(error = %e, delivery = row.id, "webhook deliveries: cannot record an attempt");
         }
     }
-    hook.id
 }
 
 async fn measure(service: &Service) {

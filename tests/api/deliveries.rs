@@ -544,6 +544,45 @@ async fn delivered_rows_are_pruned_failed_kept(app: TestApp) {
     assert_eq!(d["status"], "FAILED", "{d}");
 }
 
+/// A delivery leased by another instance (one that may have died
+/// mid-attempt) is left alone until the lease runs out, then attempted.
+async fn a_lease_holds_a_delivery_until_it_runs_out(app: TestApp) {
+    let r = Receiver::start().await;
+    let admin = app.admin().await;
+    let (hook, _) = create(&app, &admin, "leased", &r.url("/l")).await;
+    // Leased before the worker sees it: pinging with the endpoint off.
+    app.exec_sql(&format!(
+        "UPDATE webhooks SET enabled = false WHERE id = {hook}"
+    ))
+    .await;
+    let id = ping(&app, &admin, &hook).await;
+    let later = (Utc::now() + chrono::TimeDelta::hours(1))
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    app.exec_sql(&format!(
+        "UPDATE webhook_deliveries SET locked_until = '{later}' WHERE id = {id}"
+    ))
+    .await;
+    app.exec_sql(&format!(
+        "UPDATE webhooks SET enabled = true WHERE id = {hook}"
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(r.all().is_empty(), "a leased delivery is not attempted");
+    app.exec_sql(&format!(
+        "UPDATE webhook_deliveries SET locked_until = '{}' WHERE id = {id}",
+        old_stamp(1)
+    ))
+    .await;
+    let d = eventually!("delivered after the lease", {
+        let d = delivery(&app, &admin, &hook, &id).await;
+        (d["status"] == "DELIVERED").then_some(d)
+    });
+    assert_eq!(d["attempts"], 1);
+    assert_eq!(r.all().len(), 1);
+}
+
 /// A keep beyond any date (the setting is bounded only by humantime)
 /// prunes nothing and stops nothing: the worker still delivers.
 async fn an_endless_keep_prunes_nothing(app: TestApp) {
@@ -601,6 +640,7 @@ both_with!(
     a_rotation_signs_with_both_secrets => super::loopback,
     delivered_rows_are_pruned_failed_kept => super::loopback,
     two_instances_share_the_work => super::loopback,
+    a_lease_holds_a_delivery_until_it_runs_out => super::loopback,
     an_endless_keep_prunes_nothing => |s| {
         super::loopback(s);
         s.webhook_keep = std::time::Duration::from_secs(u64::MAX / 4);
