@@ -71,6 +71,14 @@ async fn run(service: Service, sender: Sender) {
                 if let Some(hook) = tasks.remove(&id) {
                     release(&mut per_hook, hook);
                 }
+                // Whatever else finished meanwhile, so that the next claim
+                // takes several rows in one transaction rather than one each.
+                while let Some(done) = flying.try_join_next_with_id() {
+                    let id = done.map_or_else(|e| e.id(), |(id, ())| id);
+                    if let Some(hook) = tasks.remove(&id) {
+                        release(&mut per_hook, hook);
+                    }
+                }
             }
             () = service.deliveries.notified() => {}
             () = tokio::time::sleep(POLL) => {}
