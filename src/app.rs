@@ -41,6 +41,8 @@ pub struct Server {
     metrics: Option<(TcpListener, Router)>,
     service: Service,
     writer: WriterTask,
+    /// The webhook delivery worker (`notify::worker`).
+    deliveries: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -77,12 +79,14 @@ impl Server {
         let metrics = metrics_listener.map(|l| (l, metrics_router(&service)));
         let router = router(&service, metrics.is_none())?;
         service::live::start(&service);
+        let deliveries = crate::notify::worker::start(&service)?;
         Ok(Self {
             listener,
             router,
             metrics,
             service,
             writer,
+            deliveries,
         })
     }
 
@@ -107,6 +111,7 @@ impl Server {
             metrics,
             service,
             writer,
+            deliveries,
         } = self;
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -144,6 +149,8 @@ impl Server {
             let _ = task.await;
         }
         writer.shutdown().await;
+        // Stops on the shutdown flag, once its attempts in flight are recorded.
+        let _ = deliveries.await;
         service.flush_key_usage().await;
         tracing::info!("threatwatch stopped");
         Ok(())

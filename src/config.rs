@@ -31,6 +31,7 @@ pub const VARIABLES: &[&str] = &[
     "THREATWATCH_SQLITE_SYNCHRONOUS",
     "THREATWATCH_SECRET_KEY",
     "THREATWATCH_WEBHOOK_ALLOW_NETS",
+    "THREATWATCH_WEBHOOK_KEEP",
 ];
 
 /// `THREATWATCH_` names that are not settings of the service but are known
@@ -161,6 +162,9 @@ pub struct Settings {
     /// `THREATWATCH_WEBHOOK_ALLOW_NETS`: ranges webhooks may reach although
     /// private, loopback or link-local (see `notify::address`).
     pub webhook_allow_nets: Vec<ipnet::IpNet>,
+    /// `THREATWATCH_WEBHOOK_KEEP`: how long DELIVERED deliveries are kept
+    /// (30 days by default); FAILED ones stay until redelivered or deleted.
+    pub webhook_keep: Duration,
 }
 
 /// 32 key bytes; its `Debug` shows nothing, as `Settings` is printable.
@@ -407,6 +411,7 @@ impl Settings {
                 .map(|v| parse_networks("THREATWATCH_WEBHOOK_ALLOW_NETS", &v))
                 .transpose()?
                 .unwrap_or_default(),
+            webhook_keep: duration("THREATWATCH_WEBHOOK_KEEP", "30d")?,
             database_url,
             trusted_proxies,
             bind,

@@ -24,6 +24,8 @@ struct Metrics {
     rate_limited: IntCounterVec,
     subscriptions: IntGauge,
     db_connections: IntGaugeVec,
+    webhook_deliveries: IntCounterVec,
+    webhook_oldest_pending: IntGauge,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -83,6 +85,19 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Opts::new("db_pool_connections", "Database pool connections by state"),
         &["state"],
     )?;
+    let webhook_deliveries = IntCounterVec::new(
+        Opts::new(
+            "webhook_deliveries_total",
+            "Webhook delivery attempts by result (delivered, retry, failed, refused)",
+        ),
+        &["result"],
+    )?;
+    let webhook_oldest_pending = IntGauge::new(
+        "webhook_oldest_pending_seconds",
+        "Age of the oldest pending webhook delivery of an enabled endpoint",
+    )?;
+    registry.register(Box::new(webhook_deliveries.clone()))?;
+    registry.register(Box::new(webhook_oldest_pending.clone()))?;
     registry.register(Box::new(http_requests.clone()))?;
     registry.register(Box::new(http_duration.clone()))?;
     registry.register(Box::new(graphql_operations.clone()))?;
@@ -107,6 +122,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         rate_limited,
         subscriptions,
         db_connections,
+        webhook_deliveries,
+        webhook_oldest_pending,
     })
 }
 
@@ -173,6 +190,16 @@ pub fn subscriptions_opened() {
 
 pub fn subscriptions_closed() {
     with(|m| m.subscriptions.dec());
+}
+
+/// One webhook attempt recorded: "delivered", "retry", "failed" (retries
+/// spent) or "refused" (the address policy refused the endpoint).
+pub fn webhook_delivery(result: &str) {
+    with(|m| m.webhook_deliveries.with_label_values(&[result]).inc());
+}
+
+pub fn oldest_pending_delivery(age_seconds: i64) {
+    with(|m| m.webhook_oldest_pending.set(age_seconds));
 }
 
 /// The Prometheus text exposition, with the pool's current state.

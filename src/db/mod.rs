@@ -14,6 +14,7 @@ pub mod audit;
 pub mod backup;
 pub mod comments;
 mod conn;
+pub mod deliveries;
 pub mod events;
 pub mod imports;
 mod migrate;

@@ -5,9 +5,10 @@
 //! owns the edges that talk to the outside: the signature receivers check
 //! (`sign`), which addresses may be called at all (`address`), the
 //! attempt itself (`client`), and how the secrets are kept in the database
-//! (`seal`).
+//! (`seal`), and the worker that sends the outbox's deliveries (`worker`).
 
 pub mod address;
 pub mod client;
 pub mod seal;
 pub mod sign;
+pub mod worker;

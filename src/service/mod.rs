@@ -5,6 +5,7 @@
 mod alerts;
 mod audit_log;
 mod auth;
+mod deliveries;
 mod events;
 pub mod live;
 pub mod silences;
@@ -79,6 +80,9 @@ pub struct Parts {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// The key webhook secrets are sealed under, and the address policy.
     webhook_keys: webhooks::WebhookKeys,
+    /// Poked after deliveries are committed (`wake_deliveries`): the
+    /// delivery worker sends them at once instead of at its next poll.
+    pub deliveries: Arc<tokio::sync::Notify>,
 }
 
 impl std::ops::Deref for Service {
@@ -165,6 +169,7 @@ impl Service {
             security,
             shutdown: tokio::sync::watch::channel(false).0,
             webhook_keys,
+            deliveries: Arc::new(tokio::sync::Notify::new()),
         }));
         tokio::spawn(housekeeping(service.clone()));
         Ok((service, writer_task))

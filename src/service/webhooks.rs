@@ -167,12 +167,16 @@ impl Service {
 
     /// Queues a ping; the worker sends it like any delivery.
     pub async fn test_webhook(&self, id: i64) -> Result<DeliveryRecord> {
-        self.db.queue_ping(id).await
+        let ping = self.db.queue_ping(id).await?;
+        self.wake_deliveries();
+        Ok(ping)
     }
 
     /// Queues a delivery's body again, under a new `webhook-id`.
     pub async fn redeliver_webhook(&self, delivery_id: i64) -> Result<DeliveryRecord> {
-        self.db.queue_redelivery(delivery_id).await
+        let again = self.db.queue_redelivery(delivery_id).await?;
+        self.wake_deliveries();
+        Ok(again)
     }
 
     pub async fn webhook_deliveries(

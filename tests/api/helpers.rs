@@ -100,6 +100,13 @@ impl TestDb {
                 let sql = sql.to_string();
                 tokio::task::spawn_blocking(move || {
                     let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+                    // The service writes in the background too (the
+                    // delivery worker): wait for its lock like it does.
+                    diesel::connection::SimpleConnection::batch_execute(
+                        &mut c,
+                        "PRAGMA busy_timeout = 5000",
+                    )
+                    .unwrap();
                     diesel::sql_query(sql)
                         .get_result::<Row>(&mut c)
                         .unwrap()
@@ -130,6 +137,8 @@ impl TestDb {
                 tokio::task::spawn_blocking(move || {
                     let mut c =
                         diesel::SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
+                    c.batch_execute("PRAGMA busy_timeout = 5000")
+                        .map_err(|e| e.to_string())?;
                     c.batch_execute(&sql).map_err(|e| e.to_string())
                 })
                 .await
@@ -206,6 +215,7 @@ pub fn test_settings(url: &str) -> Settings {
         warnings: vec![],
         secret_key: None,
         webhook_allow_nets: vec![],
+        webhook_keep: Duration::from_secs(30 * 86400),
     }
 }
 

@@ -7,6 +7,7 @@ mod alerts;
 mod auth;
 mod budgets;
 mod cli;
+mod deliveries;
 mod django;
 mod figures;
 mod floods;

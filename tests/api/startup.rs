@@ -332,6 +332,7 @@ async fn bad_settings_stop_the_start() {
         ("THREATWATCH_METRICS_BIND", "9464", "expected HOST:PORT"),
         ("THREATWATCH_METRICS_BIND", "127.0.0.1:8000", "must differ"),
         ("THREATWATCH_ACCESS_TTL", "soon", "expected e.g."),
+        ("THREATWATCH_WEBHOOK_KEEP", "forever", "expected e.g."),
     ] {
         let (code, err) = run(
             &url,
