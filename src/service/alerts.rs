@@ -227,9 +227,11 @@ impl Service {
     }
 
     /// Tells live subscribers (here and, through `live`, on other
-    /// instances) that a committed change touched `alert`.
+    /// instances) that a committed change touched `alert`. Its outbox rows,
+    /// if a webhook wanted the change, were committed with
+    /// it: the delivery worker is woken to send them now.
     fn updated(&self, alert: &AlertWithEvent) {
-        self.wake_delivery_worker();
+        self.wake_deliveries();
         // No subscribers is the common case, not an error.
         let _ = self.alerts.send(AlertNotice {
             kind: NoticeKind::Updated,
@@ -237,11 +239,4 @@ impl Service {
             remote: false,
         });
     }
-
-    /// Hook for the delivery worker: called after every committed change
-    /// to an alert, whose outbox rows (if any webhook wanted it) are
-    /// committed with it. A no-op until the worker lands; wire it to
-    /// `Service::wake_deliveries()` then. Nothing is lost meanwhile: rows
-    /// wait PENDING for the worker's next poll.
-    fn wake_delivery_worker(&self) {}
 }

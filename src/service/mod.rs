@@ -115,6 +115,8 @@ impl Service {
         let webhook_keys = webhooks::WebhookKeys::load(&settings, &db).await?;
         let (alerts, _) = broadcast::channel(ALERT_BUS_CAPACITY);
         let bus = alerts.clone();
+        let deliveries = Arc::new(tokio::sync::Notify::new());
+        let wake = deliveries.clone();
         let (writer, writer_task) = Writer::start(
             db.clone(),
             settings.group_commit,
@@ -143,6 +145,11 @@ impl Service {
                     });
                 }
                 crate::metrics::events_ingested(stored);
+                // A batch that raised or folded may have queued deliveries
+                // in its transaction: the worker sends them now.
+                if done.iter().any(|i| i.created && i.alert.is_some()) {
+                    wake.notify_one();
+                }
                 for alert in folded_into_earlier(done) {
                     let _ = bus.send(AlertNotice {
                         kind: NoticeKind::Updated,
@@ -169,7 +176,7 @@ impl Service {
             security,
             shutdown: tokio::sync::watch::channel(false).0,
             webhook_keys,
-            deliveries: Arc::new(tokio::sync::Notify::new()),
+            deliveries,
         }));
         tokio::spawn(housekeeping(service.clone()));
         Ok((service, writer_task))
