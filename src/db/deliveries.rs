@@ -305,6 +305,20 @@ impl Db {
     }
 
     /// When the oldest PENDING delivery of an enabled webhook was queued.
+    /// Whether any webhook is enabled: when none is, an ingest has queued
+    /// nothing and the worker need not be woken.
+    pub async fn any_enabled_webhook(&self) -> Result<bool> {
+        self.read(async move |mut conn| {
+            let query = super::schema::webhooks::table
+                .filter(super::schema::webhooks::enabled.eq(true))
+                .select(super::schema::webhooks::id)
+                .limit(1);
+            let found: Option<i64> = conn.first(query).await.optional()?;
+            Ok(found.is_some())
+        })
+        .await
+    }
+
     pub async fn oldest_pending_delivery(&self) -> Result<Option<NaiveDateTime>> {
         self.read(async move |mut conn| {
             let query = d::table

@@ -216,6 +216,9 @@ async fn measure(service: &Service) {
         }
         Err(e) => tracing::warn!(error = %e, "webhook deliveries: cannot measure the outbox"),
     }
+    if let Err(e) = service.refresh_webhooks_live().await {
+        tracing::warn!(error = %e, "webhook deliveries: cannot read whether any webhook is on");
+    }
 }
 
 async fn prune_old(service: &Service) {

@@ -15,6 +15,15 @@ impl Service {
         self.deliveries.notify_one();
     }
 
+    /// Reads again whether any webhook is enabled (any instance may have
+    /// changed one); the ingest writer wakes the worker only while one is.
+    pub async fn refresh_webhooks_live(&self) -> Result<()> {
+        let live = self.db.any_enabled_webhook().await?;
+        self.webhooks_live
+            .store(live, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
     pub async fn webhooks_with_due_deliveries(&self) -> Result<Vec<i64>> {
         self.db.webhooks_with_due_deliveries().await
     }

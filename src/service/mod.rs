@@ -83,6 +83,9 @@ pub struct Parts {
     /// Poked after deliveries are committed (`wake_deliveries`): the
     /// delivery worker sends them at once instead of at its next poll.
     pub deliveries: Arc<tokio::sync::Notify>,
+    /// Whether any webhook is enabled, as the delivery worker last read
+    /// it (and set at once when one is created or turned on here).
+    pub webhooks_live: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::ops::Deref for Service {
@@ -117,6 +120,10 @@ impl Service {
         let bus = alerts.clone();
         let deliveries = Arc::new(tokio::sync::Notify::new());
         let wake = deliveries.clone();
+        // True until the worker has read otherwise: a wake costs the worker
+        // a query, and a batch wakes it only while a webhook may want it.
+        let webhooks_live = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let live = webhooks_live.clone();
         let (writer, writer_task) = Writer::start(
             db.clone(),
             settings.group_commit,
@@ -147,7 +154,9 @@ impl Service {
                 crate::metrics::events_ingested(stored);
                 // A batch that raised or folded may have queued deliveries
                 // in its transaction: the worker sends them now.
-                if done.iter().any(|i| i.created && i.alert.is_some()) {
+                if live.load(std::sync::atomic::Ordering::Relaxed)
+                    && done.iter().any(|i| i.created && i.alert.is_some())
+                {
                     wake.notify_one();
                 }
                 for alert in folded_into_earlier(done) {
@@ -177,6 +186,7 @@ impl Service {
             shutdown: tokio::sync::watch::channel(false).0,
             webhook_keys,
             deliveries,
+            webhooks_live,
         }));
         tokio::spawn(housekeeping(service.clone()));
         Ok((service, writer_task))

@@ -95,6 +95,8 @@ impl Service {
             .db
             .create_webhook(spec, sealed, who.actor(), entry)
             .await?;
+        self.webhooks_live
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(WithSecret { webhook, secret })
     }
 
@@ -118,9 +120,15 @@ impl Service {
         let mut entry = audit(AuditAction::WebhookUpdated, who.actor(), ip);
         entry.detail = Some(spec_detail(&spec, enabled));
         let off_reason = format!("turned off by {}", who.actor());
-        self.db
+        let webhook = self
+            .db
             .update_webhook(id, spec, enabled, off_reason, entry)
-            .await
+            .await?;
+        if webhook.enabled {
+            self.webhooks_live
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(webhook)
     }
 
     pub async fn delete_webhook(&self, who: &Principal, id: i64, ip: &ClientIp) -> Result<()> {
