@@ -1,12 +1,15 @@
 //! The delivery worker's side of the outbox: claiming due deliveries with
 //! a lease, recording what an attempt came to, and pruning old rows.
 //!
-//! A claim sets `locked_until`; until then no other instance (nor this one)
-//! claims the row again. A lease rather than a held transaction: an
-//! attempt lasts up to 15 s, far too long to keep a row lock open, and an
-//! instance that dies mid-attempt frees its rows when the lease runs out
-//! (the delivery is then attempted again: at least once, never lost).
+//! On PostgreSQL a claim sets `locked_until`; until then no other instance
+//! (nor this one) claims the row again. A lease rather than a held
+//! transaction: an attempt lasts up to 15 s, far too long to keep a row
+//! lock open, and an instance that dies mid-attempt frees its rows when
+//! the lease runs out (the delivery is then attempted again: at least
+//! once, never lost). On SQLite there is one instance, and the worker
+//! keeps what it holds in memory instead (see `claim_due`).
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeDelta};
@@ -15,7 +18,7 @@ use serde_json::json;
 
 use super::models::{columns, DeliveryRow, NewAudit, WebhookRow};
 use super::schema::{webhook_deliveries as d, webhooks as w};
-use super::{audit, Conn, Db};
+use super::{audit, Conn, Db, Pool};
 use crate::domain::webhook::{next_attempt, DISABLE_AFTER_FAILING};
 use crate::domain::{AuditAction, DeliveryStatus};
 use crate::error::Result;
@@ -55,16 +58,13 @@ pub enum Recorded {
     Gone,
 }
 
-/// Deliveries due at `now`: PENDING, due, not leased, of an enabled webhook.
-macro_rules! due {
-    ($now:expr) => {
-        d::table
-            .filter(d::status.eq(DeliveryStatus::Pending.as_str()))
-            .filter(d::next_attempt_at.le($now))
-            .filter(d::locked_until.is_null().or(d::locked_until.le($now)))
-            .filter(d::webhook_id.eq_any(w::table.filter(w::enabled.eq(true)).select(w::id)))
-    };
-}
+/// How many rows one UPDATE names at most: far below SQLite's limit on
+/// bound parameters.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// One claim round's answer for one endpoint: the webhook as it is now and
+/// the deliveries leased to this instance, soonest due first.
+pub type Claimed = (WebhookRow, Vec<DeliveryRow>);
 
 /// `scheme://host[:port]`: what the audit keeps of a URL (chat services
 /// put their credential in the path).
@@ -103,52 +103,33 @@ async fn disable(
     Ok(entry)
 }
 
-impl Db {
-    /// Webhooks with deliveries due now, each once.
-    pub async fn webhooks_with_due_deliveries(&self) -> Result<Vec<i64>> {
-        self.read(async move |mut conn| {
-            let now = crate::domain::now();
-            let query = due!(now).select(d::webhook_id).distinct();
-            Ok(conn.load(query).await?)
-        })
-        .await
-    }
-
-    /// Leases up to `limit` due deliveries of one webhook, oldest first,
-    /// and returns them with the webhook; `None` when there were none (or
-    /// the webhook was turned off meanwhile). On PostgreSQL the rows are
-    /// picked `FOR UPDATE SKIP LOCKED`, so instances claiming at once split
-    /// the work instead of waiting on each other; the `UPDATE` checks the
-    /// lease again, so a row is never leased twice on either database.
-    pub async fn claim_deliveries(
-        &self,
-        webhook_id: i64,
-        limit: i64,
-    ) -> Result<Option<(WebhookRow, Vec<DeliveryRow>)>> {
-        self.transaction(async move |mut conn| {
-            let now = crate::domain::now();
-            let pick = due!(now)
-                .filter(d::webhook_id.eq(webhook_id))
-                .order(d::id)
-                .limit(limit)
-                .select(d::id);
-            let ids: Vec<i64> = match &mut conn {
-                Conn::Postgres(c) => {
-                    diesel_async::RunQueryDsl::load(pick.for_update().skip_locked(), &mut **c)
-                        .await?
-                }
-                _ => conn.load(pick).await?,
-            };
+/// Up to `limit` due deliveries of one webhook, none of `held` (of which
+/// there are `skip`), soonest due first; leased on PostgreSQL.
+async fn claim_for(
+    conn: &mut Conn<'_>,
+    hook: i64,
+    limit: i64,
+    skip: i64,
+    held: Option<&HashSet<i64>>,
+    now: NaiveDateTime,
+) -> Result<Vec<DeliveryRow>> {
+    let pick = d::table
+        .filter(d::webhook_id.eq(hook))
+        .filter(d::status.eq(DeliveryStatus::Pending.as_str()))
+        .filter(d::next_attempt_at.le(now))
+        .filter(d::locked_until.is_null().or(d::locked_until.le(now)))
+        .order((d::next_attempt_at, d::id))
+        .select(d::id);
+    let mut rows: Vec<DeliveryRow> = match conn {
+        Conn::Postgres(c) => {
+            let ids: Vec<i64> = diesel_async::RunQueryDsl::load(
+                pick.limit(limit).for_update().skip_locked(),
+                &mut **c,
+            )
+            .await?;
             if ids.is_empty() {
-                return Ok(None);
+                return Ok(Vec::new());
             }
-            let hook: Option<WebhookRow> = conn
-                .first(w::table.find(webhook_id).select(columns::<WebhookRow>()))
-                .await
-                .optional()?;
-            let Some(hook) = hook.filter(|h| h.enabled) else {
-                return Ok(None);
-            };
             let claim = diesel::update(
                 d::table
                     .filter(d::id.eq_any(ids))
@@ -157,122 +138,262 @@ impl Db {
             )
             .set(d::locked_until.eq(Some(now + LEASE)))
             .returning(columns::<DeliveryRow>());
-            let mut rows: Vec<DeliveryRow> = conn.load(claim).await?;
-            rows.sort_by_key(|r| r.id);
-            Ok(Some((hook, rows)))
-        })
-        .await
-    }
+            conn.load(claim).await?
+        }
+        _ => {
+            // The ids alone come from the partial index on due rows; the
+            // bodies only of those taken.
+            let ids: Vec<i64> = conn.load(pick.limit(limit.saturating_add(skip))).await?;
+            let ids: Vec<i64> = ids
+                .into_iter()
+                .filter(|id| held.is_none_or(|h| !h.contains(id)))
+                .take(usize::try_from(limit).unwrap_or(0))
+                .collect();
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut rows: Vec<DeliveryRow> = conn
+                .load(
+                    d::table
+                        .filter(d::id.eq_any(ids))
+                        .select(columns::<DeliveryRow>()),
+                )
+                .await?;
+            // Not leased here (a lease run out long ago may still be in
+            // the row): the worker holds them in memory.
+            for row in &mut rows {
+                row.locked_until = None;
+            }
+            rows
+        }
+    };
+    rows.sort_by_key(|r| (r.next_attempt_at, r.id));
+    Ok(rows)
+}
 
-    /// Records one attempt of delivery `id` in one transaction: the
-    /// delivery's new state, the webhook's failing streak, and, when the
-    /// endpoint is gone (410) or has failed for `DISABLE_AFTER_FAILING`,
-    /// its disabling with a WEBHOOK_DISABLED audit entry.
-    pub async fn record_attempt(&self, id: i64, attempt: Attempt) -> Result<Recorded> {
-        self.transaction(async move |mut conn| {
+/// A webhook's failing streak as a batch of outcomes moves it: `since` is
+/// the first failure after the last success (`None` after a success), and
+/// `reason` why it must be turned off, if it must.
+struct Streak {
+    hook: WebhookRow,
+    since: Option<NaiveDateTime>,
+    reason: Option<String>,
+}
+
+impl Db {
+    /// One claim round: for every enabled webhook, up to its budget of due
+    /// deliveries (`budgets`, or `default_budget` for a webhook not named
+    /// there), soonest due first, leaving out the ids in `held` (what this
+    /// worker already has queued, in flight or waiting to be recorded).
+    /// Every enabled webhook is in the answer, with nothing where nothing
+    /// was due: the worker learns which are on.
+    ///
+    /// - PostgreSQL, where several instances share the outbox: one
+    ///   transaction leases the rows (`locked_until`), picked `FOR UPDATE
+    ///   SKIP LOCKED` so that instances claiming at once split the work;
+    ///   the `UPDATE` checks the lease again, so no row is leased twice.
+    /// - SQLite, an embedded database with one service process: a claim is
+    ///   two reads and writes nothing, so delivering takes SQLite's single
+    ///   writer only to record outcomes. What the worker holds it keeps in
+    ///   memory (`held`); after a restart everything PENDING is due again.
+    pub async fn claim_due(
+        &self,
+        budgets: HashMap<i64, i64>,
+        default_budget: i64,
+        held: HashMap<i64, HashSet<i64>>,
+    ) -> Result<Vec<Claimed>> {
+        let work = async move |mut conn: Conn<'_>| {
             let now = crate::domain::now();
-            let row: Option<DeliveryRow> = conn
-                .first(d::table.find(id).select(columns::<DeliveryRow>()))
-                .await
-                .optional()?;
-            let Some(row) = row.filter(|r| r.status == DeliveryStatus::Pending) else {
-                return Ok((Recorded::Gone, None));
-            };
-            let hook: Option<WebhookRow> = conn
-                .first(
+            let hooks: Vec<WebhookRow> = conn
+                .load(
                     w::table
-                        .find(row.webhook_id)
+                        .filter(w::enabled.eq(true))
+                        .order(w::id)
                         .select(columns::<WebhookRow>()),
                 )
-                .await
-                .optional()?;
-            let Some(hook) = hook else {
-                return Ok((Recorded::Gone, None));
-            };
-            let attempts = row.attempts.saturating_add(1);
-            match attempt {
-                Attempt::Delivered { status } => {
-                    conn.execute(diesel::update(d::table.find(id)).set((
-                        d::status.eq(DeliveryStatus::Delivered.as_str()),
-                        d::attempts.eq(attempts),
-                        d::last_attempt_at.eq(Some(now)),
-                        d::next_attempt_at.eq(None::<NaiveDateTime>),
-                        d::delivered_at.eq(Some(now)),
-                        d::last_status_code.eq(Some(status)),
-                        d::last_error.eq(None::<String>),
-                        d::locked_until.eq(None::<NaiveDateTime>),
-                    )))
-                    .await?;
-                    if hook.failing_since.is_some() {
-                        conn.execute(
-                            diesel::update(w::table.find(hook.id))
-                                .set(w::failing_since.eq(None::<NaiveDateTime>)),
-                        )
-                        .await?;
-                    }
-                    Ok((Recorded::Delivered, None))
-                }
-                Attempt::Failed {
-                    status,
-                    error,
-                    retry_after,
-                    gone,
-                } => {
-                    let next = next_attempt(
-                        u32::try_from(attempts).unwrap_or(u32::MAX),
-                        now,
-                        retry_after,
-                    );
-                    let state = if next.is_some() {
-                        DeliveryStatus::Pending
-                    } else {
-                        DeliveryStatus::Failed
-                    };
-                    conn.execute(diesel::update(d::table.find(id)).set((
-                        d::status.eq(state.as_str()),
-                        d::attempts.eq(attempts),
-                        d::last_attempt_at.eq(Some(now)),
-                        d::next_attempt_at.eq(next),
-                        d::last_status_code.eq(status),
-                        d::last_error.eq(Some(error)),
-                        d::locked_until.eq(None::<NaiveDateTime>),
-                    )))
-                    .await?;
-                    let since = hook.failing_since.unwrap_or(now);
-                    if hook.failing_since.is_none() {
-                        conn.execute(
-                            diesel::update(w::table.find(hook.id))
-                                .set(w::failing_since.eq(Some(now))),
-                        )
-                        .await?;
-                    }
-                    let reason = if gone {
-                        Some("the receiver answered 410 Gone".to_string())
-                    } else if now - since >= DISABLE_AFTER_FAILING {
-                        Some(format!(
-                            "every delivery failed for {} days",
-                            DISABLE_AFTER_FAILING.num_days()
-                        ))
-                    } else {
-                        None
-                    };
-                    let entry = match reason {
-                        Some(reason) if hook.enabled => {
-                            Some(disable(&mut conn, &hook, reason, now).await?)
-                        }
-                        _ => None,
-                    };
-                    let recorded = if next.is_some() {
-                        Recorded::Retry
-                    } else {
-                        Recorded::Failed
-                    };
-                    Ok((recorded, entry))
-                }
+                .await?;
+            let mut out = Vec::new();
+            for hook in hooks {
+                let limit = budgets.get(&hook.id).copied().unwrap_or(default_budget);
+                let mine = held.get(&hook.id);
+                let skip = mine.map_or(0, |m| i64::try_from(m.len()).unwrap_or(i64::MAX));
+                let rows = if limit <= 0 {
+                    Vec::new()
+                } else {
+                    claim_for(&mut conn, hook.id, limit, skip, mine, now).await?
+                };
+                out.push((hook, rows));
             }
-        })
-        .await
-        .map(audit::logged_if)
+            Ok(out)
+        };
+        match self.pool() {
+            Pool::Postgres(_) => self.transaction(work).await,
+            Pool::Sqlite(_) => self.read(work).await,
+        }
+    }
+
+    /// Records many attempts in one transaction, in the order given (the
+    /// order they ended): each delivery's new state, each webhook's failing
+    /// streak, and, when an endpoint is gone (410) or has failed for
+    /// `DISABLE_AFTER_FAILING`, its disabling with a WEBHOOK_DISABLED audit
+    /// entry. One transaction per batch keeps the worker from taking
+    /// SQLite's single writer once per delivery. Deliveries answered 2xx
+    /// are written with one statement per status code.
+    pub async fn record_attempts(&self, attempts: Vec<(i64, Attempt)>) -> Result<Vec<Recorded>> {
+        let (recorded, entries) = self
+            .transaction(async move |mut conn| {
+                let now = crate::domain::now();
+                let ids: Vec<i64> = attempts.iter().map(|(id, _)| *id).collect();
+                let mut rows: HashMap<i64, DeliveryRow> = HashMap::new();
+                for chunk in ids.chunks(IDS_PER_STATEMENT) {
+                    let found: Vec<DeliveryRow> = conn
+                        .load(
+                            d::table
+                                .filter(d::id.eq_any(chunk.to_vec()))
+                                .filter(d::status.eq(DeliveryStatus::Pending.as_str()))
+                                .select(columns::<DeliveryRow>()),
+                        )
+                        .await?;
+                    rows.extend(found.into_iter().map(|r| (r.id, r)));
+                }
+                let mut hook_ids: Vec<i64> = rows.values().map(|r| r.webhook_id).collect();
+                hook_ids.sort_unstable();
+                hook_ids.dedup();
+                let mut hooks: HashMap<i64, Streak> = HashMap::new();
+                for chunk in hook_ids.chunks(IDS_PER_STATEMENT) {
+                    let found: Vec<WebhookRow> = conn
+                        .load(
+                            w::table
+                                .filter(w::id.eq_any(chunk.to_vec()))
+                                .select(columns::<WebhookRow>()),
+                        )
+                        .await?;
+                    hooks.extend(found.into_iter().map(|h| {
+                        let since = h.failing_since;
+                        (
+                            h.id,
+                            Streak {
+                                hook: h,
+                                since,
+                                reason: None,
+                            },
+                        )
+                    }));
+                }
+                let mut delivered: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+                let mut recorded = Vec::with_capacity(attempts.len());
+                for (id, attempt) in attempts {
+                    let Some(row) = rows.get(&id) else {
+                        recorded.push(Recorded::Gone);
+                        continue;
+                    };
+                    let Some(streak) = hooks.get_mut(&row.webhook_id) else {
+                        recorded.push(Recorded::Gone);
+                        continue;
+                    };
+                    match attempt {
+                        Attempt::Delivered { status } => {
+                            delivered.entry(status).or_default().push(id);
+                            streak.since = None;
+                            recorded.push(Recorded::Delivered);
+                        }
+                        Attempt::Failed {
+                            status,
+                            error,
+                            retry_after,
+                            gone,
+                        } => {
+                            let attempts = row.attempts.saturating_add(1);
+                            let next = next_attempt(
+                                u32::try_from(attempts).unwrap_or(u32::MAX),
+                                now,
+                                retry_after,
+                            );
+                            let state = if next.is_some() {
+                                DeliveryStatus::Pending
+                            } else {
+                                DeliveryStatus::Failed
+                            };
+                            // Still PENDING: on PostgreSQL the row is read
+                            // again here, after any change committed since.
+                            let still = d::table
+                                .filter(d::id.eq(id))
+                                .filter(d::status.eq(DeliveryStatus::Pending.as_str()));
+                            conn.execute(diesel::update(still).set((
+                                d::status.eq(state.as_str()),
+                                d::attempts.eq(attempts),
+                                d::last_attempt_at.eq(Some(now)),
+                                d::next_attempt_at.eq(next),
+                                d::last_status_code.eq(status),
+                                d::last_error.eq(Some(error)),
+                                d::locked_until.eq(None::<NaiveDateTime>),
+                            )))
+                            .await?;
+                            let since = *streak.since.get_or_insert(now);
+                            if streak.reason.is_none() {
+                                streak.reason = if gone {
+                                    Some("the receiver answered 410 Gone".to_string())
+                                } else if now - since >= DISABLE_AFTER_FAILING {
+                                    Some(format!(
+                                        "every delivery failed for {} days",
+                                        DISABLE_AFTER_FAILING.num_days()
+                                    ))
+                                } else {
+                                    None
+                                };
+                            }
+                            recorded.push(if next.is_some() {
+                                Recorded::Retry
+                            } else {
+                                Recorded::Failed
+                            });
+                        }
+                    }
+                }
+                for (status, ids) in delivered {
+                    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+                        conn.execute(
+                            diesel::update(
+                                d::table
+                                    .filter(d::id.eq_any(chunk.to_vec()))
+                                    .filter(d::status.eq(DeliveryStatus::Pending.as_str())),
+                            )
+                            .set((
+                                d::status.eq(DeliveryStatus::Delivered.as_str()),
+                                d::attempts.eq(d::attempts + 1),
+                                d::last_attempt_at.eq(Some(now)),
+                                d::next_attempt_at.eq(None::<NaiveDateTime>),
+                                d::delivered_at.eq(Some(now)),
+                                d::last_status_code.eq(Some(status)),
+                                d::last_error.eq(None::<String>),
+                                d::locked_until.eq(None::<NaiveDateTime>),
+                            )),
+                        )
+                        .await?;
+                    }
+                }
+                let mut entries = Vec::new();
+                for streak in hooks.into_values() {
+                    if streak.since != streak.hook.failing_since {
+                        conn.execute(
+                            diesel::update(w::table.find(streak.hook.id))
+                                .set(w::failing_since.eq(streak.since)),
+                        )
+                        .await?;
+                    }
+                    if let Some(reason) = streak.reason {
+                        if streak.hook.enabled {
+                            entries.push(disable(&mut conn, &streak.hook, reason, now).await?);
+                        }
+                    }
+                }
+                Ok((recorded, entries))
+            })
+            .await?;
+        for entry in &entries {
+            audit::log(entry);
+        }
+        Ok(recorded)
     }
 
     /// Deletes DELIVERED rows delivered before `before`, a batch per
@@ -304,7 +425,6 @@ impl Db {
         }
     }
 
-    /// When the oldest PENDING delivery of an enabled webhook was queued.
     /// Whether any webhook is enabled: when none is, an ingest has queued
     /// nothing and the worker need not be woken.
     pub async fn any_enabled_webhook(&self) -> Result<bool> {
@@ -319,13 +439,34 @@ impl Db {
         .await
     }
 
+    /// When the oldest PENDING delivery of an enabled webhook was queued:
+    /// each endpoint's first pending row by id (ids grow with time), read
+    /// from the index of its deliveries by status, so a large backlog costs
+    /// no more to measure than an empty one and no index is kept for it.
     pub async fn oldest_pending_delivery(&self) -> Result<Option<NaiveDateTime>> {
         self.read(async move |mut conn| {
-            let query = d::table
-                .filter(d::status.eq(DeliveryStatus::Pending.as_str()))
-                .filter(d::webhook_id.eq_any(w::table.filter(w::enabled.eq(true)).select(w::id)))
-                .select(diesel::dsl::min(d::created_at));
-            Ok(conn.first(query).await?)
+            let hooks: Vec<i64> = conn
+                .load(w::table.filter(w::enabled.eq(true)).select(w::id))
+                .await?;
+            let mut oldest: Option<NaiveDateTime> = None;
+            for hook in hooks {
+                let first: Option<NaiveDateTime> = conn
+                    .first(
+                        d::table
+                            .filter(d::webhook_id.eq(hook))
+                            .filter(d::status.eq(DeliveryStatus::Pending.as_str()))
+                            .order(d::id)
+                            .select(d::created_at)
+                            .limit(1),
+                    )
+                    .await
+                    .optional()?;
+                oldest = match (oldest, first) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Ok(oldest)
         })
         .await
     }

@@ -58,6 +58,10 @@ pub async fn insert_delivery(conn: &mut Conn<'_>, new: &NewDelivery) -> Result<D
     Ok(conn.first(insert).await?)
 }
 
+/// The PostgreSQL advisory lock webhook creations take turns on (the
+/// migration lock is another number).
+const CREATE_LOCK: i64 = 0x7477_6866; // "twhf"
+
 impl Db {
     pub async fn create_webhook(
         &self,
@@ -67,6 +71,16 @@ impl Db {
         entry: NewAudit,
     ) -> Result<WebhookRow> {
         self.transaction(async move |mut conn| {
+            // Two creates at once on PostgreSQL would each count the other
+            // out and overshoot the cap: they take turns here, until their
+            // transactions end. SQLite's writer already takes turns.
+            if let Conn::Postgres(c) = &mut conn {
+                diesel_async::RunQueryDsl::execute(
+                    diesel::sql_query(format!("SELECT pg_advisory_xact_lock({CREATE_LOCK})")),
+                    &mut **c,
+                )
+                .await?;
+            }
             let count: i64 = conn.first(webhooks::table.count()).await?;
             if count >= MAX_WEBHOOKS {
                 return Err(Error::invalid_request(format!(

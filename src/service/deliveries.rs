@@ -1,6 +1,8 @@
 //! The delivery worker's door to storage: what is due, leases, outcomes,
 //! pruning. The worker itself (`notify::worker`) makes the calls.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::NaiveDateTime;
 
 use super::Service;
@@ -24,20 +26,20 @@ impl Service {
         Ok(())
     }
 
-    pub async fn webhooks_with_due_deliveries(&self) -> Result<Vec<i64>> {
-        self.db.webhooks_with_due_deliveries().await
-    }
-
     pub async fn claim_deliveries(
         &self,
-        webhook_id: i64,
-        limit: i64,
-    ) -> Result<Option<(WebhookRecord, Vec<DeliveryRecord>)>> {
-        self.db.claim_deliveries(webhook_id, limit).await
+        budgets: HashMap<i64, i64>,
+        default_budget: i64,
+        held: HashMap<i64, HashSet<i64>>,
+    ) -> Result<Vec<(WebhookRecord, Vec<DeliveryRecord>)>> {
+        self.db.claim_due(budgets, default_budget, held).await
     }
 
-    pub async fn record_delivery_attempt(&self, id: i64, attempt: Attempt) -> Result<Recorded> {
-        self.db.record_attempt(id, attempt).await
+    pub async fn record_delivery_attempts(
+        &self,
+        attempts: Vec<(i64, Attempt)>,
+    ) -> Result<Vec<Recorded>> {
+        self.db.record_attempts(attempts).await
     }
 
     pub async fn prune_deliveries(&self, before: NaiveDateTime) -> Result<usize> {

@@ -22,28 +22,36 @@ use crate::{both, both_with};
 
 /// What the receiver was sent.
 #[derive(Clone, Debug)]
-struct Seen {
+pub(crate) struct Seen {
     path: String,
     id: String,
     timestamp: String,
     signature: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 /// One scripted answer.
 #[derive(Clone)]
-struct Reply {
+pub(crate) struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
     sleep: Duration,
 }
 
 impl Reply {
-    fn status(status: u16) -> Self {
+    pub(crate) fn status(status: u16) -> Self {
         Self {
             status,
             headers: vec![],
             sleep: Duration::ZERO,
+        }
+    }
+
+    /// 200, after `sleep`.
+    pub(crate) fn slow(sleep: Duration) -> Self {
+        Self {
+            sleep,
+            ..Self::status(200)
         }
     }
 }
@@ -51,7 +59,7 @@ impl Reply {
 /// A receiver on loopback: records every request, answers each path from
 /// its script (200 when the script is spent).
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     seen: Arc<Mutex<Vec<Seen>>>,
     script: Arc<Mutex<HashMap<String, VecDeque<Reply>>>>,
     base: String,
@@ -89,7 +97,7 @@ async fn answer(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: S
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let r = Receiver {
             base: format!("http://{}", listener.local_addr().unwrap()),
@@ -100,11 +108,11 @@ impl Receiver {
         r
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn script(&self, path: &str, replies: Vec<Reply>) {
+    pub(crate) fn script(&self, path: &str, replies: Vec<Reply>) {
         self.script
             .lock()
             .unwrap()
@@ -121,7 +129,7 @@ impl Receiver {
             .collect()
     }
 
-    fn all(&self) -> Vec<Seen> {
+    pub(crate) fn all(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 }
@@ -192,7 +200,7 @@ macro_rules! eventually {
                 break v;
             }
             assert!(
-                start.elapsed() < Duration::from_secs(10),
+                start.elapsed() < Duration::from_secs(20),
                 "timed out: {}",
                 $what
             );
@@ -629,7 +637,39 @@ async fn two_instances_share_the_work(app: TestApp) {
 
 both!(a_refused_address_is_never_called);
 
+/// Deliveries held by the worker (queued, in flight, or attempted and
+/// waiting to be recorded) are never claimed a second time, though claim
+/// rounds keep coming: with a slow receiver and many deliveries, each is
+/// sent exactly once. On SQLite nothing in the database marks them; the
+/// worker's memory must.
+async fn each_delivery_is_sent_once(app: TestApp) {
+    let r = Receiver::start().await;
+    let admin = app.admin().await;
+    let (hook, _) = create(&app, &admin, "once", &r.url("/once")).await;
+    r.script("/once", vec![Reply::slow(Duration::from_millis(150)); 40]);
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids.push(ping(&app, &admin, &hook).await);
+    }
+    eventually!("all delivered", {
+        let w = webhook(&app, &admin, &hook).await;
+        let nodes = w["deliveries"]["nodes"].as_array().unwrap().clone();
+        nodes
+            .iter()
+            .all(|n| n["status"] == "DELIVERED")
+            .then_some(())
+    });
+    let seen = r.seen("/once");
+    let distinct: std::collections::HashSet<&str> = seen.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(distinct.len(), 40);
+    assert_eq!(seen.len(), 40, "a delivery was sent twice");
+    for id in &ids {
+        assert_eq!(delivery(&app, &admin, &hook, id).await["attempts"], 1);
+    }
+}
+
 both_with!(
+    each_delivery_is_sent_once => super::loopback,
     a_delivery_is_signed_and_recorded => super::loopback,
     a_failure_is_retried_on_schedule => super::loopback,
     retry_after_is_honoured => super::loopback,

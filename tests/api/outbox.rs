@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::both;
+use crate::deliveries::{Receiver, Reply};
 use crate::helpers::{Backend, TestApp, TestDb};
 
 const URL: &str = "https://hooks.example.com/x";
@@ -433,6 +434,7 @@ fn start(db_url: &str) -> Running {
         .env("THREATWATCH_BCRYPT_COST", "4")
         .env("THREATWATCH_BIND", "127.0.0.1:0")
         .env("RUST_LOG", "info")
+        .env("THREATWATCH_WEBHOOK_ALLOW_NETS", "127.0.0.0/8")
         .arg("serve")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -502,14 +504,18 @@ async fn post(
     req.send().await.unwrap().json().await.unwrap()
 }
 
-/// `kill -9` right after acknowledged ingests (and with more in flight):
-/// after a restart every acknowledged raised alert has its delivery, and
-/// no stored alert lacks one.
+/// `kill -9` right after acknowledged ingests, with more ingests and
+/// deliveries in flight: after a restart every acknowledged raised alert
+/// has its delivery row, no stored alert lacks one, and a receiver that
+/// counts the alert ids it was sent sees every stored alert.
 async fn acknowledged_raises_survive_kill_9(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
     let url = db.url().to_string();
+    let receiver = Receiver::start().await;
+    // Slow answers at first, so deliveries are under way when it dies.
+    receiver.script("/pager", vec![Reply::slow(Duration::from_millis(200)); 8]);
     let mut running = start(&url);
     let (addr, running) = tokio::task::spawn_blocking(move || (running.serving(), running))
         .await
@@ -539,7 +545,7 @@ async fn acknowledged_raises_survive_kill_9(backend: Backend) {
         &addr,
         Some(&token),
         CREATE,
-        json!({ "i": { "name": "pager", "url": URL, "triggers": ["ALERT_RAISED"] } }),
+        json!({ "i": { "name": "pager", "url": receiver.url("/pager"), "triggers": ["ALERT_RAISED"] } }),
     )
     .await;
     let hook = created["data"]["createWebhook"]["webhook"]["id"]
@@ -603,6 +609,39 @@ async fn acknowledged_raises_survive_kill_9(backend: Backend) {
         )
         .await;
     assert_eq!(orphans, "0");
+    // Deliveries the dead process had claimed stay leased to it for a
+    // minute: let that minute pass.
+    db.exec("UPDATE webhook_deliveries SET locked_until = NULL WHERE status = 'PENDING'")
+        .await
+        .unwrap();
+    // Every stored alert reaches the receiver (some twice, at least once
+    // being the promise): the acknowledged ones by id, the rest by count.
+    let stored: usize = db
+        .text("SELECT CAST(COUNT(*) AS TEXT) AS value FROM alerts")
+        .await
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let seen: std::collections::HashSet<String> = receiver
+            .all()
+            .iter()
+            .filter_map(|s| serde_json::from_str::<Value>(&s.body).ok())
+            .filter_map(|b| match &b["data"]["alert"]["id"] {
+                Value::String(id) => Some(id.clone()),
+                Value::Number(id) => Some(id.to_string()),
+                _ => None,
+            })
+            .collect();
+        if seen.len() >= stored || Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for id in &acknowledged {
+        assert!(seen.contains(id), "alert {id} never reached the receiver");
+    }
+    assert_eq!(seen.len(), stored, "{}", again.log());
     drop(again);
 }
 

@@ -451,3 +451,128 @@ fn anything_else_in_an_example_fails() {
     let lines = vec![(1, "curl -s http://example/ -d '{}'".to_string())];
     let _ = statement(&lines, 0, &HashMap::new());
 }
+
+/// The lines of the README's receiver example.
+fn receiver_example() -> String {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let mut lines = text
+        .lines()
+        .skip_while(|l| l.trim() != "```python receiver-example")
+        .skip(1);
+    let script: Vec<&str> = lines
+        .by_ref()
+        .take_while(|l| !l.starts_with("```"))
+        .collect();
+    assert!(
+        script.len() > 5,
+        "README.md: no ```python receiver-example block"
+    );
+    script.join("\n") + "\n"
+}
+
+/// The README's Python receiver against real deliveries: a ping signed
+/// with its secret is taken (204) and printed; one signed with another
+/// endpoint's secret is refused (401) and stays pending.
+async fn the_receiver_example_verifies_deliveries(app: TestApp) {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 is needed to run the README's receiver example"
+        );
+        eprintln!("SKIPPED: no python3, so the README's receiver example is not run");
+        return;
+    }
+    let admin = app.admin().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let create = |name: &'static str| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let d = app
+                .ok(
+                    Some(admin),
+                    "mutation($i: WebhookInput!) { createWebhook(input: $i) { secret webhook { id } } }",
+                    json!({ "i": { "name": name, "url": format!("http://127.0.0.1:{port}/{name}"), "triggers": ["ALERT_RAISED"] } }),
+                )
+                .await;
+            (
+                d["createWebhook"]["webhook"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                d["createWebhook"]["secret"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+    let (ours, secret) = create("ours").await;
+    let (theirs, _) = create("theirs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("receiver.py");
+    std::fs::write(&script, receiver_example()).unwrap();
+    let child = std::process::Command::new("python3")
+        .arg(&script)
+        .env("WEBHOOK_SECRET", &secret)
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receiver never listened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ping = "mutation($id: ID!) { testWebhook(id: $id) { id } }";
+    app.ok(Some(&admin), ping, json!({ "id": ours })).await;
+    app.ok(Some(&admin), ping, json!({ "id": theirs })).await;
+    let last = |id: String| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let d = app
+                .ok(
+                    Some(admin),
+                    "query($id: ID!) { webhook(id: $id) { deliveries(first: 1) { nodes { status lastStatusCode } } } }",
+                    json!({ "id": id }),
+                )
+                .await;
+            d["webhook"]["deliveries"]["nodes"][0].clone()
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (a, b) = loop {
+        let (a, b) = (last(ours.clone()).await, last(theirs.clone()).await);
+        if (a["status"] == "DELIVERED" && b["lastStatusCode"] == 401)
+            || std::time::Instant::now() > deadline
+        {
+            break (a, b);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let mut child = child;
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(a["status"], "DELIVERED", "{a} {printed}");
+    assert_eq!(a["lastStatusCode"], 204, "{a}");
+    assert!(printed.starts_with("ping msg_"), "{printed}");
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    assert_eq!(b["status"], "PENDING", "{b}");
+    assert_eq!(b["lastStatusCode"], 401, "{b}");
+}
+
+crate::both_with!(
+    the_receiver_example_verifies_deliveries => |s| {
+        s.webhook_allow_nets = vec!["127.0.0.0/8".parse().unwrap()];
+    },
+);

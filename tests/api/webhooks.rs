@@ -828,7 +828,42 @@ async fn deliveries_are_paged_newest_first_by_status(app: TestApp) {
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
 }
 
+/// At most 100 webhooks, also when the last places are raced for: each
+/// create past the cap is refused by name, and none slips through.
+async fn the_cap_holds_when_creates_race(app: TestApp) {
+    let admin = app.admin().await;
+    for i in 0..95 {
+        create(&app, &admin, &format!("hook-{i}")).await;
+    }
+    let racers = (0..12).map(|i| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            app.gql(
+                Some(admin),
+                &create_q(),
+                json!({ "i": input(&format!("racer-{i}"), "https://hooks.example.com/r") }),
+            )
+            .await
+        }
+    });
+    let answers = futures_util::future::join_all(racers).await;
+    let made = answers
+        .iter()
+        .filter(|b| b["data"]["createWebhook"].is_object())
+        .count();
+    assert_eq!(made, 5, "{answers:?}");
+    for refused in answers.iter().filter(|b| b["errors"].is_array()) {
+        assert_eq!(code(refused), "BAD_USER_INPUT", "{refused}");
+        assert!(
+            message(refused).contains("at most 100 webhooks"),
+            "{refused}"
+        );
+    }
+    assert_eq!(count(&app, "webhooks").await, 100);
+}
+
 both!(
+    the_cap_holds_when_creates_race,
     webhooks_are_created_listed_changed_and_deleted,
     the_secret_is_shown_once_and_sealed_at_rest,
     webhooks_are_for_admins_only,
