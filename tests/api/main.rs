@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real HTTP, each body run against
 //! SQLite and PostgreSQL.
 
+mod browser;
 mod helpers;
 
 mod alerts;
@@ -17,6 +18,7 @@ mod ingest;
 mod live;
 mod operations;
 mod outbox;
+mod pages;
 mod pagination;
 mod people;
 mod races;
