@@ -8,6 +8,7 @@ mod alerts;
 mod auth;
 mod budgets;
 mod cli;
+mod console;
 mod deliveries;
 mod django;
 mod figures;
