@@ -236,6 +236,15 @@ impl Browser {
         v["value"].clone()
     }
 
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            "POST",
+            "/window/rect",
+            json!({ "width": width, "height": height }),
+        )
+        .await;
+    }
+
     pub async fn goto(&self, url: &str) {
         self.cmd("POST", "/url", json!({ "url": url })).await;
     }
@@ -360,6 +369,23 @@ impl Browser {
             actions.push(json!({ "type": "keyDown", "value": c.to_string() }));
             actions.push(json!({ "type": "keyUp", "value": c.to_string() }));
         }
+        self.cmd(
+            "POST",
+            "/actions",
+            json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] }),
+        )
+        .await;
+        self.try_cmd("DELETE", "/actions", Value::Null).await;
+    }
+
+    /// Presses `key` with Control held (WebDriver's Control is U+E009).
+    pub async fn ctrl(&self, key: &str) {
+        let actions = json!([
+            { "type": "keyDown", "value": "\u{E009}" },
+            { "type": "keyDown", "value": key },
+            { "type": "keyUp", "value": key },
+            { "type": "keyUp", "value": "\u{E009}" },
+        ]);
         self.cmd(
             "POST",
             "/actions",

@@ -483,3 +483,92 @@ async fn a_session_ended_elsewhere_asks_to_sign_in_again() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folded_events_come_in_pages() {
+    let Some((app, b)) = start("events_paged").await else {
+        return;
+    };
+    let key = sensor_key(&app).await;
+    let mut id = String::new();
+    for _ in 0..23 {
+        id = raise(&app, &key, "fw-fold", "folded again").await;
+    }
+    b.check(async {
+        sign_in(&b, &app, &format!("/?alert={id}"), "admin", ADMIN_PASSWORD).await;
+        b.get("heading", "Events (23)").await;
+        let list = b.get("list", "Events, newest first").await;
+        let items = || async {
+            b.eval(
+                "return arguments[0].children.length",
+                json!([list.0.clone()]),
+            )
+            .await
+        };
+        assert_eq!(items().await, json!(20));
+        b.click(&b.get("button", "More events").await).await;
+        b.until("the rest of the events", || async {
+            items().await == json!(23)
+        })
+        .await;
+        b.gone("button", "More events").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_said_with_when_to_retry() {
+    let Some((app, b)) = start_tweaked("rate_limited", |s| {
+        s.rate_user = threatwatch::config::Quota::parse("X", "3/min").unwrap();
+    })
+    .await
+    else {
+        return;
+    };
+    b.check(async {
+        sign_in(&b, &app, "/?view=silences", "admin", ADMIN_PASSWORD).await;
+        b.click(&b.get("link", "Queue").await).await;
+        b.click(&b.get("link", "Silences").await).await;
+        let error = b
+            .get_containing("alert", "Too many requests. Try again in")
+            .await;
+        let text = b.text(&error).await;
+        assert!(text.contains("second"), "{text}");
+        assert!(
+            !text.contains('{') && !text.contains("RATE_LIMITED"),
+            "{text}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_window_keeps_the_queue_usable() {
+    let Some((app, b)) = start("narrow").await else {
+        return;
+    };
+    let key = sensor_key(&app).await;
+    raise(&app, &key, "fw-narrow", "narrow alert").await;
+    b.check(async {
+        b.resize(400, 800).await;
+        sign_in(&b, &app, "/", "admin", ADMIN_PASSWORD).await;
+        b.get("link", "narrow alert").await;
+        b.get("checkbox", "Select fw-narrow Intrusion alert").await;
+        b.get("button", "Resolve selected").await;
+        // The page itself does not scroll sideways.
+        let overflow = b
+            .eval(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                json!([]),
+            )
+            .await;
+        assert!(overflow.as_i64().unwrap_or(i64::MAX) <= 0, "{overflow}");
+        // Focus is visible: the focused link draws an outline.
+        b.keys("j").await;
+        let outline = b
+            .eval("return getComputedStyle(document.activeElement).outlineStyle", json!([]))
+            .await;
+        assert_eq!(outline, json!("solid"));
+    })
+    .await;
+}

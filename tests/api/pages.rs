@@ -208,3 +208,45 @@ async fn playground_renders_offline_and_runs_a_query() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playground_subscribes_through_the_socket() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(b) = Browser::start("playground_subscribes_through_the_socket").await else {
+        return;
+    };
+    let token = app.admin().await;
+    b.check(async {
+        let query = "subscription { alertCreated { event { source } } }";
+        let url =
+            reqwest::Url::parse_with_params(&app.url("/graphql"), [("query", query)]).unwrap();
+        b.goto(url.as_str()).await;
+        // Replace the hint in the header editor with a real token.
+        let headers = b.get("region", "Headers").await;
+        b.see("Authorization").await;
+        b.click(&headers).await;
+        b.ctrl("a").await;
+        b.keys(&format!("{{\"Authorization\": \"Bearer {token}\"}}"))
+            .await;
+        b.click(&b.get_containing("button", "Execute query").await)
+            .await;
+        // Once the socket is up, an alert raised elsewhere shows in the result.
+        let result = b.get("region", "Result Window").await;
+        let started = std::time::Instant::now();
+        loop {
+            app.ingest(&token, "HIGH", "fw-playground").await;
+            if b.text(&result).await.contains("fw-playground") {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "no subscription result; the result says: {}",
+                b.text(&result).await
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+}
