@@ -139,10 +139,20 @@ async fn the_access_token_is_refreshed_before_it_expires() {
     else {
         return;
     };
+    let key = sensor_key(&app).await;
     b.check(async {
         sign_in(&b, &app, "/", "admin", ADMIN_PASSWORD).await;
-        // Past two lifetimes of the first token, the console still works.
-        tokio::time::sleep(Duration::from_secs(7)).await;
+        // The server closes a socket whose token expired at its next
+        // check (every 15 s); live updates go on all the same.
+        tokio::time::sleep(Duration::from_secs(18)).await;
+        raise(&app, &key, "fw-later", "after the first token").await;
+        b.until_within("the alert raised later", Duration::from_secs(4), || async {
+            !b.all("link", Some("after the first token"))
+                .await
+                .is_empty()
+        })
+        .await;
+        // Past many lifetimes of the first token, the console still works.
         b.click(&b.get("link", "Silences").await).await;
         b.get("heading", "Silences").await;
         b.get("table", "Active silences").await;
@@ -569,6 +579,160 @@ async fn a_narrow_window_keeps_the_queue_usable() {
             .eval("return getComputedStyle(document.activeElement).outlineStyle", json!([]))
             .await;
         assert_eq!(outline, json!("solid"));
+    })
+    .await;
+}
+
+/// Writes `docs/console.png`, the README's picture of the console:
+/// `cargo test --test api console::readme_screenshot -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/console.png; run by hand after changing the console"]
+async fn readme_screenshot() {
+    let Some((app, b)) = start("readme_screenshot").await else {
+        return;
+    };
+    let key = sensor_key(&app).await;
+    let admin = app.admin().await;
+    let mut ids = Vec::new();
+    for (source, kind, severity, description) in [
+        (
+            "fw-edge-1",
+            "PortScan",
+            "HIGH",
+            "Sequential SYN scan of 1,024 ports from 203.0.113.7",
+        ),
+        (
+            "ids-core",
+            "Intrusion",
+            "CRITICAL",
+            "Shellcode signature in HTTP body to 10.0.4.12",
+        ),
+        (
+            "vpn-gw",
+            "BruteForce",
+            "HIGH",
+            "41 failed logins for svc-backup in 2 minutes",
+        ),
+        ("cctv-lobby", "Tamper", "HIGH", "Camera 3 lens covered"),
+        (
+            "mail-relay",
+            "Phishing",
+            "CRITICAL",
+            "Credential-harvest link sent to 12 mailboxes",
+        ),
+    ] {
+        let body: Value = app
+            .client
+            .post(app.url("/graphql"))
+            .header("X-API-Key", &key)
+            .json(&json!({
+                "query": "mutation($i: IngestEventInput!) { ingestEvent(input: $i) { alert { id } } }",
+                "variables": { "i": { "source": source, "eventType": kind, "severity": severity,
+                    "description": description, "dedupKey": source } },
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(
+            body["data"]["ingestEvent"]["alert"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    app.ok(
+        Some(&admin),
+        "mutation($ids: [ID!]!) { updateAlertStatuses(ids: $ids, status: ACKNOWLEDGED) { id } }",
+        json!({ "ids": [ids[2]] }),
+    )
+    .await;
+    app.ok(
+        Some(&admin),
+        "mutation($id: ID!) { updateAlertStatus(id: $id, status: RESOLVED) { id } }",
+        json!({ "id": ids[3] }),
+    )
+    .await;
+    b.check(async {
+        b.resize(1280, 640).await;
+        sign_in(&b, &app, "/", "admin", ADMIN_PASSWORD).await;
+        b.click(&b.get("checkbox", "Select ids-core Intrusion alert").await)
+            .await;
+        b.click(&b.get("checkbox", "Select mail-relay Phishing alert").await)
+            .await;
+        b.get_containing("list", "Alerts by status").await;
+        b.see("5 in all").await;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console.png");
+        b.screenshot(&path).await;
+        assert!(path.exists());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_pages_by_keyset() {
+    let Some((app, b)) = start("paging").await else {
+        return;
+    };
+    let key = sensor_key(&app).await;
+    for i in 0..27 {
+        raise(&app, &key, &format!("fw-p{i:02}"), &format!("paged {i:02}")).await;
+    }
+    b.check(async {
+        sign_in(&b, &app, "/", "admin", ADMIN_PASSWORD).await;
+        // Newest first: 26 down to 02 on the first page.
+        b.get("link", "paged 26").await;
+        b.get("link", "paged 02").await;
+        assert!(b.all("link", Some("paged 01")).await.is_empty());
+        b.click(&b.get("button", "Older").await).await;
+        b.get("link", "paged 01").await;
+        b.get("link", "paged 00").await;
+        b.gone("link", "paged 26").await;
+        assert!(b.current_url().await.contains("after="));
+        b.click(&b.get("button", "Newer").await).await;
+        b.get("link", "paged 26").await;
+        b.get("link", "paged 02").await;
+        b.gone("link", "paged 01").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_assigns_anyone_and_acts_on_the_alert_page() {
+    let Some((app, b)) = start("admin_assigns").await else {
+        return;
+    };
+    let key = sensor_key(&app).await;
+    let id = raise(&app, &key, "fw-as", "to hand over").await;
+    app.user_with_role("ann", "ANALYST").await;
+    b.check(async {
+        sign_in(&b, &app, &format!("/?alert={id}"), "admin", ADMIN_PASSWORD).await;
+        let to = b.get("combobox", "Assign to").await;
+        b.click(&to).await;
+        b.click(&b.get_in(Some(&to), "option", "ann", true).await)
+            .await;
+        b.click(&b.get("button", "Assign").await).await;
+        b.get("status", "Assigned.").await;
+        let admin = app.admin().await;
+        let who = app
+            .ok(
+                Some(&admin),
+                "query($id: ID!) { alert(id: $id) { assignee { username } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(who["alert"]["assignee"]["username"], "ann");
+        b.get("button", "Unassign").await;
+        b.click(&b.get("button", "Acknowledge").await).await;
+        b.get("status", "Alert acknowledged.").await;
+        b.gone("button", "Acknowledge").await;
+        assert_eq!(status_of(&app, &id).await, "ACKNOWLEDGED");
+        b.click(&b.get("button", "Resolve").await).await;
+        b.get("status", "Alert resolved.").await;
+        b.gone("button", "Resolve").await;
+        assert_eq!(status_of(&app, &id).await, "RESOLVED");
     })
     .await;
 }

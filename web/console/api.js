@@ -197,16 +197,72 @@ function client() {
   return socket;
 }
 
-/** Subscribes; `onData` gets each result's data. Returns the unsubscriber. */
-export function subscribe(query, variables, onData) {
-  return client().subscribe(
-    { query, variables },
+// Live subscriptions, kept so that they can be opened again. The server
+// closes a socket whose token has expired (4401, which graphql-ws treats as
+// final), so a long shift would lose its live updates at the first token
+// expiry: instead every subscription is opened again on a new socket, with
+// the refreshed token, and the views are told to catch up on what they
+// missed in between.
+const live = new Map();
+let nextLive = 0;
+let reopening = null;
+const reopenedListeners = new Set();
+
+/** Calls `fn` after the live subscriptions were opened again. */
+export function onResubscribed(fn) {
+  reopenedListeners.add(fn);
+  return () => reopenedListeners.delete(fn);
+}
+
+function open(entry) {
+  entry.off = client().subscribe(
+    { query: entry.query, variables: entry.variables },
     {
       next: (r) => {
-        if (r.data) onData(r.data);
+        if (r.data) entry.onData(r.data);
       },
-      error: () => {},
+      error: () => {
+        entry.off = null;
+        reopenSoon();
+      },
       complete: () => {},
     },
   );
+}
+
+function reopenSoon() {
+  if (reopening || !session) return;
+  reopening = setTimeout(async () => {
+    reopening = null;
+    if (!session) return;
+    if (session.expiresAt <= Date.now()) {
+      try {
+        await refresh();
+      } catch (e) {
+        if (session) reopenSoon();
+        return;
+      }
+    }
+    if (socket) {
+      socket.dispose();
+      socket = null;
+    }
+    for (const entry of live.values()) {
+      if (entry.off) entry.off();
+      open(entry);
+    }
+    reopenedListeners.forEach((fn) => fn());
+  }, 1000);
+}
+
+/** Subscribes; `onData` gets each result's data. Returns the unsubscriber. */
+export function subscribe(query, variables, onData) {
+  const id = ++nextLive;
+  const entry = { query, variables, onData, off: null };
+  live.set(id, entry);
+  open(entry);
+  return () => {
+    live.delete(id);
+    if (entry.off) entry.off();
+  };
 }

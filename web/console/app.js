@@ -337,6 +337,7 @@ function Queue({ me, route, navigate, say, keys }) {
   const [current, setCurrent] = useState(null); // the keyboard's alert id
   const [pending, setPending] = useState([]); // new alerts held back
   const [busy, setBusy] = useState(false);
+  const [reloads, setReloads] = useState(0); // bumped when live updates may have been missed
   const firstPage = !route.after && !route.before;
   const live = useRef({});
   live.current = { route, me, firstPage };
@@ -376,9 +377,10 @@ function Queue({ me, route, navigate, say, keys }) {
       })
       .catch((e) => !stale && setError(api.friendly(e)));
     return () => { stale = true; };
-  }, [route.severity, route.status, route.assignee, route.after, route.before, me.id]);
+  }, [route.severity, route.status, route.assignee, route.after, route.before, me.id, reloads]);
 
-  useEffect(() => { loadStats(); }, [loadStats]);
+  useEffect(() => { loadStats(); }, [loadStats, reloads]);
+  useEffect(() => api.onResubscribed(() => setReloads((n) => n + 1)), []);
 
   // Live: merge changes in place; new alerts go on top when the analyst is
   // at the top of the first page, else wait behind the banner. Selection,
@@ -679,6 +681,8 @@ function AlertPage({ id, me, navigate, say, keys }) {
       loadEvents(null);
     }
   }), [id, load, loadEvents]);
+
+  useEffect(() => api.onResubscribed(() => { load(); loadEvents(null); }), [load, loadEvents]);
 
   async function act(what, query, vars, message) {
     if (busy) return;
