@@ -3,12 +3,13 @@
 # PostgreSQL is spoken in pure Rust, so the runtime needs no C libraries).
 FROM rust:1-bookworm AS build
 WORKDIR /src
-# Everything the manifest names: the library and binary, the migrations it
-# embeds, and the benchmark target it declares (cargo refuses a manifest
+# Everything the manifest names: the library and binary, the migrations and
+# the console's files (web/) it embeds, and the benchmark target it declares (cargo refuses a manifest
 # whose targets are missing). tests/dockerfile.rs builds exactly this.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+COPY web ./web
 COPY benches ./benches
 RUN cargo build --release --locked \
  && strip target/release/threatwatch

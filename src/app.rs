@@ -23,6 +23,7 @@ use crate::graphql;
 use crate::http::{self, AppState};
 use crate::ingest::WriterTask;
 use crate::service::{self, Service};
+use crate::web;
 use crate::ws;
 
 /// Large enough for `ingestEvents` with 1,000 typical events; a request
@@ -116,7 +117,7 @@ impl Server {
         tracing::info!(
             addr = %listener.local_addr()?,
             database = service.database_backend(),
-            "threatwatch serving; GraphiQL at /graphql"
+            "threatwatch serving; console at /, GraphiQL at /graphql"
         );
         let closing = service.shutdown.clone();
         let metrics_task = metrics.map(|(listener, router)| {
@@ -204,7 +205,9 @@ fn router(service: &Service, with_metrics: bool) -> anyhow::Result<Router> {
         routes = routes.route("/metrics", get(http::metrics));
     }
     Ok(routes
-        .route("/graphql", get(http::graphiql).post(http::graphql))
+        .route("/", get(web::console))
+        .route("/assets/{*path}", get(web::asset))
+        .route("/graphql", get(web::playground).post(http::graphql))
         .route("/graphql/ws", get(ws::subscriptions))
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))

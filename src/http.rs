@@ -1,4 +1,4 @@
-//! HTTP routes: GraphQL, the playground, health and readiness. Handlers
+//! HTTP routes: GraphQL, health and readiness (the pages are `web`'s). Handlers
 //! only translate HTTP to the schema and back. Requests refused before
 //! execution (media type, body, batch size, quota) are answered in GraphQL's
 //! error shape; their codes come from `Error::wire`, as every error's do.
@@ -9,12 +9,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{BatchRequest, BatchResponse};
 use async_graphql_axum::GraphQLResponse;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::app::MAX_BODY_BYTES;
@@ -452,16 +451,6 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         .or(forwarded.first())
         .copied()
         .unwrap_or(peer)
-}
-
-pub async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("threatwatch")
-            .finish(),
-    )
 }
 
 pub async fn healthz() -> &'static str {

@@ -28,4 +28,5 @@ pub mod rest;
 pub mod service;
 pub mod telemetry;
 pub mod throttle;
+pub mod web;
 pub mod ws;

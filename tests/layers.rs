@@ -14,6 +14,7 @@ const FRONT_ENDS: &[&str] = &[
     "src/rest.rs",
     "src/ws.rs",
     "src/http.rs",
+    "src/web.rs",
     "src/cli.rs",
     "src/app.rs",
     "src/main.rs",

@@ -333,7 +333,10 @@ impl TestApp {
             req = req.bearer_auth(t);
         }
         let resp = req.send().await.expect("request sent");
-        resp.json().await.expect("JSON body")
+        let status = resp.status();
+        let text = resp.text().await.expect("a body");
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("HTTP {status}, not a JSON body ({e}): {text:?}"))
     }
 
     /// Like `gql`, but fails the test on any GraphQL error.

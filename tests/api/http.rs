@@ -46,7 +46,7 @@ async fn health_readiness_and_playground(app: TestApp) {
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     let html = r.text().await.unwrap();
     assert!(html.contains("graphiql") || html.contains("GraphiQL"));
-    assert!(html.contains("/graphql/ws"));
+    assert!(html.contains("/assets/playground/init.js"));
 }
 
 async fn malformed_requests_get_clean_errors(app: TestApp) {

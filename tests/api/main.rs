@@ -1,12 +1,14 @@
 //! Integration tests: the real server over real HTTP, each body run against
 //! SQLite and PostgreSQL.
 
+mod browser;
 mod helpers;
 
 mod alerts;
 mod auth;
 mod budgets;
 mod cli;
+mod console;
 mod deliveries;
 mod django;
 mod figures;
@@ -17,6 +19,7 @@ mod ingest;
 mod live;
 mod operations;
 mod outbox;
+mod pages;
 mod pagination;
 mod people;
 mod races;
