@@ -10,6 +10,7 @@ mod cli;
 mod deliveries;
 mod django;
 mod figures;
+mod filters;
 mod floods;
 mod hostile;
 mod http;
