@@ -15,6 +15,7 @@ pub mod backup;
 pub mod comments;
 mod conn;
 pub mod deliveries;
+pub mod event_pages;
 pub mod events;
 pub mod imports;
 mod migrate;

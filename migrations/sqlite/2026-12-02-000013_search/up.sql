@@ -1,0 +1,58 @@
+-- Triage narrows lists down by source, event type, time and words.
+--
+-- Every index here is written by every ingest batch, so each one earns its
+-- place (bench/results-2026-12-02-filters.txt measures what they cost):
+-- a filtered page is one index walk in the page's order, and a list cut to
+-- a source or a time range is ordered by (created_at, id) (see
+-- db::sql::Around), so one (source, created_at, id) index serves a source
+-- alone and a source with a time range. An event type has no index of its
+-- own: a page of one type walks the list in order and checks it (sensors
+-- send few types, so matches are dense; each index measured about a tenth
+-- of raw ingest).
+
+-- An alert carries its event's type, as it carries its source and
+-- severity, so that alerts filter on it without reading their events. The
+-- writers (ingest, the importer) store it; rows from before the column,
+-- and any alert whose source was never copied, are filled here.
+ALTER TABLE alerts ADD COLUMN event_type TEXT;
+UPDATE alerts SET event_type = (SELECT e.event_type FROM events e WHERE e.id = alerts.event_id),
+                  source = coalesce(source, (SELECT e.source FROM events e WHERE e.id = alerts.event_id));
+
+-- Replaces (created_at): the same walk, with the page's tie-breaker.
+DROP INDEX alerts_created_at;
+CREATE INDEX alerts_created_at_id ON alerts (created_at, id);
+CREATE INDEX alerts_source_created_at_id ON alerts (source, created_at, id);
+
+CREATE INDEX events_created_at_id ON events (created_at, id);
+CREATE INDEX events_source_created_at_id ON events (source, created_at, id);
+
+-- Words: one FTS5 index per list, each keyed by that list's id, so that a
+-- search page walks the index in the list's order and stops at the page
+-- size however common the words are. Contentless (the text stays in
+-- events only); unicode61 folds case and diacritics. An alert is found by
+-- the words of the event that raised it.
+--
+-- Filled by the writers with one statement per batch
+-- (db::events::index_words), not by a trigger per row: FTS5 costs far
+-- more per statement than per row.
+CREATE VIRTUAL TABLE events_fts USING fts5(
+    body, content = '', contentless_delete = 1, tokenize = 'unicode61'
+);
+CREATE VIRTUAL TABLE alerts_fts USING fts5(
+    body, content = '', contentless_delete = 1, tokenize = 'unicode61'
+);
+INSERT INTO events_fts (rowid, body)
+SELECT id, source || ' ' || event_type || ' ' || description FROM events;
+INSERT INTO alerts_fts (rowid, body)
+SELECT a.id, e.source || ' ' || e.event_type || ' ' || e.description
+FROM alerts a JOIN events e ON e.id = a.event_id;
+
+-- Events are never edited; retention may delete them and their alerts.
+CREATE TRIGGER events_search_delete AFTER DELETE ON events
+BEGIN
+    DELETE FROM events_fts WHERE rowid = OLD.id;
+END;
+CREATE TRIGGER alerts_search_delete AFTER DELETE ON alerts
+BEGIN
+    DELETE FROM alerts_fts WHERE rowid = OLD.id;
+END;
