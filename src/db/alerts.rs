@@ -1,21 +1,14 @@
 //! Alerts: reading them and moving them through their lifecycle.
 
-use chrono::NaiveDateTime;
 use diesel::dsl;
 use diesel::prelude::*;
-use diesel::query_builder::QueryFragment;
 use diesel::sql_types::{BigInt, Double, Text, Timestamp};
-use diesel::sqlite::Sqlite;
 
-use super::conn::Loadable;
 use super::models::{columns, AlertRow, AlertWithEvent, Cols, EventRow, NewAudit};
-use super::schema::{alert_counts, alert_lifecycle, alerts, alerts_fts, events};
-use super::sql::{
-    fts5_match, keyset, timed_keyset, Hint, List, Maybe, Sort, Statement, Walk, Words,
-};
+use super::schema::{alert_counts, alert_lifecycle, alerts, events};
+use super::sql::{keyset, Maybe, Sort, Statement};
 use super::{audit, outbox, Conn, Db};
 use crate::domain::alert::{AlertFilter, StatusChange};
-use crate::domain::filter::Search;
 use crate::domain::page::Page;
 use crate::domain::webhook::Change;
 use crate::domain::{alert, AlertStatus, Severity, WebhookTrigger};
@@ -24,7 +17,7 @@ use crate::error::{Error, Result};
 impl AlertFilter {
     /// Whether the maintained (status, severity) counters can count it.
     fn counted_by_counters(&self) -> bool {
-        self.assignee.is_none() && !self.unassigned && self.narrowing.is_empty()
+        self.assignee.is_none() && !self.unassigned
     }
 }
 
@@ -37,180 +30,27 @@ const MAX_ASSIGN_ATTEMPTS: usize = 32;
 /// when the filter is not given.
 type Matching = dsl::And<
     dsl::And<
-        dsl::And<
-            dsl::And<
-                dsl::And<
-                    dsl::And<
-                        dsl::And<
-                            dsl::And<
-                                Maybe<dsl::Eq<Hint<alerts::severity>, String>>,
-                                Maybe<dsl::Eq<Hint<alerts::status>, String>>,
-                            >,
-                            Maybe<dsl::Eq<Hint<alerts::assignee_id>, i64>>,
-                        >,
-                        Maybe<dsl::IsNull<Hint<alerts::assignee_id>>>,
-                    >,
-                    Maybe<dsl::Eq<Hint<alerts::source>, String>>,
-                >,
-                Maybe<dsl::Eq<Hint<alerts::event_type>, String>>,
-            >,
-            Maybe<dsl::GtEq<Hint<alerts::created_at>, NaiveDateTime>>,
-        >,
-        Maybe<dsl::LtEq<Hint<alerts::created_at>, NaiveDateTime>>,
+        dsl::And<Maybe<dsl::Eq<alerts::severity, String>>, Maybe<dsl::Eq<alerts::status, String>>>,
+        Maybe<dsl::Eq<alerts::assignee_id, i64>>,
     >,
-    Maybe<Words>,
+    Maybe<dsl::IsNull<alerts::assignee_id>>,
 >;
 
-/// `walk`: which index the page walks, which the conditions then leave
-/// to it (see `sql::Hint`): on a search page (SQLite's), every condition
-/// is only checked, and the search is the driving FTS5 index rather than a
-/// condition; on a time-ordered page, the (created_at, id) indexes (and
-/// (source, created_at, id)) walk.
-fn matching(filter: &AlertFilter, walk: Walk) -> Matching {
-    let n = &filter.narrowing;
-    Maybe(filter.severity.map(|s| {
-        Hint {
-            column: alerts::severity,
-            checked: walk != Walk::Id,
-        }
-        .eq(s.as_str().to_owned())
-    }))
-    .and(Maybe(filter.status.map(|s| {
-        Hint {
-            column: alerts::status,
-            checked: walk != Walk::Id,
-        }
-        .eq(s.as_str().to_owned())
-    })))
-    .and(Maybe(filter.assignee.map(|a| {
-        Hint {
-            column: alerts::assignee_id,
-            checked: walk != Walk::Id,
-        }
-        .eq(a)
-    })))
-    .and(Maybe(filter.unassigned.then(|| {
-        Hint {
-            column: alerts::assignee_id,
-            checked: walk != Walk::Id,
-        }
-        .is_null()
-    })))
-    .and(Maybe(n.source.clone().map(|s| {
-        Hint {
-            column: alerts::source,
-            checked: walk == Walk::Words,
-        }
-        .eq(s)
-    })))
-    .and(Maybe(n.event_type.clone().map(|t| {
-        Hint {
-            column: alerts::event_type,
-            checked: walk != Walk::Id,
-        }
-        .eq(t)
-    })))
-    .and(Maybe(n.since.map(|t| {
-        Hint {
-            column: alerts::created_at,
-            checked: walk == Walk::Words,
-        }
-        .ge(t)
-    })))
-    .and(Maybe(n.until.map(|t| {
-        Hint {
-            column: alerts::created_at,
-            checked: walk == Walk::Words,
-        }
-        .le(t)
-    })))
+fn matching(filter: &AlertFilter) -> Matching {
+    Maybe(
+        filter
+            .severity
+            .map(|s| alerts::severity.eq(s.as_str().to_owned())),
+    )
     .and(Maybe(
-        n.search
-            .as_ref()
-            .filter(|_| walk != Walk::Words)
-            .map(|s| Words::new(List::Alerts, s)),
+        filter
+            .status
+            .map(|s| alerts::status.eq(s.as_str().to_owned())),
     ))
-}
-
-/// The creation time of the alert a cursor names, which a page in
-/// (created_at, id) order starts from; `field` names the cursor's argument.
-async fn cursor_time(
-    conn: &mut Conn<'_>,
-    id: Option<i64>,
-    field: &str,
-) -> Result<Option<(NaiveDateTime, i64)>> {
-    let Some(id) = id else { return Ok(None) };
-    let at: Option<NaiveDateTime> = conn
-        .first(alerts::table.find(id).select(alerts::created_at))
-        .await
-        .optional()?;
-    match at {
-        Some(at) => Ok(Some((at, id))),
-        None => Err(Error::invalid(
-            field,
-            "names no alert (any more); start again from the first page",
-        )),
-    }
-}
-
-/// A page's rows.
-type Rows = (AlertRow, EventRow);
-
-/// The page in id order (see `Db::alerts_page`).
-fn by_id(
-    filter: &AlertFilter,
-    page: &Page,
-) -> impl Loadable<'static, Rows> + QueryFragment<Sqlite> {
-    let k = keyset(page, alerts::id);
-    with_events()
-        .filter(matching(filter, Walk::Id))
-        .filter(k.range)
-        .order(k.order)
-        .limit(k.limit)
-}
-
-/// The page in (created_at, id) order, its cursors with their rows' times.
-fn by_time(
-    filter: &AlertFilter,
-    page: &Page,
-    below: Option<(NaiveDateTime, i64)>,
-    above: Option<(NaiveDateTime, i64)>,
-) -> impl Loadable<'static, Rows> + QueryFragment<Sqlite> {
-    let n = &filter.narrowing;
-    let k = timed_keyset(
-        page,
-        List::Alerts,
-        (alerts::created_at, alerts::id),
-        below,
-        above,
-        (n.since, n.until),
-    );
-    let mut bounded = filter.clone();
-    bounded.narrowing.since = k.since;
-    bounded.narrowing.until = k.until;
-    with_events()
-        .filter(matching(&bounded, Walk::Time))
-        .filter(k.range)
-        .order(k.order)
-        .limit(k.limit)
-}
-
-/// SQLite's search page, driven by the FTS5 index in id order.
-fn by_words(
-    filter: &AlertFilter,
-    search: &Search,
-    page: &Page,
-) -> impl Loadable<'static, Rows> + QueryFragment<Sqlite> {
-    let k = keyset(page, alerts_fts::rowid);
-    alerts_fts::table
-        .inner_join(alerts::table.on(alerts::id.eq(alerts_fts::rowid)))
-        .inner_join(events::table.on(events::id.eq(alerts::event_id)))
-        .select((columns::<AlertRow>(), columns::<EventRow>()))
-        .filter(fts5_match(List::Alerts, search))
-        .filter(matching(filter, Walk::Words))
-        .filter(k.range)
-        .order(k.order)
-        .limit(k.limit)
+    .and(Maybe(filter.assignee.map(|a| alerts::assignee_id.eq(a))))
+    .and(Maybe(
+        filter.unassigned.then(|| alerts::assignee_id.is_null()),
+    ))
 }
 
 /// Alerts with the events that raised them.
@@ -507,37 +347,21 @@ pub(super) async fn report_comment(
 }
 
 impl Db {
-    /// One keyset page in one of three shapes, each a single index walk
-    /// that stops at the page size: by id (the usual list), by
-    /// (created_at, id) when cut to a time range (see `sql::Around`), and on
-    /// SQLite, a search driven by its FTS5 index in id order (see
-    /// `sql::Fts5Match`). A search with a time range stays in id order, the
-    /// order of the word index. Searches run as reads that may take a while:
-    /// how far a walk goes before the page fills depends on the words.
     pub async fn alerts_page(
         &self,
         filter: AlertFilter,
         page: Page,
     ) -> Result<Vec<AlertWithEvent>> {
-        let searching = filter.narrowing.search.is_some();
-        let work = async move |mut conn: Conn<'_>| {
-            let n = &filter.narrowing;
-            let rows = if let (Some(search), false) = (&n.search, conn.is_postgres()) {
-                conn.load(by_words(&filter, search, &page)).await?
-            } else if n.by_time() {
-                let below = cursor_time(&mut conn, page.below, "after").await?;
-                let above = cursor_time(&mut conn, page.above, "before").await?;
-                conn.load(by_time(&filter, &page, below, above)).await?
-            } else {
-                conn.load(by_id(&filter, &page)).await?
-            };
-            Ok(paired(rows))
-        };
-        if searching {
-            self.read(work).await
-        } else {
-            self.read_page(work).await
-        }
+        self.read_page(async move |mut conn| {
+            let k = keyset(&page, alerts::id);
+            let query = with_events()
+                .filter(matching(&filter))
+                .filter(k.range)
+                .order(k.order)
+                .limit(k.limit);
+            Ok(paired(conn.load(query).await?))
+        })
+        .await
     }
 
     /// A page by offset, for the old REST API's numbered pages (its clients
@@ -551,7 +375,7 @@ impl Db {
     ) -> Result<Vec<AlertWithEvent>> {
         self.read(async move |mut conn| {
             let query = with_events()
-                .filter(matching(&filter, Walk::Id))
+                .filter(matching(&filter))
                 .order(Sort {
                     column: alerts::id,
                     descending: newest_first,
@@ -568,7 +392,7 @@ impl Db {
     pub async fn count_alerts(&self, filter: AlertFilter) -> Result<i64> {
         self.read(async move |mut conn| {
             if !filter.counted_by_counters() {
-                let query = alerts::table.filter(matching(&filter, Walk::Id)).count();
+                let query = alerts::table.filter(matching(&filter)).count();
                 return Ok(conn.first(query).await?);
             }
             let query = alert_counts::table
@@ -764,65 +588,5 @@ impl Db {
             Ok(paired(conn.load(query).await?))
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::event_pages::samples::{at, narrowing, pages};
-    use super::super::event_pages::sqlite_plan;
-    use super::{by_id, by_time, by_words};
-    use crate::domain::alert::AlertFilter;
-    use crate::domain::filter::{Narrowing, Search};
-    use crate::domain::Severity;
-
-    /// Every page shape is one index walk in the page's order: no sort of
-    /// the matching rows, whichever cursor it starts from.
-    #[test]
-    fn alert_pages_walk_an_index_in_their_order() {
-        for page in pages() {
-            let cursor = |id: Option<i64>| id.map(|id| (at(1), id));
-            let f = AlertFilter {
-                narrowing: narrowing(Some("fw-1"), false, None),
-                ..Default::default()
-            };
-            assert!(f.narrowing.by_time());
-            let plan = sqlite_plan(&by_time(&f, &page, cursor(page.below), cursor(page.above)));
-            assert!(plan.contains("alerts_source_created_at_id"), "{plan}");
-            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
-
-            let f = AlertFilter {
-                narrowing: Narrowing::parse(None, Some("Malware"), None, None, None).unwrap(),
-                ..Default::default()
-            };
-            assert!(!f.narrowing.by_time());
-            let plan = sqlite_plan(&by_id(&f, &page));
-            assert!(plan.contains("PRIMARY KEY"), "{plan}");
-            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
-
-            let f = AlertFilter {
-                narrowing: narrowing(Some("fw-1"), true, None),
-                ..Default::default()
-            };
-            let plan = sqlite_plan(&by_time(&f, &page, cursor(page.below), cursor(page.above)));
-            assert!(plan.contains("alerts_source_created_at_id"), "{plan}");
-            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
-            let f = AlertFilter {
-                severity: Some(Severity::High),
-                narrowing: narrowing(None, true, None),
-                ..Default::default()
-            };
-            let plan = sqlite_plan(&by_time(&f, &page, cursor(page.below), cursor(page.above)));
-            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
-
-            let search = Search::parse("evil \"NEAR(").unwrap();
-            let f = AlertFilter {
-                narrowing: narrowing(Some("fw-1"), true, Some("evil")),
-                ..Default::default()
-            };
-            let plan = sqlite_plan(&by_words(&f, &search, &page));
-            assert!(plan.starts_with("SCAN alerts_fts VIRTUAL TABLE"), "{plan}");
-            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
-        }
     }
 }

@@ -11,7 +11,7 @@ use super::models::{
     columns, AlertRow, AlertWithEvent, Cols, EventRow, EventWithAlert, NewId, SilenceRow,
 };
 use super::schema::{alerts, events, silences};
-use super::sql::{keyset, shaped_chunks, List, Stamp, Statement, ROWS_PER_STATEMENT};
+use super::sql::{keyset, shaped_chunks, Maybe, Stamp, Statement, ROWS_PER_STATEMENT};
 use super::{outbox, Conn, Db, WriterConn};
 use crate::domain::event::NewEvent;
 use crate::domain::ingest::{self, AlertPlan, Fate, Found, Plan, Target};
@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::domain::event::{Ingest, Ingested};
 
 /// Events with the alert each belongs to (raised or folded into).
-pub(super) type WithAlert = dsl::Select<
+type WithAlert = dsl::Select<
     dsl::LeftJoinOn<
         events::table,
         alerts::table,
@@ -34,13 +34,13 @@ pub(super) type WithAlert = dsl::Select<
     (Cols<EventRow>, dsl::Nullable<Cols<AlertRow>>),
 >;
 
-pub(super) fn with_alert() -> WithAlert {
+fn with_alert() -> WithAlert {
     events::table
         .left_join(alerts::table.on(alerts::id.nullable().eq(events::alert_id)))
         .select((columns::<EventRow>(), columns::<AlertRow>().nullable()))
 }
 
-pub(super) fn paired(rows: Vec<(EventRow, Option<AlertRow>)>) -> Vec<EventWithAlert> {
+fn paired(rows: Vec<(EventRow, Option<AlertRow>)>) -> Vec<EventWithAlert> {
     rows.into_iter()
         .map(|(event, alert)| EventWithAlert { event, alert })
         .collect()
@@ -299,7 +299,7 @@ async fn insert_alerts(
         let chunk = &raised[range];
         let query = Statement::new(
             "INSERT INTO alerts (event_id, severity, status, created_at, updated_at, source, \
-             event_type, dedup_key, occurrences, last_seen_at) VALUES ",
+             dedup_key, occurrences, last_seen_at) VALUES ",
         )
         .rows(chunk, |row, &(_, occurrences, e)| {
             row.bind::<BigInt, _>(e.id)
@@ -308,7 +308,6 @@ async fn insert_alerts(
                 .bind::<Timestamp, _>(stamp)
                 .bind::<Timestamp, _>(stamp)
                 .bind::<Text, _>(&e.source)
-                .bind::<Text, _>(&e.event_type)
                 .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
                 .bind::<BigInt, _>(occurrences)
                 .bind::<Timestamp, _>(stamp)
@@ -516,35 +515,6 @@ fn answers(
     Ok(out)
 }
 
-/// Adds the words of the rows of `list` stored by this transaction, from
-/// id `first` on, to SQLite's word index of that list (migrations/sqlite/
-/// *_search), in one statement: FTS5 costs far more per statement than per
-/// row, so a trigger per row cost ingest most of its rate. Every row from
-/// `first` on is this transaction's: SQLite has one writer, and gives a
-/// new row an id above every stored one. PostgreSQL stores an event's words
-/// with the event (a generated column).
-pub(super) async fn index_words(conn: &mut Conn<'_>, list: List, first: Option<i64>) -> Result<()> {
-    let Some(first) = first else { return Ok(()) };
-    if conn.is_postgres() {
-        return Ok(());
-    }
-    let query = match list {
-        List::Events => Statement::new(
-            "INSERT INTO events_fts (rowid, body) \
-             SELECT id, source || ' ' || event_type || ' ' || description \
-             FROM events WHERE id >= ",
-        ),
-        List::Alerts => Statement::new(
-            "INSERT INTO alerts_fts (rowid, body) \
-             SELECT a.id, e.source || ' ' || e.event_type || ' ' || e.description \
-             FROM alerts a JOIN events e ON e.id = a.event_id WHERE a.id >= ",
-        ),
-    }
-    .bind::<BigInt, _>(first);
-    conn.execute(query).await?;
-    Ok(())
-}
-
 /// Stores a batch as `domain::ingest::plan` decides, inside the caller's
 /// transaction: reads what the rule needs, plans, then writes the plan out
 /// in a handful of statements whatever the batch's size.
@@ -555,9 +525,6 @@ async fn ingest(conn: &mut Conn<'_>, batch: &[Ingest]) -> Result<Vec<Ingested>> 
     let (plan, read) = read_and_plan(conn, &events).await?;
     let stored = insert_events(conn, &events, &plan, &stamp, now).await?;
     let raised = insert_alerts(conn, &plan, &stored, &stamp, now).await?;
-    let first_event = stored.iter().flatten().map(|e| e.id).min();
-    index_words(conn, List::Events, first_event).await?;
-    index_words(conn, List::Alerts, raised.values().map(|a| a.id).min()).await?;
     fold(conn, &plan.folds, &stamp).await?;
     link(conn, &plan, &stored, &raised).await?;
     record_raised(conn, batch, &raised, &stamp).await?;
@@ -638,6 +605,49 @@ fn owned(items: &[&str]) -> Vec<String> {
 }
 
 impl Db {
+    /// One event with its alert.
+    pub async fn event(&self, id: i64) -> Result<Option<EventWithAlert>> {
+        self.read_page(async move |mut conn| {
+            let row = conn
+                .first(with_alert().filter(events::id.eq(id)).limit(1))
+                .await
+                .optional()?;
+            Ok(row.map(|(event, alert)| EventWithAlert { event, alert }))
+        })
+        .await
+    }
+
+    pub async fn events_page(
+        &self,
+        severity: Option<Severity>,
+        page: Page,
+    ) -> Result<Vec<EventWithAlert>> {
+        self.read_page(async move |mut conn| {
+            let k = keyset(&page, events::id);
+            let query = with_alert()
+                .filter(Maybe(
+                    severity.map(|s| events::severity.eq(s.as_str().to_owned())),
+                ))
+                .filter(k.range)
+                .order(k.order)
+                .limit(k.limit);
+            Ok(paired(conn.load(query).await?))
+        })
+        .await
+    }
+
+    pub async fn count_events(&self, severity: Option<Severity>) -> Result<i64> {
+        self.read(async move |mut conn| {
+            let query = events::table
+                .filter(Maybe(
+                    severity.map(|s| events::severity.eq(s.as_str().to_owned())),
+                ))
+                .count();
+            Ok(conn.first(query).await?)
+        })
+        .await
+    }
+
     /// Stores every event in one transaction: all of them or none.
     ///
     /// A HIGH or CRITICAL event that no live silence matches raises an OPEN

@@ -14,7 +14,7 @@ use diesel::sql_types::{BigInt, Text, Timestamp};
 
 use super::models::NewId;
 use super::schema::{events, imported_rows, users};
-use super::sql::{List, Statement, ROWS_PER_STATEMENT};
+use super::sql::{Statement, ROWS_PER_STATEMENT};
 use super::Conn;
 use crate::domain::{AlertStatus, Role, Severity};
 use crate::error::Result;
@@ -152,7 +152,6 @@ pub async fn insert_events(conn: &mut Conn<'_>, rows: &[ImportedEvent<'_>]) -> R
         })
         .sql(" RETURNING id");
         let ids = NewId::in_row_order(conn.load(query).await?, part.len(), "events")?;
-        super::events::index_words(conn, List::Events, ids.iter().copied().min()).await?;
         stored.extend(ids);
     }
     Ok(stored)
@@ -213,7 +212,7 @@ pub async fn insert_alerts(
         // count only alerts moved in threatwatch.
         let query = Statement::new(
             "INSERT INTO alerts (event_id, severity, status, created_at, updated_at, \
-             source, occurrences, last_seen_at, event_type) VALUES ",
+             source, occurrences, last_seen_at) VALUES ",
         )
         .rows(part, |row, a| {
             row.bind::<BigInt, _>(a.event_id)
@@ -224,16 +223,9 @@ pub async fn insert_alerts(
                 .bind::<Text, _>(a.source.clone())
                 .bind::<BigInt, _>(1i64)
                 .bind::<Timestamp, _>(a.created_at)
-                // Every alert carries its event's type for the eventType
-                // filter; an import is rare enough to look it up here.
-                .sql(", (SELECT e.event_type FROM events e WHERE e.id = ")
-                .bind::<BigInt, _>(a.event_id)
-                .sql(")")
         })
         .sql(" RETURNING id, event_id");
         let stored: Vec<Stored> = conn.load(query).await?;
-        let first = stored.iter().map(|r| r.id).min();
-        super::events::index_words(conn, List::Alerts, first).await?;
         // Each event has at most one alert, so event ids match
         // the rows up exactly.
         alert_of.extend(stored.into_iter().map(|r| (r.event_id, r.id)));

@@ -15,7 +15,6 @@ pub mod backup;
 pub mod comments;
 mod conn;
 pub mod deliveries;
-pub mod event_pages;
 pub mod events;
 pub mod imports;
 mod migrate;

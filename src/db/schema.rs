@@ -54,7 +54,6 @@ diesel::table! {
         dedup_key -> Nullable<Text>,
         occurrences -> BigInt,
         last_seen_at -> Nullable<Timestamp>,
-        event_type -> Nullable<Text>,
     }
 }
 
@@ -207,23 +206,3 @@ diesel::table! {
 
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_deliveries);
-
-// SQLite's FTS5 word indexes (migrations/sqlite/*_search), keyed by the id
-// of the event or alert they index. PostgreSQL has none: its GIN index is
-// on `events` itself.
-diesel::table! {
-    events_fts (rowid) {
-        rowid -> BigInt,
-    }
-}
-
-diesel::table! {
-    alerts_fts (rowid) {
-        rowid -> BigInt,
-    }
-}
-
-diesel::allow_tables_to_appear_in_same_query!(events_fts, events);
-diesel::allow_tables_to_appear_in_same_query!(events_fts, alerts);
-diesel::allow_tables_to_appear_in_same_query!(alerts_fts, alerts);
-diesel::allow_tables_to_appear_in_same_query!(alerts_fts, events);

@@ -12,7 +12,6 @@ mod console;
 mod deliveries;
 mod django;
 mod figures;
-mod filters;
 mod floods;
 mod hostile;
 mod http;
