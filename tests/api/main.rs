@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real HTTP, each body run against
 //! SQLite and PostgreSQL.
 
+mod binary;
 mod browser;
 mod helpers;
 

@@ -4,18 +4,19 @@
 //! are retried when a worker refuses the example address), so these check
 //! existence, trigger and alert, never status.
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::binary::start;
 use crate::both;
 use crate::deliveries::{Receiver, Reply};
 use crate::helpers::{Backend, TestApp, TestDb};
 
 const URL: &str = "https://hooks.example.com/x";
+
+/// The receiver listens on loopback.
+const LOOPBACK: &[(&str, &str)] = &[("THREATWATCH_WEBHOOK_ALLOW_NETS", "127.0.0.0/8")];
 
 const CREATE: &str = "mutation($i: WebhookInput!) { createWebhook(input: $i) { webhook { id } } }";
 
@@ -398,96 +399,6 @@ both!(
     a_failed_outbox_write_refuses_the_ingest,
 );
 
-/// A `threatwatch serve` process of the real binary, its output gathered.
-struct Running {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-fn gather(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let into = text.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    text
-}
-
-fn start(db_url: &str) -> Running {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_threatwatch"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("THREATWATCH_") {
-            cmd.env_remove(name);
-        }
-    }
-    let mut child = cmd
-        .env("DATABASE_URL", db_url)
-        .env("THREATWATCH_BCRYPT_COST", "4")
-        .env("THREATWATCH_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .env("THREATWATCH_WEBHOOK_ALLOW_NETS", "127.0.0.0/8")
-        .arg("serve")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary runs");
-    let stdout = gather(child.stdout.take().unwrap());
-    let stderr = gather(child.stderr.take().unwrap());
-    Running {
-        child,
-        stdout,
-        stderr,
-    }
-}
-
-impl Running {
-    fn log(&self) -> String {
-        format!(
-            "{}{}",
-            self.stdout.lock().unwrap(),
-            self.stderr.lock().unwrap()
-        )
-    }
-
-    /// Waits for the "serving" line; the address in it.
-    fn serving(&mut self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = self.stdout.lock().unwrap().clone();
-            if let Some(line) = out.lines().find(|l| l.contains("threatwatch serving")) {
-                if let Some(at) = line.find("127.0.0.1:") {
-                    return line[at..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                        .collect();
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("exited with {status}: {}", self.log());
-            }
-            assert!(Instant::now() < deadline, "{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn post(
     client: &reqwest::Client,
     addr: &str,
@@ -516,7 +427,7 @@ async fn acknowledged_raises_survive_kill_9(backend: Backend) {
     let receiver = Receiver::start().await;
     // Slow answers at first, so deliveries are under way when it dies.
     receiver.script("/pager", vec![Reply::slow(Duration::from_millis(200)); 8]);
-    let mut running = start(&url);
+    let mut running = start(&url, LOOPBACK);
     let (addr, running) = tokio::task::spawn_blocking(move || (running.serving(), running))
         .await
         .unwrap();
@@ -589,7 +500,7 @@ async fn acknowledged_raises_survive_kill_9(backend: Backend) {
     let _ = running.child.wait();
     drop(running);
 
-    let mut again = start(&url);
+    let mut again = start(&url, LOOPBACK);
     let (_addr, again) = tokio::task::spawn_blocking(move || (again.serving(), again))
         .await
         .unwrap();
