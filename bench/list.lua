@@ -1,10 +1,13 @@
--- The alerts page after CURSOR (empty: the first page), 10 alerts with their events.
+-- The alerts page after CURSOR (empty: the first page), 10 alerts with their
+-- events, narrowed by SOURCE, SINCE, UNTIL and SEARCH when those are set.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
-local cursor = os.getenv("CURSOR") or ""
-local after = (cursor == "") and "null" or ('"' .. cursor .. '"')
-wrk.body = '{"query":"query($a: String){alerts(first:10, after:$a){edges{cursor node{id status severity createdAt event{id source eventType description timestamp}}} pageInfo{hasNextPage endCursor}}}","variables":{"a":' .. after .. '}}'
+local function var(name)
+  local v = os.getenv(name) or ""
+  return (v == "") and "null" or ('"' .. v .. '"')
+end
+wrk.body = '{"query":"query($a: String, $src: String, $since: DateTime, $until: DateTime, $q: String){alerts(first:10, after:$a, source:$src, since:$since, until:$until, search:$q){edges{cursor node{id status severity createdAt event{id source eventType description timestamp}}} pageInfo{hasNextPage endCursor}}}","variables":{"a":' .. var("CURSOR") .. ',"src":' .. var("SOURCE") .. ',"since":' .. var("SINCE") .. ',"until":' .. var("UNTIL") .. ',"q":' .. var("SEARCH") .. '}}'
 done = function(summary, latency, requests)
   io.write(string.format("RESULT requests=%d rps=%.1f p50_ms=%.2f p99_ms=%.2f errors=%d\n",
     summary.requests, summary.requests / (summary.duration / 1e6),

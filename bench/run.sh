@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The threatwatch benchmark: one command, one table.
 #
-#   bench/run.sh [--alerts N] [--seconds S] [--backend sqlite|postgres|both]
+#   bench/run.sh [--alerts N] [--seconds S] [--backend sqlite|postgres|both] [--lists-only]
 #
 # Builds in release mode, and for each backend: starts the server on a fresh
 # database, drives it with wrk (installed from the distribution if missing),
@@ -11,7 +11,10 @@
 # 1,000,000), the server's peak RSS, and the raw-insert ceilings of the same
 # storage next to them (a bare table, and the rows the service writes for a
 # batch into its own schema: see examples/raw_insert.rs), with the issue's
-# ratios. PostgreSQL: $THREATWATCH_BENCH_PG (default
+# ratios; then filtered alert pages on the same database (source + time
+# range, and searches for a word every alert has and for one in 1 of 1,000)
+# beside the unfiltered first page, with their cost ratios. --lists-only
+# skips the ingest runs and only fills and pages. PostgreSQL: $THREATWATCH_BENCH_PG (default
 # postgres://postgres@127.0.0.1:5432) must allow creating a database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +22,10 @@ cd "$(dirname "$0")/.."
 ALERTS=1000000
 SECONDS_PER_RUN=10
 BACKENDS="sqlite postgres"
+LISTS_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --lists-only) LISTS_ONLY=1; shift ;;
     --alerts) ALERTS=$2; shift 2 ;;
     --seconds) SECONDS_PER_RUN=$2; shift 2 ;;
     --backend) BACKENDS=$([ "$2" = both ] && echo "sqlite postgres" || echo "$2"); shift 2 ;;
@@ -93,62 +98,75 @@ fresh_db() { # backend -> url
 
 for backend in $BACKENDS; do
   echo "== $backend" >&2
-  # Raw ceilings, on their own database.
-  url=$(fresh_db "$backend")
-  raw1=$("$RAW" "$url" single "$SECONDS_PER_RUN" | sed 's/rows_per_sec=//')
-  rawb=$("$RAW" "$url" batch "$SECONDS_PER_RUN" | sed 's/rows_per_sec=//')
-  row "$backend" "raw insert, 1 row per transaction (ceiling)" "$raw1 rows/s" "" ""
-  row "$backend" "raw insert, 1000 rows per transaction (ceiling)" "$rawb rows/s" "" ""
-  # The rows the service writes for 1000-event batches, into its own schema.
-  url=$(fresh_db "$backend")
-  raws=$("$RAW" "$url" service-batch "$SECONDS_PER_RUN" | sed 's/rows_per_sec=//')
-  row "$backend" "raw insert of the service's rows, 1000 events/tx" "$raws ev/s" "" ""
+  if [ "$LISTS_ONLY" = 0 ]; then
+    # Raw ceilings, on their own database.
+    url=$(fresh_db "$backend")
+    raw1=$("$RAW" "$url" single "$SECONDS_PER_RUN" | sed 's/rows_per_sec=//')
+    rawb=$("$RAW" "$url" batch "$SECONDS_PER_RUN" | sed 's/rows_per_sec=//')
+    row "$backend" "raw insert, 1 row per transaction (ceiling)" "$raw1 rows/s" "" ""
+    row "$backend" "raw insert, 1000 rows per transaction (ceiling)" "$rawb rows/s" "" ""
+    # The rows the service writes for 1000-event batches, into its own schema.
+    url=$(fresh_db "$backend")
+    raws=$("$RAW" "$url" service-batch "$SECONDS_PER_RUN" | sed 's/rows_per_sec=//')
+    row "$backend" "raw insert of the service's rows, 1000 events/tx" "$raws ev/s" "" ""
 
-  url=$(fresh_db "$backend")
-  start_server "$url" THREATWATCH_GROUP_COMMIT=off
-  r=$(wrk_run 64 ingest.lua)
-  gcoff=$(field rps "$r")
-  row "$backend" "ingestEvent, 64 connections, group commit OFF" "$gcoff ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
-  stop_server
+    url=$(fresh_db "$backend")
+    start_server "$url" THREATWATCH_GROUP_COMMIT=off
+    r=$(wrk_run 64 ingest.lua)
+    gcoff=$(field rps "$r")
+    row "$backend" "ingestEvent, 64 connections, group commit OFF" "$gcoff ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+    stop_server
 
-  url=$(fresh_db "$backend")
-  start_server "$url"
-  for c in 1 16 64; do
-    r=$(wrk_run "$c" ingest.lua)
-    gc=$(field rps "$r"); gcp99=$(field p99_ms "$r")
-    row "$backend" "ingestEvent, $c connection(s), group commit" "$gc ev/s" "$(field p50_ms "$r")" "$gcp99"
-  done
-  export REPEAT=0
-  r=$(wrk_run 64 repeat.lua)
-  plain=$(field rps "$r")
-  row "$backend" "ingestEvent, 64 conns, all HIGH, no dedupKey" "$plain ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
-  export REPEAT=1
-  r=$(wrk_run 64 repeat.lua)
-  row "$backend" "ingestEvent, 64 conns, all HIGH, 90% repeat 1000 keys" "$(field rps "$r") ev/s ($(awk "BEGIN{printf \"%.0f\", 100*$(field rps "$r")/$plain}")%)" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
-  for c in 1 16 64; do
-    r=$(wrk_run "$c" batch.lua)
-    rps=$(field rps "$r")
-    batch=$(awk "BEGIN{printf \"%.0f\", $rps*1000}")
-    row "$backend" "ingestEvents x1000, $c connection(s)" "$batch ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
-  done
-  # The issue's ratios, each within this run (last single and batch runs
-  # are the 64-connection ones).
-  ratio() { awk "BEGIN{printf \"%.2fx\", $1/$2}"; }
-  row "$backend" "(a) ingestEvent 64 conns / raw 1 row per tx" "$(ratio "$gc" "$raw1")" "" "$gcp99"
-  row "$backend" "(a) ingestEvent 64 conns / group commit OFF" "$(ratio "$gc" "$gcoff")" "" ""
-  row "$backend" "(b) ingestEvents x1000 64 conns / raw same rows" "$(ratio "$batch" "$raws")" "" ""
-  row "$backend" "(b) ingestEvents x1000 64 conns / raw bare table" "$(ratio "$batch" "$rawb")" "" ""
+    url=$(fresh_db "$backend")
+    start_server "$url"
+    for c in 1 16 64; do
+      r=$(wrk_run "$c" ingest.lua)
+      gc=$(field rps "$r"); gcp99=$(field p99_ms "$r")
+      row "$backend" "ingestEvent, $c connection(s), group commit" "$gc ev/s" "$(field p50_ms "$r")" "$gcp99"
+    done
+    export REPEAT=0
+    r=$(wrk_run 64 repeat.lua)
+    plain=$(field rps "$r")
+    row "$backend" "ingestEvent, 64 conns, all HIGH, no dedupKey" "$plain ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+    export REPEAT=1
+    r=$(wrk_run 64 repeat.lua)
+    row "$backend" "ingestEvent, 64 conns, all HIGH, 90% repeat 1000 keys" "$(field rps "$r") ev/s ($(awk "BEGIN{printf \"%.0f\", 100*$(field rps "$r")/$plain}")%)" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+    for c in 1 16 64; do
+      r=$(wrk_run "$c" batch.lua)
+      rps=$(field rps "$r")
+      batch=$(awk "BEGIN{printf \"%.0f\", $rps*1000}")
+      row "$backend" "ingestEvents x1000, $c connection(s)" "$batch ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+    done
+    # The issue's ratios, each within this run (last single and batch runs
+    # are the 64-connection ones).
+    ratio() { awk "BEGIN{printf \"%.2fx\", $1/$2}"; }
+    row "$backend" "(a) ingestEvent 64 conns / raw 1 row per tx" "$(ratio "$gc" "$raw1")" "" "$gcp99"
+    row "$backend" "(a) ingestEvent 64 conns / group commit OFF" "$(ratio "$gc" "$gcoff")" "" ""
+    row "$backend" "(b) ingestEvents x1000 64 conns / raw same rows" "$(ratio "$batch" "$raws")" "" ""
+    row "$backend" "(b) ingestEvents x1000 64 conns / raw bare table" "$(ratio "$batch" "$rawb")" "" ""
 
-  # Fill to $ALERTS alerts: batches of 1000 HIGH events.
+  else
+    url=$(fresh_db "$backend")
+    start_server "$url"
+  fi
+
+  # Fill to $ALERTS alerts: batches of 1000 HIGH events from 100 sources,
+  # each saying "fill" and one of 1,000 words (w0 … w999).
   have=$(curl -s "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \
     -d '{"query":"{alertStats{total}}"}' | sed -E 's/.*"total":([0-9]+).*/\1/')
   need=$(( (ALERTS - have + 999) / 1000 ))
   if [ "$need" -gt 0 ]; then
-    body=$(python3 -c 'import json;print(json.dumps({"query":"mutation($i:[IngestEventInput!]!){ingestEvents(inputs:$i){event{id}}}","variables":{"i":[{"source":"fill-%d"%(i%100),"eventType":"Intrusion","severity":"HIGH","description":"fill"} for i in range(1000)]}}))')
+    body=$(python3 -c 'import json;print(json.dumps({"query":"mutation($i:[IngestEventInput!]!){ingestEvents(inputs:$i){event{id}}}","variables":{"i":[{"source":"fill-%d"%(i%100),"eventType":"Intrusion","severity":"HIGH","description":"fill w%d"%i} for i in range(1000)]}}))')
     echo "$body" >"$WORK/fill.json"
+    fill_start=$(date +%s.%N)
     seq 1 "$need" | xargs -P 4 -I{} curl -s -o /dev/null "http://127.0.0.1:$PORT/graphql" \
       -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" --data-binary @"$WORK/fill.json"
+    row "$backend" "fill: ingestEvents x1000 all HIGH, 4 at a time" \
+      "$(awk "BEGIN{printf \"%.0f ev/s\", $need*1000/($(date +%s.%N)-$fill_start)}")" "" ""
   fi
+  # Statistics on what was just filled, as autovacuum would gather them in
+  # real life (the planner cannot know a word's frequency without them).
+  if [ "$backend" = postgres ]; then psql "$PG/threatwatch_bench" -qc "ANALYZE" >/dev/null; fi
   max_id=$(curl -s "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \
     -d '{"query":"{alerts(first:1){nodes{id}} alertStats{total}}"}')
   total=$(sed -E 's/.*"total":([0-9]+).*/\1/' <<<"$max_id")
@@ -164,6 +182,49 @@ for backend in $BACKENDS; do
     r=$(wrk_run 16 list.lua)
     row "$backend" "alerts page (10 + events) at depth $depth of $total, 16 conns" "$(field rps "$r") req/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
   done
+  # Filtered pages beside the unfiltered first page (the depth-1 run
+  # above): a time range in the middle of the fill (the creation times of
+  # the alerts at depths 600,000 and 400,000) for one source in 100, a page
+  # 100,000 alerts into that range, and searches for a word every alert
+  # has and for one that 1 alert in 1,000 has. Each query is checked once
+  # for errors first: wrk counts any HTTP 200 as a success.
+  base_rps=""; base_p50=""
+  CURSOR=""; export CURSOR
+  r=$(wrk_run 16 list.lua)
+  base_rps=$(field rps "$r"); base_p50=$(field p50_ms "$r")
+  row "$backend" "alerts page, unfiltered, first page, 16 conns" "$base_rps req/s" "$base_p50" "$(field p99_ms "$r")"
+  created_at_depth() { # depth
+    curl -s "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \
+      -d "{\"query\":\"{alerts(first:1, after:\\\"$(cursor_at_depth "$1" "$max_id")\\\"){nodes{createdAt}}}\"}" \
+      | sed -E 's/.*"createdAt":"([^"]+)".*/\1/'
+  }
+  filtered() { # label cursor source since until search
+    export CURSOR=$2 SOURCE=$3 SINCE=$4 UNTIL=$5 SEARCH=$6
+    local check
+    check=$(curl -s "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \
+      -d "{\"query\":\"query(\$src:String,\$since:DateTime,\$until:DateTime,\$q:String,\$a:String){alerts(first:10,after:\$a,source:\$src,since:\$since,until:\$until,search:\$q){nodes{id}}}\",\"variables\":{\"src\":$(jsonish "$3"),\"since\":$(jsonish "$4"),\"until\":$(jsonish "$5"),\"q\":$(jsonish "$6"),\"a\":$(jsonish "$2")}}")
+    if grep -q '"errors"' <<<"$check" || ! grep -q '"id"' <<<"$check"; then
+      row "$backend" "$1: FAILED $check" "" "" ""
+      return
+    fi
+    local r
+    r=$(wrk_run 16 list.lua)
+    row "$backend" "$1, 16 conns" "$(field rps "$r") req/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+    row "$backend" "  cost / unfiltered first page (req/s; p50)" \
+      "$(awk "BEGIN{printf \"%.2fx\", $base_rps/$(field rps "$r")}")" \
+      "$(awk "BEGIN{printf \"%.2fx\", $(field p50_ms "$r")/$base_p50}")" ""
+    unset CURSOR SOURCE SINCE UNTIL SEARCH
+  }
+  jsonish() { [ -z "$1" ] && echo null || echo "\"$1\""; }
+  if [ "$total" -gt 600000 ]; then
+    since=$(created_at_depth 600000); until=$(created_at_depth 400000)
+    filtered "alerts page, source fill-7 + time range, first page" "" fill-7 "$since" "$until" ""
+    filtered "alerts page, source fill-7 + time range, after depth 500,000" \
+      "$(cursor_at_depth 500000 "$max_id")" fill-7 "$since" "$until" ""
+  fi
+  filtered "alerts page, search \"fill\" (every alert), first page" "" "" "" "" fill
+  filtered "alerts page, search \"w123\" (1 alert in 1,000), first page" "" "" "" "" w123
+  filtered "alerts page, search \"w123 fill\", after depth 500,000" "$(cursor_at_depth 500000 "$max_id")" "" "" "" "w123 fill"
   list_peak=$(peak_rss_mib)
   row "$backend" "server RSS now, after all of the above (MiB)" "$(rss_split)" "" ""
   row "$backend" "server peak RSS while paging the full database" "$list_peak MiB" "" ""

@@ -12,10 +12,18 @@
 //!     1000-event `ingestEvents` (1 in 4 HIGH), 1000 events per transaction,
 //!     into the service's own migrated schema with its indexes: each event,
 //!     and for each HIGH one its alert, the event's link to it and an audit
-//!     entry, then the alert counter. This is what "a raw insert of the same
-//!     rows" costs the storage engine itself.
+//!     entry, then the alert counter and, on SQLite, the batch's words
+//!     (the service indexes them behind ingest, a second's events per
+//!     transaction, in the same one statement: `db::words`). This is what
+//!     "a raw insert of the same rows" costs the storage engine itself.
 //!
 //! Prints `rows_per_sec=N` (events per second for service-batch).
+//!
+//! `RAW_INSERT_SETUP=FILE` (service-batch only): SQL run once after the
+//! migrations and before the clock starts, so that one binary measures the
+//! schema with an index or a trigger dropped or added (as
+//! `bench/results-2026-12-02-filters.txt` does); with `RAW_INSERT_NO_WORDS`
+//! set, SQLite's word index is not written (for a setup that drops them).
 
 use std::time::{Duration, Instant};
 
@@ -75,6 +83,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("service-batch", sqlite_path) => {
             let parsed = threatwatch::config::DatabaseUrl::parse(&url)?;
             runtime.block_on(threatwatch::service::migrate(&parsed))?;
+            if let Ok(file) = std::env::var("RAW_INSERT_SETUP") {
+                let sql = std::fs::read_to_string(file)?;
+                match sqlite_path {
+                    Some(path) => setup_sqlite(path, &sql)?,
+                    None => runtime.block_on(setup_postgres(&url, &sql))?,
+                }
+            }
             match sqlite_path {
                 Some(path) => service_sqlite(path, run_for)?,
                 None => runtime.block_on(service_postgres(&url, run_for))?,
@@ -83,6 +98,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err(format!("unknown mode {mode:?}").into()),
     };
     println!("rows_per_sec={:.0}", rows as f64 / run_for.as_secs_f64());
+    Ok(())
+}
+
+fn setup_sqlite(path: &str, sql: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut conn = diesel::SqliteConnection::establish(path)?;
+    conn.batch_execute(sql)?;
+    Ok(())
+}
+
+async fn setup_postgres(url: &str, sql: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    conn.batch_execute(sql).await?;
     Ok(())
 }
 
@@ -106,11 +136,12 @@ fn is_high(i: usize) -> bool {
 /// One transaction of service-batch: statements spelled once for both
 /// backends (`$wait` is `.await` on PostgreSQL, nothing on SQLite).
 macro_rules! service_tx {
-    ($c:ident, $now:expr, $($wait:tt)*) => {{
+    ($c:ident, $now:expr, $sqlite:expr, $($wait:tt)*) => {{
         use diesel::{ExpressionMethods, QueryDsl};
         use crate::schema::{alert_counts, alerts, audit_log, events};
         let now: chrono::NaiveDateTime = $now;
         let mut raised = 0i64;
+        let mut first_event = None::<i64>;
         for i in 0..EVENTS_PER_TX {
             let severity = if is_high(i) { "HIGH" } else { "LOW" };
             let source = format!("bench-{}", i % 50);
@@ -124,6 +155,7 @@ macro_rules! service_tx {
                 ))
                 .returning(events::id)
                 .get_result($c)$($wait)*?;
+            first_event = first_event.or(Some(event_id));
             if !is_high(i) {
                 continue;
             }
@@ -135,6 +167,7 @@ macro_rules! service_tx {
                     alerts::created_at.eq(now),
                     alerts::updated_at.eq(now),
                     alerts::source.eq(&source),
+                    alerts::event_type.eq("Intrusion"),
                     alerts::occurrences.eq(1i64),
                     alerts::last_seen_at.eq(now),
                 ))
@@ -166,6 +199,16 @@ macro_rules! service_tx {
         )
         .set(alert_counts::count.eq(alert_counts::count + raised))
         .execute($c)$($wait)*?;
+        if $sqlite {
+            use diesel::sql_types::BigInt;
+            diesel::sql_query(
+                "INSERT INTO events_fts (rowid, body) \
+                 SELECT id, source || ' ' || event_type || ' ' || description \
+                 FROM events WHERE id >= ?",
+            )
+            .bind::<BigInt, _>(first_event.unwrap_or(i64::MAX))
+            .execute($c)$($wait)*?;
+        }
         Ok::<_, diesel::result::Error>(())
     }};
 }
@@ -178,10 +221,11 @@ fn service_sqlite(path: &str, run_for: Duration) -> QueryResult<u64> {
     conn.batch_execute(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
     )?;
+    let words = std::env::var_os("RAW_INSERT_NO_WORDS").is_none();
     let started = Instant::now();
     let mut rows = 0u64;
     while started.elapsed() < run_for {
-        conn.immediate_transaction(|c| service_tx!(c, chrono::Utc::now().naive_utc(),))?;
+        conn.immediate_transaction(|c| service_tx!(c, chrono::Utc::now().naive_utc(), words,))?;
         rows += EVENTS_PER_TX as u64;
     }
     Ok(rows)
@@ -196,7 +240,7 @@ async fn service_postgres(url: &str, run_for: Duration) -> QueryResult<u64> {
     let mut rows = 0u64;
     while started.elapsed() < run_for {
         conn.transaction::<_, diesel::result::Error, _>(
-            async |c| service_tx!(c, chrono::Utc::now().naive_utc(), .await),
+            async |c| service_tx!(c, chrono::Utc::now().naive_utc(), false, .await),
         )
         .await?;
         rows += EVENTS_PER_TX as u64;

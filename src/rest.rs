@@ -453,7 +453,7 @@ async fn list_alerts(
             .filter(|n| *n >= 1)
             .ok_or_else(|| detail(StatusCode::NOT_FOUND, "Invalid page."))?,
     };
-    let count = app.service.count_alerts(filter).await?;
+    let count = app.service.count_alerts(filter.clone()).await?;
     let pages = ((count + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     if page_no > pages {
         return Err(detail(StatusCode::NOT_FOUND, "Invalid page."));

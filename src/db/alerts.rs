@@ -1,14 +1,21 @@
 //! Alerts: reading them and moving them through their lifecycle.
 
+use chrono::NaiveDateTime;
 use diesel::dsl;
 use diesel::prelude::*;
+use diesel::query_builder::QueryFragment;
 use diesel::sql_types::{BigInt, Double, Text, Timestamp};
+use diesel::sqlite::Sqlite;
 
+use super::conn::Loadable;
 use super::models::{columns, AlertRow, AlertWithEvent, Cols, EventRow, NewAudit};
-use super::schema::{alert_counts, alert_lifecycle, alerts, events};
-use super::sql::{keyset, Maybe, Sort, Statement};
+use super::schema::{alert_counts, alert_lifecycle, alerts, events, events_fts};
+use super::sql::{
+    fts5_match, keyset, timed_keyset, Hint, List, Maybe, Sort, Statement, Walk, Words,
+};
 use super::{audit, outbox, Conn, Db};
 use crate::domain::alert::{AlertFilter, StatusChange};
+use crate::domain::filter::Search;
 use crate::domain::page::Page;
 use crate::domain::webhook::Change;
 use crate::domain::{alert, AlertStatus, Severity, WebhookTrigger};
@@ -17,7 +24,7 @@ use crate::error::{Error, Result};
 impl AlertFilter {
     /// Whether the maintained (status, severity) counters can count it.
     fn counted_by_counters(&self) -> bool {
-        self.assignee.is_none() && !self.unassigned
+        self.assignee.is_none() && !self.unassigned && self.narrowing.is_empty()
     }
 }
 
@@ -30,27 +37,200 @@ const MAX_ASSIGN_ATTEMPTS: usize = 32;
 /// when the filter is not given.
 type Matching = dsl::And<
     dsl::And<
-        dsl::And<Maybe<dsl::Eq<alerts::severity, String>>, Maybe<dsl::Eq<alerts::status, String>>>,
-        Maybe<dsl::Eq<alerts::assignee_id, i64>>,
+        dsl::And<
+            dsl::And<
+                dsl::And<
+                    dsl::And<
+                        dsl::And<
+                            dsl::And<
+                                Maybe<dsl::Eq<Hint<alerts::severity>, String>>,
+                                Maybe<dsl::Eq<Hint<alerts::status>, String>>,
+                            >,
+                            Maybe<dsl::Eq<Hint<alerts::assignee_id>, i64>>,
+                        >,
+                        Maybe<dsl::IsNull<Hint<alerts::assignee_id>>>,
+                    >,
+                    Maybe<dsl::Eq<Hint<alerts::source>, String>>,
+                >,
+                Maybe<dsl::Eq<Hint<alerts::event_type>, String>>,
+            >,
+            Maybe<dsl::GtEq<Hint<alerts::created_at>, NaiveDateTime>>,
+        >,
+        Maybe<dsl::LtEq<Hint<alerts::created_at>, NaiveDateTime>>,
     >,
-    Maybe<dsl::IsNull<alerts::assignee_id>>,
+    Maybe<Words>,
 >;
 
-fn matching(filter: &AlertFilter) -> Matching {
-    Maybe(
-        filter
-            .severity
-            .map(|s| alerts::severity.eq(s.as_str().to_owned())),
-    )
+/// `walk`: which index the page walks, which the conditions then leave
+/// to it (see `sql::Hint`): on a search page (SQLite's), every condition
+/// is only checked, and the search is the driving FTS5 index rather than a
+/// condition; on a time-ordered page, the (created_at, id) indexes (and
+/// (source, created_at, id)) walk.
+fn matching(filter: &AlertFilter, walk: Walk) -> Matching {
+    let n = &filter.narrowing;
+    Maybe(filter.severity.map(|s| {
+        Hint {
+            column: alerts::severity,
+            checked: walk != Walk::Id,
+        }
+        .eq(s.as_str().to_owned())
+    }))
+    .and(Maybe(filter.status.map(|s| {
+        Hint {
+            column: alerts::status,
+            checked: walk != Walk::Id,
+        }
+        .eq(s.as_str().to_owned())
+    })))
+    .and(Maybe(filter.assignee.map(|a| {
+        Hint {
+            column: alerts::assignee_id,
+            checked: walk != Walk::Id,
+        }
+        .eq(a)
+    })))
+    .and(Maybe(filter.unassigned.then(|| {
+        Hint {
+            column: alerts::assignee_id,
+            checked: walk != Walk::Id,
+        }
+        .is_null()
+    })))
+    .and(Maybe(n.source.clone().map(|s| {
+        Hint {
+            column: alerts::source,
+            checked: walk == Walk::Words,
+        }
+        .eq(s)
+    })))
+    .and(Maybe(n.event_type.clone().map(|t| {
+        Hint {
+            column: alerts::event_type,
+            checked: walk != Walk::Id,
+        }
+        .eq(t)
+    })))
+    .and(Maybe(n.since.map(|t| {
+        Hint {
+            column: alerts::created_at,
+            checked: walk == Walk::Words,
+        }
+        .ge(t)
+    })))
+    .and(Maybe(n.until.map(|t| {
+        Hint {
+            column: alerts::created_at,
+            checked: walk == Walk::Words,
+        }
+        .le(t)
+    })))
     .and(Maybe(
-        filter
-            .status
-            .map(|s| alerts::status.eq(s.as_str().to_owned())),
+        n.search
+            .as_ref()
+            .filter(|_| walk != Walk::Words)
+            .map(|s| Words::new(List::Alerts, s)),
     ))
-    .and(Maybe(filter.assignee.map(|a| alerts::assignee_id.eq(a))))
-    .and(Maybe(
-        filter.unassigned.then(|| alerts::assignee_id.is_null()),
-    ))
+}
+
+/// The creation time of the alert a cursor names, which a page in
+/// (created_at, id) order starts from; `field` names the cursor's argument.
+async fn cursor_time(
+    conn: &mut Conn<'_>,
+    id: Option<i64>,
+    field: &str,
+) -> Result<Option<(NaiveDateTime, i64)>> {
+    let Some(id) = id else { return Ok(None) };
+    let at: Option<NaiveDateTime> = conn
+        .first(alerts::table.find(id).select(alerts::created_at))
+        .await
+        .optional()?;
+    match at {
+        Some(at) => Ok(Some((at, id))),
+        None => Err(Error::invalid(
+            field,
+            "names no alert (any more); start again from the first page",
+        )),
+    }
+}
+
+/// A page's rows.
+type Rows = (AlertRow, EventRow);
+
+/// The page in id order (see `Db::alerts_page`).
+fn by_id(
+    filter: &AlertFilter,
+    page: &Page,
+) -> impl Loadable<'static, Rows> + QueryFragment<Sqlite> {
+    let k = keyset(page, alerts::id);
+    with_events()
+        .filter(matching(filter, Walk::Id))
+        .filter(k.range)
+        .order(k.order)
+        .limit(k.limit)
+}
+
+/// The page in (created_at, id) order, its cursors with their rows' times.
+fn by_time(
+    filter: &AlertFilter,
+    page: &Page,
+    below: Option<(NaiveDateTime, i64)>,
+    above: Option<(NaiveDateTime, i64)>,
+) -> impl Loadable<'static, Rows> + QueryFragment<Sqlite> {
+    let n = &filter.narrowing;
+    let k = timed_keyset(
+        page,
+        List::Alerts,
+        (alerts::created_at, alerts::id),
+        below,
+        above,
+        (n.since, n.until),
+    );
+    let mut bounded = filter.clone();
+    bounded.narrowing.since = k.since;
+    bounded.narrowing.until = k.until;
+    with_events()
+        .filter(matching(&bounded, Walk::Time))
+        .filter(k.range)
+        .order(k.order)
+        .limit(k.limit)
+}
+
+/// The id of the event that raised the alert a cursor names: a SQLite
+/// search page walks the events' word index, so it is ordered by that id
+/// (which rises with the alert's own id, except for imported alerts);
+/// `field` names the cursor's argument.
+async fn raising_event(conn: &mut Conn<'_>, id: Option<i64>, field: &str) -> Result<Option<i64>> {
+    let Some(id) = id else { return Ok(None) };
+    let event: Option<i64> = conn
+        .first(alerts::table.find(id).select(alerts::event_id))
+        .await
+        .optional()?;
+    match event {
+        Some(event) => Ok(Some(event)),
+        None => Err(Error::invalid(
+            field,
+            "names no alert (any more); start again from the first page",
+        )),
+    }
+}
+
+/// SQLite's search page, driven by the events' FTS5 index in the order of
+/// the raising events' ids; `page`'s bounds are such ids.
+fn by_words(
+    filter: &AlertFilter,
+    search: &Search,
+    page: &Page,
+) -> impl Loadable<'static, Rows> + QueryFragment<Sqlite> {
+    let k = keyset(page, events_fts::rowid);
+    events_fts::table
+        .inner_join(alerts::table.on(alerts::event_id.eq(events_fts::rowid)))
+        .inner_join(events::table.on(events::id.eq(alerts::event_id)))
+        .select((columns::<AlertRow>(), columns::<EventRow>()))
+        .filter(fts5_match(search))
+        .filter(matching(filter, Walk::Words))
+        .filter(k.range)
+        .order(k.order)
+        .limit(k.limit)
 }
 
 /// Alerts with the events that raised them.
@@ -347,21 +527,45 @@ pub(super) async fn report_comment(
 }
 
 impl Db {
+    /// One keyset page in one of three shapes, each a single index walk
+    /// that stops at the page size: by id (the usual list), by
+    /// (created_at, id) when cut to a time range (see `sql::Around`), and on
+    /// SQLite, a search driven by the events' FTS5 index in the order of the
+    /// raising events' ids (see `sql::Fts5Match`), which a search with a
+    /// time range keeps. Searches run as reads that may take a while:
+    /// how far a walk goes before the page fills depends on the words.
     pub async fn alerts_page(
         &self,
         filter: AlertFilter,
         page: Page,
     ) -> Result<Vec<AlertWithEvent>> {
-        self.read_page(async move |mut conn| {
-            let k = keyset(&page, alerts::id);
-            let query = with_events()
-                .filter(matching(&filter))
-                .filter(k.range)
-                .order(k.order)
-                .limit(k.limit);
-            Ok(paired(conn.load(query).await?))
-        })
-        .await
+        let searching = filter.narrowing.search.is_some();
+        if searching {
+            self.index_words().await?;
+        }
+        let work = async move |mut conn: Conn<'_>| {
+            let n = &filter.narrowing;
+            let rows = if let (Some(search), false) = (&n.search, conn.is_postgres()) {
+                let page = Page {
+                    below: raising_event(&mut conn, page.below, "after").await?,
+                    above: raising_event(&mut conn, page.above, "before").await?,
+                    ..page
+                };
+                conn.load(by_words(&filter, search, &page)).await?
+            } else if n.by_time() {
+                let below = cursor_time(&mut conn, page.below, "after").await?;
+                let above = cursor_time(&mut conn, page.above, "before").await?;
+                conn.load(by_time(&filter, &page, below, above)).await?
+            } else {
+                conn.load(by_id(&filter, &page)).await?
+            };
+            Ok(paired(rows))
+        };
+        if searching {
+            self.read(work).await
+        } else {
+            self.read_page(work).await
+        }
     }
 
     /// A page by offset, for the old REST API's numbered pages (its clients
@@ -375,7 +579,7 @@ impl Db {
     ) -> Result<Vec<AlertWithEvent>> {
         self.read(async move |mut conn| {
             let query = with_events()
-                .filter(matching(&filter))
+                .filter(matching(&filter, Walk::Id))
                 .order(Sort {
                     column: alerts::id,
                     descending: newest_first,
@@ -390,9 +594,12 @@ impl Db {
     /// From the maintained counters (twelve rows at most) when the filter
     /// is by status and severity only; otherwise an index count.
     pub async fn count_alerts(&self, filter: AlertFilter) -> Result<i64> {
+        if filter.narrowing.search.is_some() {
+            self.index_words().await?;
+        }
         self.read(async move |mut conn| {
             if !filter.counted_by_counters() {
-                let query = alerts::table.filter(matching(&filter)).count();
+                let query = alerts::table.filter(matching(&filter, Walk::Id)).count();
                 return Ok(conn.first(query).await?);
             }
             let query = alert_counts::table
@@ -588,5 +795,65 @@ impl Db {
             Ok(paired(conn.load(query).await?))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::event_pages::samples::{at, narrowing, pages};
+    use super::super::event_pages::sqlite_plan;
+    use super::{by_id, by_time, by_words};
+    use crate::domain::alert::AlertFilter;
+    use crate::domain::filter::{Narrowing, Search};
+    use crate::domain::Severity;
+
+    /// Every page shape is one index walk in the page's order: no sort of
+    /// the matching rows, whichever cursor it starts from.
+    #[test]
+    fn alert_pages_walk_an_index_in_their_order() {
+        for page in pages() {
+            let cursor = |id: Option<i64>| id.map(|id| (at(1), id));
+            let f = AlertFilter {
+                narrowing: narrowing(Some("fw-1"), false, None),
+                ..Default::default()
+            };
+            assert!(f.narrowing.by_time());
+            let plan = sqlite_plan(&by_time(&f, &page, cursor(page.below), cursor(page.above)));
+            assert!(plan.contains("alerts_source_created_at_id"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+
+            let f = AlertFilter {
+                narrowing: Narrowing::parse(None, Some("Malware"), None, None, None).unwrap(),
+                ..Default::default()
+            };
+            assert!(!f.narrowing.by_time());
+            let plan = sqlite_plan(&by_id(&f, &page));
+            assert!(plan.contains("PRIMARY KEY"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+
+            let f = AlertFilter {
+                narrowing: narrowing(Some("fw-1"), true, None),
+                ..Default::default()
+            };
+            let plan = sqlite_plan(&by_time(&f, &page, cursor(page.below), cursor(page.above)));
+            assert!(plan.contains("alerts_source_created_at_id"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+            let f = AlertFilter {
+                severity: Some(Severity::High),
+                narrowing: narrowing(None, true, None),
+                ..Default::default()
+            };
+            let plan = sqlite_plan(&by_time(&f, &page, cursor(page.below), cursor(page.above)));
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+
+            let search = Search::parse("evil \"NEAR(").unwrap();
+            let f = AlertFilter {
+                narrowing: narrowing(Some("fw-1"), true, Some("evil")),
+                ..Default::default()
+            };
+            let plan = sqlite_plan(&by_words(&f, &search, &page));
+            assert!(plan.starts_with("SCAN events_fts VIRTUAL TABLE"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
     }
 }

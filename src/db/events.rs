@@ -11,7 +11,7 @@ use super::models::{
     columns, AlertRow, AlertWithEvent, Cols, EventRow, EventWithAlert, NewId, SilenceRow,
 };
 use super::schema::{alerts, events, silences};
-use super::sql::{keyset, shaped_chunks, Maybe, Stamp, Statement, ROWS_PER_STATEMENT};
+use super::sql::{keyset, shaped_chunks, Stamp, Statement, ROWS_PER_STATEMENT};
 use super::{outbox, Conn, Db, WriterConn};
 use crate::domain::event::NewEvent;
 use crate::domain::ingest::{self, AlertPlan, Fate, Found, Plan, Target};
@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::domain::event::{Ingest, Ingested};
 
 /// Events with the alert each belongs to (raised or folded into).
-type WithAlert = dsl::Select<
+pub(super) type WithAlert = dsl::Select<
     dsl::LeftJoinOn<
         events::table,
         alerts::table,
@@ -34,13 +34,13 @@ type WithAlert = dsl::Select<
     (Cols<EventRow>, dsl::Nullable<Cols<AlertRow>>),
 >;
 
-fn with_alert() -> WithAlert {
+pub(super) fn with_alert() -> WithAlert {
     events::table
         .left_join(alerts::table.on(alerts::id.nullable().eq(events::alert_id)))
         .select((columns::<EventRow>(), columns::<AlertRow>().nullable()))
 }
 
-fn paired(rows: Vec<(EventRow, Option<AlertRow>)>) -> Vec<EventWithAlert> {
+pub(super) fn paired(rows: Vec<(EventRow, Option<AlertRow>)>) -> Vec<EventWithAlert> {
     rows.into_iter()
         .map(|(event, alert)| EventWithAlert { event, alert })
         .collect()
@@ -299,7 +299,7 @@ async fn insert_alerts(
         let chunk = &raised[range];
         let query = Statement::new(
             "INSERT INTO alerts (event_id, severity, status, created_at, updated_at, source, \
-             dedup_key, occurrences, last_seen_at) VALUES ",
+             event_type, dedup_key, occurrences, last_seen_at) VALUES ",
         )
         .rows(chunk, |row, &(_, occurrences, e)| {
             row.bind::<BigInt, _>(e.id)
@@ -308,6 +308,7 @@ async fn insert_alerts(
                 .bind::<Timestamp, _>(stamp)
                 .bind::<Timestamp, _>(stamp)
                 .bind::<Text, _>(&e.source)
+                .bind::<Text, _>(&e.event_type)
                 .bind::<Nullable<Text>, _>(e.dedup_key.as_deref())
                 .bind::<BigInt, _>(occurrences)
                 .bind::<Timestamp, _>(stamp)
@@ -605,49 +606,6 @@ fn owned(items: &[&str]) -> Vec<String> {
 }
 
 impl Db {
-    /// One event with its alert.
-    pub async fn event(&self, id: i64) -> Result<Option<EventWithAlert>> {
-        self.read_page(async move |mut conn| {
-            let row = conn
-                .first(with_alert().filter(events::id.eq(id)).limit(1))
-                .await
-                .optional()?;
-            Ok(row.map(|(event, alert)| EventWithAlert { event, alert }))
-        })
-        .await
-    }
-
-    pub async fn events_page(
-        &self,
-        severity: Option<Severity>,
-        page: Page,
-    ) -> Result<Vec<EventWithAlert>> {
-        self.read_page(async move |mut conn| {
-            let k = keyset(&page, events::id);
-            let query = with_alert()
-                .filter(Maybe(
-                    severity.map(|s| events::severity.eq(s.as_str().to_owned())),
-                ))
-                .filter(k.range)
-                .order(k.order)
-                .limit(k.limit);
-            Ok(paired(conn.load(query).await?))
-        })
-        .await
-    }
-
-    pub async fn count_events(&self, severity: Option<Severity>) -> Result<i64> {
-        self.read(async move |mut conn| {
-            let query = events::table
-                .filter(Maybe(
-                    severity.map(|s| events::severity.eq(s.as_str().to_owned())),
-                ))
-                .count();
-            Ok(conn.first(query).await?)
-        })
-        .await
-    }
-
     /// Stores every event in one transaction: all of them or none.
     ///
     /// A HIGH or CRITICAL event that no live silence matches raises an OPEN

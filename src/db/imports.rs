@@ -212,7 +212,7 @@ pub async fn insert_alerts(
         // count only alerts moved in threatwatch.
         let query = Statement::new(
             "INSERT INTO alerts (event_id, severity, status, created_at, updated_at, \
-             source, occurrences, last_seen_at) VALUES ",
+             source, occurrences, last_seen_at, event_type) VALUES ",
         )
         .rows(part, |row, a| {
             row.bind::<BigInt, _>(a.event_id)
@@ -223,6 +223,11 @@ pub async fn insert_alerts(
                 .bind::<Text, _>(a.source.clone())
                 .bind::<BigInt, _>(1i64)
                 .bind::<Timestamp, _>(a.created_at)
+                // Every alert carries its event's type for the eventType
+                // filter; an import is rare enough to look it up here.
+                .sql(", (SELECT e.event_type FROM events e WHERE e.id = ")
+                .bind::<BigInt, _>(a.event_id)
+                .sql(")")
         })
         .sql(" RETURNING id, event_id");
         let stored: Vec<Stored> = conn.load(query).await?;

@@ -15,6 +15,7 @@ pub mod backup;
 pub mod comments;
 mod conn;
 pub mod deliveries;
+pub mod event_pages;
 pub mod events;
 pub mod imports;
 mod migrate;
@@ -29,6 +30,7 @@ mod sql;
 mod time;
 pub mod users;
 pub mod webhooks;
+mod words;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -54,6 +54,7 @@ diesel::table! {
         dedup_key -> Nullable<Text>,
         occurrences -> BigInt,
         last_seen_at -> Nullable<Timestamp>,
+        event_type -> Nullable<Text>,
     }
 }
 
@@ -206,3 +207,22 @@ diesel::table! {
 
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_deliveries);
+
+// SQLite's FTS5 index of the events' words (migrations/sqlite/*_search),
+// keyed by event id, and how far it has got. PostgreSQL has neither: its
+// GIN index is on `events` itself.
+diesel::table! {
+    events_fts (rowid) {
+        rowid -> BigInt,
+    }
+}
+
+diesel::table! {
+    events_words_indexed (id) {
+        id -> BigInt,
+        through -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(events_fts, events);
+diesel::allow_tables_to_appear_in_same_query!(events_fts, alerts);

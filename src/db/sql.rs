@@ -350,9 +350,320 @@ where
     }
 }
 
+/// Which index a page walks; see `Hint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Whichever index of a filter ends in id (or the primary key); also
+    /// what counts use.
+    Id,
+    /// (created_at, id) or (source, created_at, id).
+    Time,
+    /// SQLite's FTS5 index of the list's words.
+    Words,
+}
+
+/// A column a condition only checks, never searches an index by, when
+/// `checked`: on SQLite it is written `+column`, which keeps the planner
+/// off its index. A page cut to a time range walks the (created_at, id)
+/// index in order; without this, SQLite (which keeps no statistics here)
+/// prefers an equality index such as `alerts_severity_id` and sorts every
+/// HIGH alert to find ten; a search page likewise walks its FTS5 index.
+/// PostgreSQL weighs the choices with its statistics, and has no unary `+`
+/// for text.
+#[derive(Debug, Clone, Copy)]
+pub struct Hint<C> {
+    pub column: C,
+    pub checked: bool,
+}
+
+impl<C: diesel::Expression> diesel::Expression for Hint<C> {
+    type SqlType = C::SqlType;
+}
+
+impl<C: diesel::AppearsOnTable<QS>, QS> diesel::AppearsOnTable<QS> for Hint<C> {}
+
+impl<C: diesel::SelectableExpression<QS>, QS> diesel::SelectableExpression<QS> for Hint<C> {}
+
+impl<C, G> diesel::expression::ValidGrouping<G> for Hint<C>
+where
+    C: diesel::expression::ValidGrouping<G>,
+{
+    type IsAggregate = C::IsAggregate;
+}
+
+impl<C> QueryId for Hint<C> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<C: QueryFragment<Sqlite>> QueryFragment<Sqlite> for Hint<C> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        if self.checked {
+            out.push_sql("+");
+        }
+        self.column.walk_ast(out)
+    }
+}
+
+impl<C: QueryFragment<Pg>> QueryFragment<Pg> for Hint<C> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.column.walk_ast(out)
+    }
+}
+
+/// Which list a condition is written for: the table and its word index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Alerts,
+    Events,
+}
+
+impl List {
+    fn table(self) -> &'static str {
+        match self {
+            List::Alerts => "alerts",
+            List::Events => "events",
+        }
+    }
+}
+
+/// Diesel's marker traits for a boolean condition written as SQL text,
+/// which may appear in any query (it names its own tables).
+macro_rules! raw_condition {
+    ($name:ident) => {
+        impl diesel::Expression for $name {
+            type SqlType = diesel::sql_types::Bool;
+        }
+        impl<QS> diesel::AppearsOnTable<QS> for $name {}
+        impl<QS> diesel::SelectableExpression<QS> for $name {}
+        impl<G> diesel::expression::ValidGrouping<G> for $name {
+            type IsAggregate = diesel::expression::is_aggregate::Never;
+        }
+        impl QueryId for $name {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+    };
+}
+
+/// The rows whose words include every searched word: the one condition
+/// whose SQL differs per backend, so it is written once per backend here.
+///
+/// SQLite asks the FTS5 index of the events' words (`events_fts`, keyed by
+/// event id; an alert through the event that raised it) with every word
+/// quoted (`Search::fts5_query`). It holds every event once `Db::index_words`
+/// has caught up, which every SQLite search does first.
+/// PostgreSQL matches `plainto_tsquery` against the GIN index on the
+/// event's words; an alert through the event that raised it. This is the
+/// form for counts and for PostgreSQL's pages; SQLite's pages are driven
+/// by the FTS5 index itself (see `fts5_match`).
+#[derive(Debug, Clone)]
+pub struct Words {
+    list: List,
+    fts5: String,
+    text: String,
+}
+
+impl Words {
+    pub fn new(list: List, search: &crate::domain::filter::Search) -> Self {
+        Self {
+            list,
+            fts5: search.fts5_query(),
+            text: search.plain(),
+        }
+    }
+}
+
+raw_condition!(Words);
+
+/// The event's stored words (migrations/postgres/*_search), which the GIN
+/// index `events_words` serves; see `Search` for what a word is.
+fn pg_words(alias: &str) -> String {
+    format!("{alias}.words")
+}
+
+impl QueryFragment<Sqlite> for Words {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql(match self.list {
+            List::Events => "events.id",
+            List::Alerts => "alerts.event_id",
+        });
+        out.push_sql(" IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ");
+        out.push_bind_param::<diesel::sql_types::Text, String>(&self.fts5)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl QueryFragment<Pg> for Words {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        // Planned for its words every time: a prepared statement falls back
+        // to a generic plan after five runs, which cannot know whether the
+        // words are in every row (walk the list's order, stop at the page)
+        // or in a few (read them from the GIN index, then sort).
+        out.unsafe_to_cache_prepared();
+        match self.list {
+            List::Events => out.push_sql(&pg_words("events")),
+            List::Alerts => out.push_sql(&format!(
+                "EXISTS (SELECT 1 FROM events w WHERE w.id = alerts.event_id AND {}",
+                pg_words("w")
+            )),
+        }
+        out.push_sql(" @@ plainto_tsquery('simple', ");
+        out.push_bind_param::<diesel::sql_types::Text, String>(&self.text)?;
+        out.push_sql(")");
+        if self.list == List::Alerts {
+            out.push_sql(")");
+        }
+        Ok(())
+    }
+}
+
+/// `events_fts MATCH ?`: the FTS5 index as the driving table of a SQLite
+/// search page. FTS5 hands its rows out in rowid order and takes the
+/// cursor's bound as a rowid range, so a page ordered by the index's rowid
+/// (the event's id; for alerts, the id of the event that raised each) reads
+/// the doclists of the words only until the page is full: a common word
+/// costs a page, a rare one its short doclist.
+#[derive(Debug, Clone)]
+pub struct Fts5Match {
+    query: String,
+}
+
+pub fn fts5_match(search: &crate::domain::filter::Search) -> Fts5Match {
+    Fts5Match {
+        query: search.fts5_query(),
+    }
+}
+
+raw_condition!(Fts5Match);
+
+impl QueryFragment<Sqlite> for Fts5Match {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql("events_fts MATCH ");
+        out.push_bind_param::<diesel::sql_types::Text, String>(&self.query)
+    }
+}
+
+/// Not SQL PostgreSQL knows; never sent there (its pages filter by `Words`).
+impl QueryFragment<Pg> for Fts5Match {
+    fn walk_ast<'b>(&'b self, _out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        Err(diesel::result::Error::QueryBuilderError(
+            "an FTS5 search on PostgreSQL".into(),
+        ))
+    }
+}
+
+/// The cursor's bounds of a page ordered by (created_at, id), the order of
+/// a list cut to a time range.
+///
+/// Why not id order, like every other list: ids and creation times mostly
+/// rise together, but not always (imported alerts keep their old times; on
+/// PostgreSQL two instances stamp and insert in either order), so a time
+/// range is not an id range. Walking ids while checking the time would
+/// either skip the newer rows first or, once the range is exhausted, read
+/// the rest of the table to learn that no row is left. In (created_at, id)
+/// order the range is one index range, and every page is one seek plus its
+/// rows. The cursor stays an id; storage reads its row's `created_at` first
+/// (a primary-key probe) and `timed_keyset` keeps one bound per side.
+#[derive(Debug, Clone, Copy)]
+pub struct Around {
+    list: List,
+    below: Option<(chrono::NaiveDateTime, i64)>,
+    above: Option<(chrono::NaiveDateTime, i64)>,
+}
+
+raw_condition!(Around);
+
+impl<DB> QueryFragment<DB> for Around
+where
+    DB: Backend + HasSqlType<BigInt> + HasSqlType<diesel::sql_types::Timestamp>,
+    i64: ToSql<BigInt, DB>,
+    chrono::NaiveDateTime: ToSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let t = self.list.table();
+        let mut any = false;
+        for (bound, op) in [(&self.below, "<"), (&self.above, ">")] {
+            let Some((at, id)) = bound else { continue };
+            if any {
+                out.push_sql(" AND ");
+            }
+            any = true;
+            out.push_sql(&format!("({t}.created_at, {t}.id) {op} ("));
+            out.push_bind_param::<diesel::sql_types::Timestamp, _>(at)?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, i64>(id)?;
+            out.push_sql(")");
+        }
+        if !any {
+            out.push_sql("1 = 1");
+        }
+        Ok(())
+    }
+}
+
+/// A keyset page of a list ordered by (created_at, id): see `Around`.
+pub struct TimedKeyset<T, C> {
+    pub range: Around,
+    pub order: (Sort<T>, Sort<C>),
+    pub limit: i64,
+    /// The time range left to check besides `range`: a planner given two
+    /// bounds on one side of the index (`until` and the cursor) may seek
+    /// by the looser one and walk every row between them (SQLite does), so
+    /// of `until` and the `after` cursor only the tighter is kept, and of
+    /// `since` and the `before` cursor likewise.
+    pub since: Option<chrono::NaiveDateTime>,
+    pub until: Option<chrono::NaiveDateTime>,
+}
+
+/// `below` and `above`: the page's cursors (`Page::below`, `Page::above`)
+/// with their rows' `created_at`.
+pub fn timed_keyset<T, C>(
+    page: &Page,
+    list: List,
+    (created_at, id): (T, C),
+    below: Option<(chrono::NaiveDateTime, i64)>,
+    above: Option<(chrono::NaiveDateTime, i64)>,
+    (since, until): (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>),
+) -> TimedKeyset<T, C> {
+    let descending = page.direction == Direction::Forward;
+    // A cursor at or inside the range bounds it more tightly than the
+    // range's own end; one outside it does not bound it at all.
+    let below = below.filter(|(at, _)| until.is_none_or(|u| *at <= u));
+    let above = above.filter(|(at, _)| since.is_none_or(|s| *at >= s));
+    TimedKeyset {
+        range: Around { list, below, above },
+        order: (
+            Sort {
+                column: created_at,
+                descending,
+            },
+            Sort {
+                column: id,
+                descending,
+            },
+        ),
+        limit: page.fetch_limit(),
+        since: since.filter(|_| above.is_none()),
+        until: until.filter(|_| below.is_none()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// PostgreSQL searches the column its GIN index is built on.
+    #[test]
+    fn words_are_asked_as_the_index_was_built() {
+        let migration = include_str!("../../migrations/postgres/2026-12-02-000013_search/up.sql");
+        let asked = pg_words("x").replace("x.", "");
+        assert!(
+            migration.contains(&format!("ON events USING gin ({asked})")),
+            "{asked}"
+        );
+    }
 
     #[test]
     fn shaped_chunks_cover_every_item_in_few_sizes() {

@@ -3,6 +3,7 @@
 use chrono::NaiveDateTime;
 
 use super::event::EventRecord;
+use super::filter::Narrowing;
 use super::{AlertStatus, Severity};
 
 /// What a status change means: `None` when the alert is already there. A
@@ -45,13 +46,24 @@ pub struct AlertWithEvent {
     pub event: EventRecord,
 }
 
-/// The filters `alerts` takes; each combination is served by an index.
-#[derive(Clone, Copy, Debug, Default)]
+/// The filters `alerts` takes. Each has an index that ends in the list's
+/// order; combined, a page walks the index of one and checks the others.
+#[derive(Clone, Debug, Default)]
 pub struct AlertFilter {
     pub severity: Option<Severity>,
     pub status: Option<AlertStatus>,
     pub assignee: Option<i64>,
     pub unassigned: bool,
+    /// Source, event type, creation time and words (of the raising event).
+    pub narrowing: Narrowing,
+}
+
+/// The filters `events` takes.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub severity: Option<Severity>,
+    /// Source, event type, `timestamp` and words.
+    pub narrowing: Narrowing,
 }
 
 /// The outcome of a status change.

@@ -8,6 +8,7 @@ pub mod alert;
 pub mod audit;
 pub mod auth;
 pub mod event;
+pub mod filter;
 pub mod id;
 pub mod ingest;
 pub mod page;

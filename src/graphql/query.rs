@@ -7,7 +7,8 @@ use super::limits;
 use super::scalars::DateTime;
 use super::types::*;
 use crate::auth::Principal;
-use crate::domain::alert::AlertFilter;
+use crate::domain::alert::{AlertFilter, EventFilter};
+use crate::domain::filter::Narrowing;
 use crate::domain::page::Page;
 use crate::domain::{id, AlertStatus, AuditAction, Severity};
 use crate::error::Error;
@@ -36,7 +37,9 @@ impl Query {
         }
     }
 
-    /// Alerts, newest first.
+    /// Alerts, newest first: by creation time when cut to a time range
+    /// or a source (`since`, `until`, `source`, without `search`), by id
+    /// otherwise. Every filter given must hold.
     #[graphql(
         guard = "RoleGuard::new(READERS)",
         complexity = "limits::list_cost(first, last, child_complexity)"
@@ -49,6 +52,18 @@ impl Query {
         status: Option<AlertStatus>,
         #[graphql(desc = "Only alerts owned by this user.")] assignee: Option<ID>,
         #[graphql(desc = "true: only alerts nobody owns.")] unassigned: Option<bool>,
+        #[graphql(
+            desc = "Only alerts raised by events from this source (exact, 1..100 characters)."
+        )]
+        source: Option<String>,
+        #[graphql(desc = "Only alerts raised by events of this type (exact, 1..100 characters).")]
+        event_type: Option<String>,
+        #[graphql(desc = "Only alerts created at or after this instant.")] since: Option<DateTime>,
+        #[graphql(desc = "Only alerts created at or before this instant.")] until: Option<DateTime>,
+        #[graphql(
+            desc = "Only alerts whose event's description, source and event type hold every word of this (any order, any case; 1..200 characters)."
+        )]
+        search: Option<String>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -62,13 +77,21 @@ impl Query {
                 Error::invalid("assignee, unassigned", "give one of them, not both").into(),
             );
         }
+        let narrowing = Narrowing::parse(
+            source.as_deref(),
+            event_type.as_deref(),
+            since.map(|t| t.0),
+            until.map(|t| t.0),
+            search.as_deref(),
+        )?;
         let filter = AlertFilter {
             severity,
             status,
             assignee,
             unassigned,
+            narrowing,
         };
-        let rows = service(ctx).alerts(filter, page).await?;
+        let rows = service(ctx).alerts(filter.clone(), page).await?;
         Ok(AlertConnection::new(
             rows,
             Count::Alerts(filter),
@@ -83,25 +106,51 @@ impl Query {
         Ok(service(ctx).alert(id).await?.map(Alert))
     }
 
-    /// Events, newest first.
+    /// Events, newest first: by `timestamp` when cut to a time range or a
+    /// source (`since`, `until`, `source`, without `search`), by id
+    /// otherwise. Every filter given must hold.
     #[graphql(
         guard = "RoleGuard::new(READERS)",
         complexity = "limits::list_cost(first, last, child_complexity)"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn events(
         &self,
         ctx: &Context<'_>,
         severity: Option<Severity>,
+        #[graphql(desc = "Only events from this source (exact, 1..100 characters).")]
+        source: Option<String>,
+        #[graphql(desc = "Only events of this type (exact, 1..100 characters).")]
+        event_type: Option<String>,
+        #[graphql(desc = "Only events recorded at or after this instant.")] since: Option<DateTime>,
+        #[graphql(desc = "Only events recorded at or before this instant.")] until: Option<
+            DateTime,
+        >,
+        #[graphql(
+            desc = "Only events whose description, source and event type hold every word of this (any order, any case; 1..200 characters)."
+        )]
+        search: Option<String>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<EventConnection> {
         let page = Page::parse(first, after.as_deref(), last, before.as_deref())?;
-        let rows = service(ctx).events(severity, page).await?;
+        let narrowing = Narrowing::parse(
+            source.as_deref(),
+            event_type.as_deref(),
+            since.map(|t| t.0),
+            until.map(|t| t.0),
+            search.as_deref(),
+        )?;
+        let filter = EventFilter {
+            severity,
+            narrowing,
+        };
+        let rows = service(ctx).events(filter.clone(), page).await?;
         Ok(EventConnection::new(
             rows,
-            Count::Events(severity),
+            Count::Events(filter),
             Event::keyed,
         ))
     }

@@ -26,7 +26,7 @@ use async_graphql::dataloader::DataLoader;
 use super::guard::{AdminOrSelf, RoleGuard, READERS};
 use super::limits;
 use super::loaders;
-use crate::domain::alert::{AlertFilter, AlertWithEvent, CommentRecord};
+use crate::domain::alert::{AlertFilter, AlertWithEvent, CommentRecord, EventFilter};
 use crate::domain::audit::AuditRecord;
 use crate::domain::auth::ApiKeyRecord;
 use crate::domain::event::RawEvent;
@@ -500,10 +500,10 @@ pub struct PageInfo {
 }
 
 /// What `totalCount` counts, kept so it is computed only when asked for.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub enum Count {
     Alerts(AlertFilter),
-    Events(Option<Severity>),
+    Events(EventFilter),
     Users,
     Audit(Option<AuditAction>),
     AlertEvents(i64),
@@ -598,7 +598,7 @@ impl<N: OutputType + Clone> Connection<N> {
     /// All items matching the filters, across every page. Counted
     /// only when asked for.
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
-        Box::pin(self.count.get(ctx)).await
+        Box::pin(self.count.clone().get(ctx)).await
     }
 }
 

@@ -2,9 +2,10 @@
 
 use super::{audit, ClientIp, Service};
 use crate::auth::Principal;
+use crate::domain::alert::EventFilter;
 use crate::domain::event::{EventWithAlert, Ingest, Ingested, NewEvent, RawEvent};
 use crate::domain::page::{Page, PageOf};
-use crate::domain::{AuditAction, Severity};
+use crate::domain::AuditAction;
 use crate::error::{Error, Result};
 use crate::throttle::Subject;
 
@@ -82,20 +83,16 @@ impl Service {
         }
     }
 
+    pub async fn events(&self, filter: EventFilter, page: Page) -> Result<PageOf<EventWithAlert>> {
+        Ok(page.finish(self.db.events_page(filter, page).await?))
+    }
+
+    pub async fn count_events(&self, filter: EventFilter) -> Result<i64> {
+        self.db.count_events(filter).await
+    }
+
     pub async fn event(&self, id: i64) -> Result<Option<EventWithAlert>> {
         self.db.event(id).await
-    }
-
-    pub async fn events(
-        &self,
-        severity: Option<Severity>,
-        page: Page,
-    ) -> Result<PageOf<EventWithAlert>> {
-        Ok(page.finish(self.db.events_page(severity, page).await?))
-    }
-
-    pub async fn count_events(&self, severity: Option<Severity>) -> Result<i64> {
-        self.db.count_events(severity).await
     }
 }
 

@@ -189,6 +189,7 @@ impl Service {
             webhooks_live,
         }));
         tokio::spawn(housekeeping(service.clone()));
+        tokio::spawn(index_words(service.db.clone()));
         Ok((service, writer_task))
     }
 }
@@ -202,6 +203,19 @@ async fn housekeeping(service: Service) {
         tick.tick().await;
         service.security.throttle.housekeeping();
         service.flush_key_usage().await;
+    }
+}
+
+/// Keeps SQLite's word index (`db::words`) about a second behind
+/// ingest, so that a search seldom has much to index before it answers.
+async fn index_words(db: Db) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = db.index_words().await {
+            tracing::warn!(error = %e, "cannot index the words of new events; retrying");
+        }
     }
 }
 

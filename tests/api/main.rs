@@ -13,6 +13,7 @@ mod console;
 mod deliveries;
 mod django;
 mod figures;
+mod filters;
 mod floods;
 mod hostile;
 mod http;
