@@ -32,6 +32,7 @@ pub const VARIABLES: &[&str] = &[
     "THREATWATCH_SECRET_KEY",
     "THREATWATCH_WEBHOOK_ALLOW_NETS",
     "THREATWATCH_WEBHOOK_KEEP",
+    "THREATWATCH_RETENTION",
 ];
 
 /// `THREATWATCH_` names that are not settings of the service but are known
@@ -165,6 +166,13 @@ pub struct Settings {
     /// `THREATWATCH_WEBHOOK_KEEP`: how long DELIVERED deliveries are kept
     /// (30 days by default); FAILED ones stay until redelivered or deleted.
     pub webhook_keep: Duration,
+    /// `THREATWATCH_RETENTION` (off by default): how long resolved alerts,
+    /// and events that belong to no alert, are kept.
+    pub retention: Option<Duration>,
+    /// How often a retention pass runs: a tenth of the window, at most
+    /// five minutes and at least a second (not a variable of its own;
+    /// tests shorten it).
+    pub retention_every: Duration,
 }
 
 /// 32 key bytes; its `Debug` shows nothing, as `Settings` is printable.
@@ -325,6 +333,24 @@ fn duration(name: &'static str, default: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `THREATWATCH_RETENTION`: off (unset, or `off`), or a duration.
+fn retention() -> Result<Option<Duration>, String> {
+    const NAME: &str = "THREATWATCH_RETENTION";
+    match var(NAME) {
+        None => Ok(None),
+        Some(v) if v.trim().eq_ignore_ascii_case("off") => Ok(None),
+        Some(_) => duration(NAME, "").map(Some),
+    }
+}
+
+/// See `Settings::retention_every`.
+pub fn retention_every(retention: Option<Duration>) -> Duration {
+    retention
+        .map(|w| w / 10)
+        .unwrap_or(Duration::MAX)
+        .clamp(Duration::from_secs(1), Duration::from_secs(300))
+}
+
 fn switch(name: &'static str, default: bool) -> Result<bool, String> {
     match var(name).map(|v| v.trim().to_ascii_lowercase()) {
         None => Ok(default),
@@ -403,6 +429,7 @@ impl Settings {
             .map(|v| parse_networks("THREATWATCH_TRUSTED_PROXIES", &v))
             .transpose()?
             .unwrap_or_default();
+        let retention = retention()?;
         Ok(Self {
             secret_key: var("THREATWATCH_SECRET_KEY")
                 .map(|v| SecretKey::parse("THREATWATCH_SECRET_KEY", &v))
@@ -412,6 +439,8 @@ impl Settings {
                 .transpose()?
                 .unwrap_or_default(),
             webhook_keep: duration("THREATWATCH_WEBHOOK_KEEP", "30d")?,
+            retention,
+            retention_every: retention_every(retention),
             database_url,
             trusted_proxies,
             bind,

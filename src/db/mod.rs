@@ -22,6 +22,7 @@ mod migrate;
 pub mod models;
 pub mod notify;
 pub mod outbox;
+pub mod retention;
 pub mod schema;
 pub mod sessions;
 pub mod settings;

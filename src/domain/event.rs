@@ -174,6 +174,36 @@ fn occurred(field: &dyn Display, at: NaiveDateTime, now: NaiveDateTime) -> Resul
     Ok(())
 }
 
+impl NewEvent {
+    /// Refuses an `occurredAt` from before the retention window: such an
+    /// event would be deleted by the next pass (unless it raised an alert),
+    /// so storing it would tell the sensor it was kept when it was not.
+    pub fn within_retention(
+        &self,
+        field_prefix: impl Display,
+        window: std::time::Duration,
+    ) -> Result<()> {
+        let (Some(at), Ok(window)) = (self.occurred_at, chrono::TimeDelta::from_std(window)) else {
+            return Ok(());
+        };
+        let now = super::now();
+        match now.checked_sub_signed(window) {
+            Some(oldest) if at < oldest => Err(Error::invalid(
+                format!("{field_prefix}occurredAt"),
+                format!(
+                    "is older than the retention window (THREATWATCH_RETENTION, {}): events \
+                     from before {} are not kept",
+                    humantime::format_duration(window.to_std().unwrap_or_default()),
+                    oldest
+                        .and_utc()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// An event as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventRecord {

@@ -73,6 +73,7 @@ text_enum!(
         WebhookDeleted,
         WebhookDisabled,
         WebhookSecretRotated,
+        RetentionPurged,
     }
 );
 

@@ -41,6 +41,9 @@ impl Service {
             .enumerate()
             .map(|(i, r)| {
                 let event = NewEvent::parse(r, prefix(i))?;
+                if let Some(window) = self.settings.retention {
+                    event.within_retention(prefix(i), window)?;
+                }
                 may_ingest_for(principal, &event.source, &prefix(i))?;
                 Ok(Ingest {
                     event,

@@ -8,6 +8,7 @@ mod auth;
 mod deliveries;
 mod events;
 pub mod live;
+pub mod retention;
 pub mod silences;
 mod storage;
 mod users;
@@ -190,6 +191,7 @@ impl Service {
         }));
         tokio::spawn(housekeeping(service.clone()));
         tokio::spawn(index_words(service.db.clone()));
+        tokio::spawn(retention::run(service.clone()));
         Ok((service, writer_task))
     }
 }

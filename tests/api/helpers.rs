@@ -216,6 +216,8 @@ pub fn test_settings(url: &str) -> Settings {
         secret_key: None,
         webhook_allow_nets: vec![],
         webhook_keep: Duration::from_secs(30 * 86400),
+        retention: None,
+        retention_every: Duration::from_secs(300),
     }
 }
 

@@ -28,6 +28,7 @@ mod races;
 mod reach;
 mod readme;
 mod rest;
+mod retention;
 mod security;
 mod shutdown;
 mod socket;

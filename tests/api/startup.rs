@@ -219,6 +219,8 @@ async fn bad_settings_stop_the_start() {
         ("THREATWATCH_METRICS_BIND", "127.0.0.1:8000", "must differ"),
         ("THREATWATCH_ACCESS_TTL", "soon", "expected e.g."),
         ("THREATWATCH_WEBHOOK_KEEP", "forever", "expected e.g."),
+        ("THREATWATCH_RETENTION", "a year", "expected e.g."),
+        ("THREATWATCH_RETENTION", "0s", "longer than zero"),
     ] {
         let (code, err) = run(
             &url,

@@ -1,0 +1,392 @@
+//! Retention (`THREATWATCH_RETENTION`): what a pass deletes and keeps, the
+//! figures across it, a purge racing new repeats, and events refused for
+//! being older than the window. Rows are made old by moving their times
+//! back in the database, so no test waits out a window.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::both_with;
+use crate::helpers::{code, TestApp};
+
+const OLD: &str = "2020-01-01 00:00:00";
+
+fn retention_on(s: &mut threatwatch::config::Settings) {
+    s.retention = Some(Duration::from_secs(86_400));
+    s.retention_every = Duration::from_millis(200);
+}
+
+/// (event id, alert id) of each input, in order.
+async fn ingest(app: &TestApp, token: &str, inputs: Value) -> Vec<(String, Option<String>)> {
+    let d = app
+        .ok(
+            Some(token),
+            "mutation($i: [IngestEventInput!]!) { ingestEvents(inputs: $i) { event { id } alert { id } } }",
+            json!({ "i": inputs }),
+        )
+        .await;
+    d["ingestEvents"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| {
+            (
+                r["event"]["id"].as_str().expect("an id").to_string(),
+                r["alert"]["id"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+async fn set_status(app: &TestApp, token: &str, id: &str, status: &str) {
+    app.ok(
+        Some(token),
+        "mutation($id: ID!, $s: AlertStatus!) { updateAlertStatus(id: $id, status: $s) { id } }",
+        json!({ "id": id, "s": status }),
+    )
+    .await;
+}
+
+/// The RETENTION_PURGED entries, newest first, once there are `n`.
+async fn purges(app: &TestApp, token: &str, n: usize) -> Vec<Value> {
+    for _ in 0..150 {
+        let d = app
+            .ok(
+                Some(token),
+                "{ auditLog(action: RETENTION_PURGED) { nodes { actor detail } } }",
+                json!({}),
+            )
+            .await;
+        let nodes = d["auditLog"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if nodes.len() >= n {
+            return nodes;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no {n} retention passes recorded");
+}
+
+const STATS: &str = "query($s: DateTime) { alertStats(since: $s) { total byStatus { status count } bySeverity { severity count } meanSecondsToAcknowledge meanSecondsToResolve } }";
+
+/// The figures from the counters, and the same figures counted from the
+/// rows (`since` before any alert): they must agree.
+async fn stats_agree(app: &TestApp, token: &str) -> Value {
+    let kept = app.ok(Some(token), STATS, json!({})).await["alertStats"].clone();
+    let counted = app
+        .ok(Some(token), STATS, json!({ "s": "1970-01-01T00:00:00Z" }))
+        .await["alertStats"]
+        .clone();
+    assert_eq!(kept, counted, "counters against rows");
+    kept
+}
+
+async fn alive(app: &TestApp, token: &str, what: &str, id: &str) -> bool {
+    let d = app
+        .ok(
+            Some(token),
+            &format!("query($id: ID!) {{ {what}(id: $id) {{ id }} }}"),
+            json!({ "id": id }),
+        )
+        .await;
+    !d[what].is_null()
+}
+
+async fn a_pass_deletes_what_is_past_and_keeps_the_rest(app: TestApp) {
+    let admin = app.admin().await;
+    let hi = |key: &str, d: &str| json!({ "source": "old-fw", "eventType": "Intrusion", "severity": "HIGH", "description": d, "dedupKey": key });
+    // A: raised, repeated three times, commented, acknowledged, resolved.
+    let a = ingest(
+        &app,
+        &admin,
+        json!([
+            hi("k-a", "old breach"),
+            hi("k-a", "again"),
+            hi("k-a", "again"),
+            hi("k-a", "again")
+        ]),
+    )
+    .await;
+    let alert_a = a[0].1.clone().expect("A raised");
+    // B: raised and repeated, then left OPEN.
+    let b = ingest(
+        &app,
+        &admin,
+        json!([hi("k-b", "still open"), hi("k-b", "again")]),
+    )
+    .await;
+    let alert_b = b[0].1.clone().expect("B raised");
+    let low = |s: &str| json!({ "source": s, "eventType": "Motion", "severity": "LOW", "description": "motion" });
+    let l1 = ingest(&app, &admin, json!([low("old-cam")])).await[0]
+        .0
+        .clone();
+    let l2 = ingest(&app, &admin, json!([low("new-cam")])).await[0]
+        .0
+        .clone();
+    for alert in [&alert_a, &alert_b] {
+        app.ok(
+            Some(&admin),
+            "mutation($id: ID!) { commentOnAlert(id: $id, body: \"seen\") { id } }",
+            json!({ "id": alert }),
+        )
+        .await;
+    }
+    set_status(&app, &admin, &alert_a, "ACKNOWLEDGED").await;
+    set_status(&app, &admin, &alert_a, "RESOLVED").await;
+
+    // Everything but L2 is made old; A was resolved long ago.
+    app.exec_sql(&format!(
+        "UPDATE alerts SET created_at = '{OLD}', resolved_at = '2020-01-02 00:00:00' WHERE id = {alert_a}"
+    ))
+    .await;
+    app.exec_sql(&format!(
+        "UPDATE alerts SET created_at = '{OLD}' WHERE id = {alert_b}"
+    ))
+    .await;
+    app.exec_sql(&format!(
+        "UPDATE events SET created_at = '{OLD}' WHERE id <> {l2}"
+    ))
+    .await;
+
+    let entries = purges(&app, &admin, 1).await;
+    assert_eq!(entries[0]["actor"], "system");
+    let detail: Value =
+        serde_json::from_str(entries[0]["detail"].as_str().expect("detail")).expect("JSON");
+    assert_eq!(detail["alerts"], 1, "{detail}");
+    assert_eq!(detail["events"], 5, "A's four events and L1: {detail}");
+    assert_eq!(detail["comments"], 1, "{detail}");
+
+    assert!(!alive(&app, &admin, "alert", &alert_a).await);
+    for (event, _) in &a {
+        assert!(
+            !alive(&app, &admin, "event", event).await,
+            "A's event {event}"
+        );
+    }
+    assert!(
+        !alive(&app, &admin, "event", &l1).await,
+        "old unlinked event"
+    );
+    // An alert that is not resolved keeps everything, however old.
+    assert!(alive(&app, &admin, "alert", &alert_b).await);
+    for (event, _) in &b {
+        assert!(
+            alive(&app, &admin, "event", event).await,
+            "B's event {event}"
+        );
+    }
+    assert!(alive(&app, &admin, "event", &l2).await, "recent event");
+    let comments = app
+        .ok(
+            Some(&admin),
+            "query($id: ID!) { alert(id: $id) { comments { totalCount } } }",
+            json!({ "id": alert_b }),
+        )
+        .await;
+    assert_eq!(comments["alert"]["comments"]["totalCount"], 1);
+    // B's comment is still append-only.
+    let refused = app
+        .try_exec_sql(&format!(
+            "DELETE FROM alert_comments WHERE alert_id = {alert_b}"
+        ))
+        .await;
+    assert!(refused.is_err(), "a live alert's comment was deleted");
+
+    // Figures: only B is left; no alert is resolved, so no mean.
+    let stats = stats_agree(&app, &admin).await;
+    assert_eq!(stats["total"], 1, "{stats}");
+    assert!(stats["meanSecondsToResolve"].is_null(), "{stats}");
+    assert!(stats["meanSecondsToAcknowledge"].is_null(), "{stats}");
+    let lists = app
+        .ok(
+            Some(&admin),
+            "{ alerts { totalCount } events { totalCount } resolved: alerts(status: RESOLVED) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(lists["alerts"]["totalCount"], 1, "{lists}");
+    assert_eq!(lists["resolved"]["totalCount"], 0, "{lists}");
+    assert_eq!(lists["events"]["totalCount"], 3, "B's two and L2: {lists}");
+
+    // Passes that find nothing leave no entry.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(purges(&app, &admin, 1).await.len(), 1);
+}
+
+/// Many old resolved alerts (more than one step's worth) are purged while
+/// a sensor sends new repeats of one of their keys: the repeats raise a new
+/// alert and fold into it, and every figure stays exact.
+async fn a_purge_racing_new_repeats_keeps_every_figure(app: TestApp) {
+    let admin = app.admin().await;
+    let old: Vec<Value> = (0..450)
+        .map(|i| {
+            let key = if i == 0 { "storm".to_string() } else { format!("k{i}") };
+            json!({ "source": "racer", "eventType": "Scan", "severity": if i % 2 == 0 { "HIGH" } else { "CRITICAL" }, "description": "old", "dedupKey": key })
+        })
+        .collect();
+    let stored = ingest(&app, &admin, json!(old)).await;
+    let ids: Vec<String> = stored.iter().filter_map(|(_, a)| a.clone()).collect();
+    assert_eq!(ids.len(), 450);
+    app.ok(
+        Some(&admin),
+        "mutation($ids: [ID!]!) { updateAlertStatuses(ids: $ids, status: RESOLVED) { id } }",
+        json!({ "ids": ids }),
+    )
+    .await;
+    app.exec_sql(&format!(
+        "UPDATE alerts SET created_at = '{OLD}', resolved_at = '2020-01-02 00:00:00'"
+    ))
+    .await;
+    app.exec_sql(&format!("UPDATE events SET created_at = '{OLD}'"))
+        .await;
+
+    let repeat = json!({ "source": "racer", "eventType": "Scan", "severity": "HIGH", "description": "new", "dedupKey": "storm" });
+    let mut new_alert = None;
+    for _ in 0..40 {
+        let got = ingest(&app, &admin, json!([repeat.clone(), repeat.clone()])).await;
+        for (_, alert) in got {
+            let alert = alert.expect("a repeat belongs to an alert");
+            assert!(!ids.contains(&alert), "folded into a resolved alert");
+            assert_eq!(new_alert.get_or_insert(alert.clone()), &alert);
+        }
+    }
+    purges(&app, &admin, 1).await;
+    // Wait for the old ones to be gone entirely (one pass or several).
+    for _ in 0..100 {
+        let d = app
+            .ok(Some(&admin), "{ alerts { totalCount } }", json!({}))
+            .await;
+        if d["alerts"]["totalCount"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let new_alert = new_alert.expect("the repeats raised an alert");
+    let d = app
+        .ok(
+            Some(&admin),
+            "query($id: ID!) { alert(id: $id) { occurrences status } alerts { totalCount } events(source: \"racer\") { totalCount } }",
+            json!({ "id": new_alert }),
+        )
+        .await;
+    assert_eq!(d["alert"]["occurrences"], 80, "{d}");
+    assert_eq!(d["alerts"]["totalCount"], 1, "{d}");
+    assert_eq!(d["events"]["totalCount"], 80, "{d}");
+    let stats = stats_agree(&app, &admin).await;
+    assert_eq!(stats["total"], 1, "{stats}");
+    let purged: i64 = purges(&app, &admin, 1)
+        .await
+        .iter()
+        .map(|e| {
+            let d: Value =
+                serde_json::from_str(e["detail"].as_str().expect("detail")).expect("JSON");
+            d["alerts"].as_i64().expect("a count")
+        })
+        .sum();
+    assert_eq!(
+        purged, 450,
+        "every old alert purged once, none counted twice"
+    );
+}
+
+/// Two instances over one PostgreSQL purge side by side: each row goes
+/// once and is counted once, whichever instance took it.
+async fn two_instances_purge_each_row_once(app: TestApp) {
+    if !app.db_is_postgres() {
+        return;
+    }
+    let _peer = app.peer_with(retention_on).await;
+    let admin = app.admin().await;
+    let rows: Vec<Value> = (0..900)
+        .map(|i| {
+            let severity = if i % 2 == 0 { "HIGH" } else { "LOW" };
+            json!({ "source": "pair", "eventType": "Scan", "severity": severity, "description": "old", "dedupKey": format!("k{i}") })
+        })
+        .collect();
+    let stored = ingest(&app, &admin, json!(rows)).await;
+    let ids: Vec<String> = stored.iter().filter_map(|(_, a)| a.clone()).collect();
+    assert_eq!(ids.len(), 450);
+    app.ok(
+        Some(&admin),
+        "mutation($ids: [ID!]!) { updateAlertStatuses(ids: $ids, status: RESOLVED) { id } }",
+        json!({ "ids": ids }),
+    )
+    .await;
+    app.exec_sql(&format!(
+        "UPDATE alerts SET created_at = '{OLD}', resolved_at = '2020-01-02 00:00:00'"
+    ))
+    .await;
+    app.exec_sql(&format!("UPDATE events SET created_at = '{OLD}'"))
+        .await;
+    let mut gone = (0, 0);
+    for _ in 0..150 {
+        let d = app
+            .ok(
+                Some(&admin),
+                "{ alerts { totalCount } events { totalCount } }",
+                json!({}),
+            )
+            .await;
+        if d["alerts"]["totalCount"] == 0 && d["events"]["totalCount"] == 0 {
+            // Both instances' passes are over once each has logged its part.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            gone = purges(&app, &admin, 1)
+                .await
+                .iter()
+                .fold((0, 0), |(a, e), entry| {
+                    let d: Value = serde_json::from_str(entry["detail"].as_str().expect("detail"))
+                        .expect("JSON");
+                    (
+                        a + d["alerts"].as_i64().unwrap_or(0),
+                        e + d["events"].as_i64().unwrap_or(0),
+                    )
+                });
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        gone,
+        (450, 900),
+        "(alerts, events) purged, summed over both instances"
+    );
+    let stats = stats_agree(&app, &admin).await;
+    assert_eq!(stats["total"], 0, "{stats}");
+}
+
+/// An event from before the window would be deleted at the next pass:
+/// it is refused, naming the field and the setting.
+async fn events_older_than_the_window_are_refused(app: TestApp) {
+    let admin = app.admin().await;
+    let at = |hours: i64| {
+        (chrono::Utc::now() - chrono::TimeDelta::hours(hours))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let q =
+        "mutation($i: IngestEventInput!) { ingestEvent(input: $i) { event { id occurredAt } } }";
+    let event = |when: String| json!({ "i": { "source": "late-fw", "eventType": "Scan", "severity": "CRITICAL", "description": "late", "occurredAt": when } });
+    let body = app.gql(Some(&admin), q, event(at(49))).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    let msg = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(msg.starts_with("input.occurredAt:"), "{msg}");
+    assert!(msg.contains("THREATWATCH_RETENTION"), "{msg}");
+    let d = app
+        .ok(
+            Some(&admin),
+            "{ events(source: \"late-fw\") { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["events"]["totalCount"], 0, "nothing stored");
+    app.ok(Some(&admin), q, event(at(12))).await;
+}
+
+both_with!(
+    a_pass_deletes_what_is_past_and_keeps_the_rest => super::retention_on,
+    a_purge_racing_new_repeats_keeps_every_figure => super::retention_on,
+    events_older_than_the_window_are_refused => super::retention_on,
+    two_instances_purge_each_row_once => super::retention_on,
+);
