@@ -9,7 +9,7 @@ use diesel::sqlite::Sqlite;
 
 use super::conn::Loadable;
 use super::models::{columns, AlertRow, AlertWithEvent, Cols, EventRow, NewAudit};
-use super::schema::{alert_counts, alert_lifecycle, alerts, events, events_fts};
+use super::schema::{alert_counts, alert_lifecycle, alerts, alerts_fts, events};
 use super::sql::{
     fts5_match, keyset, timed_keyset, Hint, List, Maybe, Sort, Statement, Walk, Words,
 };
@@ -195,38 +195,18 @@ fn by_time(
         .limit(k.limit)
 }
 
-/// The id of the event that raised the alert a cursor names: a SQLite
-/// search page walks the events' word index, so it is ordered by that id
-/// (which rises with the alert's own id, except for imported alerts);
-/// `field` names the cursor's argument.
-async fn raising_event(conn: &mut Conn<'_>, id: Option<i64>, field: &str) -> Result<Option<i64>> {
-    let Some(id) = id else { return Ok(None) };
-    let event: Option<i64> = conn
-        .first(alerts::table.find(id).select(alerts::event_id))
-        .await
-        .optional()?;
-    match event {
-        Some(event) => Ok(Some(event)),
-        None => Err(Error::invalid(
-            field,
-            "names no alert (any more); start again from the first page",
-        )),
-    }
-}
-
-/// SQLite's search page, driven by the events' FTS5 index in the order of
-/// the raising events' ids; `page`'s bounds are such ids.
+/// SQLite's search page, driven by the alerts' FTS5 index in id order.
 fn by_words(
     filter: &AlertFilter,
     search: &Search,
     page: &Page,
 ) -> impl Loadable<'static, Rows> + QueryFragment<Sqlite> {
-    let k = keyset(page, events_fts::rowid);
-    events_fts::table
-        .inner_join(alerts::table.on(alerts::event_id.eq(events_fts::rowid)))
+    let k = keyset(page, alerts_fts::rowid);
+    alerts_fts::table
+        .inner_join(alerts::table.on(alerts::id.eq(alerts_fts::rowid)))
         .inner_join(events::table.on(events::id.eq(alerts::event_id)))
         .select((columns::<AlertRow>(), columns::<EventRow>()))
-        .filter(fts5_match(search))
+        .filter(fts5_match(List::Alerts, search))
         .filter(matching(filter, Walk::Words))
         .filter(k.range)
         .order(k.order)
@@ -530,9 +510,8 @@ impl Db {
     /// One keyset page in one of three shapes, each a single index walk
     /// that stops at the page size: by id (the usual list), by
     /// (created_at, id) when cut to a time range (see `sql::Around`), and on
-    /// SQLite, a search driven by the events' FTS5 index in the order of the
-    /// raising events' ids (see `sql::Fts5Match`), which a search with a
-    /// time range keeps. Searches run as reads that may take a while:
+    /// SQLite, a search driven by its FTS5 index in id order (see
+    /// `sql::Fts5Match`), which a search with a time range keeps. Searches run as reads that may take a while:
     /// how far a walk goes before the page fills depends on the words.
     pub async fn alerts_page(
         &self,
@@ -546,11 +525,6 @@ impl Db {
         let work = async move |mut conn: Conn<'_>| {
             let n = &filter.narrowing;
             let rows = if let (Some(search), false) = (&n.search, conn.is_postgres()) {
-                let page = Page {
-                    below: raising_event(&mut conn, page.below, "after").await?,
-                    above: raising_event(&mut conn, page.above, "before").await?,
-                    ..page
-                };
                 conn.load(by_words(&filter, search, &page)).await?
             } else if n.by_time() {
                 let below = cursor_time(&mut conn, page.below, "after").await?;
@@ -852,7 +826,7 @@ mod tests {
                 ..Default::default()
             };
             let plan = sqlite_plan(&by_words(&f, &search, &page));
-            assert!(plan.starts_with("SCAN events_fts VIRTUAL TABLE"), "{plan}");
+            assert!(plan.starts_with("SCAN alerts_fts VIRTUAL TABLE"), "{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
     }

@@ -161,7 +161,7 @@ fn by_words(
         .inner_join(events::table.on(events::id.eq(events_fts::rowid)))
         .left_join(alerts::table.on(alerts::id.nullable().eq(events::alert_id)))
         .select((columns::<EventRow>(), columns::<AlertRow>().nullable()))
-        .filter(fts5_match(search))
+        .filter(fts5_match(List::Events, search))
         .filter(matching(filter, Walk::Words))
         .filter(k.range)
         .order(k.order)

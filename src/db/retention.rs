@@ -7,6 +7,12 @@
 //! the word index (a trigger on `events`). Every delete re-checks its
 //! condition and counts only the rows it removed, so instances that purge
 //! the same PostgreSQL database at once never count a row twice.
+//!
+//! The newest event and the newest alert are never deleted, however old:
+//! SQLite gives a new row the largest id plus one, so deleting the largest
+//! would hand its id (and those below it) out again, to rows that the word
+//! index, cursors, webhook deliveries and audit entries would mistake for
+//! the deleted ones.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -17,10 +23,11 @@ use crate::domain::{AlertStatus, Severity};
 use crate::error::{Error, Result};
 
 /// Alerts removed per step, with their comments and raising events.
-const ALERTS_PER_STEP: i64 = 200;
+const ALERTS_PER_STEP: i64 = 100;
 
-/// Events removed per step.
-pub const EVENTS_PER_STEP: i64 = 2_000;
+/// Events removed per step: each takes its word index entry with it,
+/// which makes a delete several times dearer than an insert.
+pub const EVENTS_PER_STEP: i64 = 500;
 
 /// Old events a step reads to find unlinked ones: events that belong to
 /// an alert still kept are passed over, and this bounds how many a step
@@ -56,19 +63,32 @@ type Gone = (i64, i64, String, Option<f64>, Option<f64>);
 
 impl Db {
     /// Up to one step's worth of alerts resolved before `cutoff`, longest
-    /// resolved first (the partial index `alerts_resolved_at`).
+    /// resolved first (the partial index `alerts_resolved_at`). Alerts
+    /// imported as RESOLVED have no time of resolving (the old system kept
+    /// none); their last change stands in for it.
     pub async fn expired_alerts(&self, cutoff: NaiveDateTime) -> Result<Vec<i64>> {
         self.read(async move |mut conn| {
-            let ids = conn
+            let resolved = alerts::table
+                .filter(alerts::status.eq(AlertStatus::Resolved.as_str()))
+                .select(alerts::id)
+                .limit(ALERTS_PER_STEP);
+            let mut ids: Vec<i64> = conn
                 .load(
-                    alerts::table
-                        .filter(alerts::status.eq(AlertStatus::Resolved.as_str()))
-                        .filter(alerts::resolved_at.lt(cutoff))
-                        .order((alerts::resolved_at, alerts::id))
-                        .select(alerts::id)
-                        .limit(ALERTS_PER_STEP),
+                    resolved
+                        .filter(alerts::resolved_at.is_null())
+                        .filter(alerts::updated_at.lt(cutoff))
+                        .order(alerts::id),
                 )
                 .await?;
+            ids.extend(
+                conn.load::<_, i64>(
+                    resolved
+                        .filter(alerts::resolved_at.lt(cutoff))
+                        .order((alerts::resolved_at, alerts::id)),
+                )
+                .await?,
+            );
+            ids.truncate(ALERTS_PER_STEP as usize);
             Ok(ids)
         })
         .await
@@ -87,11 +107,13 @@ impl Db {
                         .select(alerts::event_id),
                 )
                 .await?;
+            let newest = newest_event(&mut conn).await?;
             let doomed: Vec<i64> = conn
                 .load(
                     events::table
                         .filter(events::alert_id.eq_any(&ids))
                         .filter(diesel::dsl::not(events::id.eq_any(&raising)))
+                        .filter(events::id.ne(newest))
                         .select(events::id)
                         .limit(EVENTS_PER_STEP),
                 )
@@ -149,53 +171,92 @@ impl Db {
                 })
             })
             .await?;
-        let next = match read.last() {
-            Some(&(id, at, _)) if read.len() as i64 == EVENTS_READ_PER_STEP => Some((at, id)),
-            _ => None,
-        };
-        let mut unlinked: Vec<i64> = read
-            .into_iter()
-            .filter(|(_, _, alert)| alert.is_none())
-            .map(|(id, _, _)| id)
-            .collect();
-        let mut gone = 0;
-        while !unlinked.is_empty() {
-            let part: Vec<i64> = unlinked
-                .drain(..unlinked.len().min(EVENTS_PER_STEP as usize))
-                .collect();
-            gone += self
-                .transaction(async move |mut conn| {
-                    // An event is linked only as it is stored, so one read
-                    // unlinked stays so; the condition is checked again all
-                    // the same.
-                    let n = conn
-                        .execute(diesel::delete(
-                            events::table
-                                .filter(events::id.eq_any(&part))
-                                .filter(events::alert_id.is_null()),
-                        ))
-                        .await?;
-                    Ok(n as i64)
-                })
-                .await?;
+        let read_all = read.len() as i64 == EVENTS_READ_PER_STEP;
+        let mut doomed = Vec::new();
+        let mut last = None;
+        for (id, at, alert) in read {
+            last = Some((at, id));
+            if alert.is_none() {
+                doomed.push(id);
+                if doomed.len() as i64 == EVENTS_PER_STEP {
+                    break;
+                }
+            }
         }
+        let next = if read_all || doomed.len() as i64 == EVENTS_PER_STEP {
+            last
+        } else {
+            None
+        };
+        if doomed.is_empty() {
+            return Ok((0, next));
+        }
+        let gone = self
+            .transaction(async move |mut conn| {
+                // An event is linked only as it is stored, so one read
+                // unlinked stays so; the condition is checked again all
+                // the same.
+                let newest = newest_event(&mut conn).await?;
+                let n = conn
+                    .execute(diesel::delete(
+                        events::table
+                            .filter(events::id.eq_any(&doomed))
+                            .filter(events::alert_id.is_null())
+                            .filter(events::id.ne(newest)),
+                    ))
+                    .await?;
+                Ok(n as i64)
+            })
+            .await?;
         Ok((gone, next))
     }
 }
 
+/// The largest event id (0 when there is none), which no purge deletes.
+async fn newest_event(conn: &mut Conn<'_>) -> Result<i64> {
+    let newest: Option<i64> = conn
+        .first(events::table.select(diesel::dsl::max(events::id)))
+        .await?;
+    Ok(newest.unwrap_or(0))
+}
+
 async fn purge_alerts(conn: &mut Conn<'_>, ids: &[i64], cutoff: NaiveDateTime) -> Result<Purged> {
+    let newest_alert: Option<i64> = conn
+        .first(alerts::table.select(diesel::dsl::max(alerts::id)))
+        .await?;
+    let newest_event = newest_event(conn).await?;
     let expired = alerts::table
         .filter(alerts::id.eq_any(ids))
         .filter(alerts::status.eq(AlertStatus::Resolved.as_str()))
-        .filter(alerts::resolved_at.lt(cutoff));
-    let ids: Vec<i64> = conn.load(expired.clone().select(alerts::id)).await?;
-    if ids.is_empty() {
+        .filter(
+            alerts::resolved_at.lt(cutoff).or(alerts::resolved_at
+                .is_null()
+                .and(alerts::updated_at.lt(cutoff))),
+        )
+        .filter(alerts::id.ne(newest_alert.unwrap_or(0)))
+        .filter(alerts::event_id.ne(newest_event));
+    // Only alerts whose folded events are all gone (`purge_folded_events`;
+    // another instance may still be at it), so that one statement below
+    // touches one event per alert however large the alert was.
+    let folded = events::table
+        .filter(events::alert_id.eq(alerts::id.nullable()))
+        .filter(events::id.ne(alerts::event_id));
+    let free: Vec<(i64, i64)> = conn
+        .load(
+            expired
+                .clone()
+                .filter(diesel::dsl::not(diesel::dsl::exists(folded)))
+                .select((alerts::id, alerts::event_id)),
+        )
+        .await?;
+    if free.is_empty() {
         return Ok(Purged::default());
     }
+    let (ids, raising): (Vec<i64>, Vec<i64>) = free.into_iter().unzip();
     // Events and alerts point at each other (events.alert_id, and the
     // raising event's alerts.event_id): unlink first, then delete both.
     conn.execute(
-        diesel::update(events::table.filter(events::alert_id.eq_any(&ids)))
+        diesel::update(events::table.filter(events::id.eq_any(&raising)))
             .set(events::alert_id.eq(None::<i64>)),
     )
     .await?;
@@ -205,13 +266,15 @@ async fn purge_alerts(conn: &mut Conn<'_>, ids: &[i64], cutoff: NaiveDateTime) -
         ))
         .await? as i64;
     let gone: Vec<Gone> = conn
-        .load(diesel::delete(expired).returning((
-            alerts::id,
-            alerts::event_id,
-            alerts::severity,
-            alerts::seconds_to_acknowledge,
-            alerts::seconds_to_resolve,
-        )))
+        .load(
+            diesel::delete(expired.filter(alerts::id.eq_any(&ids))).returning((
+                alerts::id,
+                alerts::event_id,
+                alerts::severity,
+                alerts::seconds_to_acknowledge,
+                alerts::seconds_to_resolve,
+            )),
+        )
         .await?;
     if gone.is_empty() {
         return Ok(Purged {

@@ -208,9 +208,9 @@ diesel::table! {
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_deliveries);
 
-// SQLite's FTS5 index of the events' words (migrations/sqlite/*_search),
-// keyed by event id, and how far it has got. PostgreSQL has neither: its
-// GIN index is on `events` itself.
+// SQLite's FTS5 word indexes (migrations/sqlite/*_search), keyed by the id
+// of the event or alert they index. PostgreSQL has none: its GIN index is
+// on `events` itself.
 diesel::table! {
     events_fts (rowid) {
         rowid -> BigInt,
@@ -218,11 +218,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    events_words_indexed (id) {
-        id -> BigInt,
-        through -> BigInt,
+    alerts_fts (rowid) {
+        rowid -> BigInt,
     }
 }
 
 diesel::allow_tables_to_appear_in_same_query!(events_fts, events);
 diesel::allow_tables_to_appear_in_same_query!(events_fts, alerts);
+diesel::allow_tables_to_appear_in_same_query!(alerts_fts, alerts);
+diesel::allow_tables_to_appear_in_same_query!(alerts_fts, events);

@@ -449,10 +449,10 @@ macro_rules! raw_condition {
 /// The rows whose words include every searched word: the one condition
 /// whose SQL differs per backend, so it is written once per backend here.
 ///
-/// SQLite asks the FTS5 index of the events' words (`events_fts`, keyed by
-/// event id; an alert through the event that raised it) with every word
-/// quoted (`Search::fts5_query`). It holds every event once `Db::index_words`
-/// has caught up, which every SQLite search does first.
+/// SQLite asks the list's FTS5 index (`alerts_fts` or `events_fts`, keyed
+/// by the list's id; an alert holds its raising event's words) with every
+/// word quoted (`Search::fts5_query`). It holds every row once
+/// `Db::index_words` has caught up, which every SQLite search does first.
 /// PostgreSQL matches `plainto_tsquery` against the GIN index on the
 /// event's words; an alert through the event that raised it. This is the
 /// form for counts and for PostgreSQL's pages; SQLite's pages are driven
@@ -484,11 +484,10 @@ fn pg_words(alias: &str) -> String {
 
 impl QueryFragment<Sqlite> for Words {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        out.push_sql(match self.list {
-            List::Events => "events.id",
-            List::Alerts => "alerts.event_id",
-        });
-        out.push_sql(" IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ");
+        let table = self.list.table();
+        out.push_sql(&format!(
+            "{table}.id IN (SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH "
+        ));
         out.push_bind_param::<diesel::sql_types::Text, String>(&self.fts5)?;
         out.push_sql(")");
         Ok(())
@@ -519,19 +518,20 @@ impl QueryFragment<Pg> for Words {
     }
 }
 
-/// `events_fts MATCH ?`: the FTS5 index as the driving table of a SQLite
-/// search page. FTS5 hands its rows out in rowid order and takes the
-/// cursor's bound as a rowid range, so a page ordered by the index's rowid
-/// (the event's id; for alerts, the id of the event that raised each) reads
-/// the doclists of the words only until the page is full: a common word
-/// costs a page, a rare one its short doclist.
+/// `alerts_fts MATCH ?` (or `events_fts`): the FTS5 index as the driving
+/// table of a SQLite search page. FTS5 hands its rows out in rowid order
+/// and takes the cursor's bound as a rowid range, so a page ordered by the
+/// index's rowid reads the doclists of the words only until the page is
+/// full: a common word costs a page, a rare one its short doclist.
 #[derive(Debug, Clone)]
 pub struct Fts5Match {
+    list: List,
     query: String,
 }
 
-pub fn fts5_match(search: &crate::domain::filter::Search) -> Fts5Match {
+pub fn fts5_match(list: List, search: &crate::domain::filter::Search) -> Fts5Match {
     Fts5Match {
+        list,
         query: search.fts5_query(),
     }
 }
@@ -540,7 +540,7 @@ raw_condition!(Fts5Match);
 
 impl QueryFragment<Sqlite> for Fts5Match {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        out.push_sql("events_fts MATCH ");
+        out.push_sql(&format!("{}_fts MATCH ", self.list.table()));
         out.push_bind_param::<diesel::sql_types::Text, String>(&self.query)
     }
 }

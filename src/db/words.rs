@@ -1,5 +1,5 @@
-//! SQLite's word index (`events_fts`), filled behind ingest rather than
-//! inside it.
+//! SQLite's word indexes (`events_fts`, `alerts_fts`), filled behind ingest
+//! rather than inside it.
 //!
 //! FTS5 writes a new segment for every transaction that touches it and
 //! merges segments as they pile up. Group commit makes ingest transactions
@@ -7,78 +7,177 @@
 //! fifth of its rate; the same rows indexed a second at a time, in
 //! transactions of their own, cost a small fraction of that. A search
 //! first indexes whatever is newer than the index (`Db::index_words`), so
-//! it never misses an event however far behind the index is.
+//! it never misses a row however far behind the index is.
+//!
+//! Alerts have an index of their own, keyed by alert id, holding the words
+//! of the event that raised each: most events raise no alert, so an alert
+//! search driven by the events' index would pass over every matching event
+//! that raised none.
 //!
 //! PostgreSQL needs none of this: its words are a stored column of
 //! `events` with a GIN index, written with the row.
 
-use diesel::dsl;
-use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
 
-use super::schema::{events, events_words_indexed};
 use super::sql::Statement;
 use super::{Conn, Db};
 use crate::error::Result;
 
-/// Events indexed per transaction: ingest waits while one runs, so the
-/// index catches up in steps of a few milliseconds each, however large
-/// the backlog (the first start after a big import).
+/// Rows indexed per transaction, and the text they may hold between them:
+/// ingest waits while one runs, so an index catches up in steps of a few
+/// milliseconds each however large the backlog (the first start after a
+/// big import) or the descriptions (up to 10,000 characters each).
 const CHUNK: i64 = 5_000;
+const CHUNK_TEXT: i64 = 1 << 20;
 
-/// The newest event id the index holds, and the newest event id stored.
-async fn marks(conn: &mut Conn<'_>) -> Result<(i64, Option<i64>)> {
-    let through: i64 = conn
-        .first(events_words_indexed::table.select(events_words_indexed::through))
-        .await?;
-    let newest: Option<i64> = conn
-        .first(events::table.select(dsl::max(events::id)))
-        .await?;
-    Ok((through, newest))
+/// One word index and the rows it holds the words of.
+#[derive(Clone, Copy, Debug)]
+enum Index {
+    Events,
+    Alerts,
 }
 
-/// Indexes up to `CHUNK` events newer than the index, inside the caller's
-/// write transaction; true when more remain. Ids only grow and the write
-/// lock is held, so every id up to `newest` is committed or never will be.
-async fn index_chunk(conn: &mut Conn<'_>) -> Result<bool> {
-    let (through, newest) = marks(conn).await?;
-    let Some(newest) = newest.filter(|&n| n > through) else {
+impl Index {
+    const ALL: [Index; 2] = [Index::Events, Index::Alerts];
+
+    /// Its row in `words_indexed`.
+    fn name(self) -> &'static str {
+        match self {
+            Index::Events => "events",
+            Index::Alerts => "alerts",
+        }
+    }
+
+    /// The rows it indexes: (rowid, text), from which the fill and the
+    /// sizes select.
+    fn rows(self) -> &'static str {
+        match self {
+            Index::Events => {
+                "SELECT id AS id, source || ' ' || event_type || ' ' || description AS body \
+                 FROM events"
+            }
+            Index::Alerts => {
+                "SELECT a.id AS id, e.source || ' ' || e.event_type || ' ' || e.description AS body \
+                 FROM alerts a JOIN events e ON e.id = a.event_id"
+            }
+        }
+    }
+
+    fn id_column(self) -> &'static str {
+        match self {
+            Index::Events => "id",
+            Index::Alerts => "a.id",
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Mark {
+    #[diesel(sql_type = BigInt)]
+    through: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    newest: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct Size {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    len: i64,
+}
+
+/// The newest id the index holds, and the newest id stored.
+async fn marks(conn: &mut Conn<'_>, index: Index) -> Result<(i64, Option<i64>)> {
+    let table = index.name();
+    let query = Statement::new(format!(
+        "SELECT through, (SELECT max(id) FROM {table}) AS newest FROM words_indexed WHERE list = "
+    ))
+    .bind::<Text, _>(table);
+    let mark: Vec<Mark> = conn.load(query).await?;
+    Ok(mark
+        .first()
+        .map(|m| (m.through, m.newest))
+        .unwrap_or((0, None)))
+}
+
+/// Indexes the rows after the index's mark, up to `target` and one step's
+/// worth, inside the caller's write transaction; true when more remain.
+/// Ids only grow (retention never deletes the newest row) and the write
+/// lock is held, so every id up to the newest is committed or never will be.
+async fn index_chunk(conn: &mut Conn<'_>, index: Index, target: i64) -> Result<bool> {
+    let (through, newest) = marks(conn, index).await?;
+    let Some(newest) = newest.map(|n| n.min(target)).filter(|&n| n > through) else {
         return Ok(false);
     };
-    let upto = newest.min(through.saturating_add(CHUNK));
-    let insert = Statement::new(
-        "INSERT INTO events_fts (rowid, body) \
-         SELECT id, source || ' ' || event_type || ' ' || description \
-         FROM events WHERE id > ",
-    )
+    let id = index.id_column();
+    let sizes: Vec<Size> = conn
+        .load(
+            Statement::new(format!(
+                "SELECT id, length(body) AS len FROM ({}) WHERE id > ",
+                index.rows()
+            ))
+            .bind::<BigInt, _>(through)
+            .sql(" AND id <= ")
+            .bind::<BigInt, _>(newest)
+            .sql(" ORDER BY id LIMIT ")
+            .bind::<BigInt, _>(CHUNK),
+        )
+        .await?;
+    let mut text = 0;
+    let mut upto = through;
+    for Size { id, len } in sizes {
+        if text > 0 && text + len > CHUNK_TEXT {
+            break;
+        }
+        text += len;
+        upto = id;
+    }
+    if upto == through {
+        // Only gaps (deleted ids) up to `newest`.
+        upto = newest.min(through.saturating_add(CHUNK));
+    }
+    let fill = Statement::new(format!(
+        "INSERT INTO {}_fts (rowid, body) {} WHERE {id} > ",
+        index.name(),
+        index.rows()
+    ))
     .bind::<BigInt, _>(through)
-    .sql(" AND id <= ")
+    .sql(format!(" AND {id} <= "))
     .bind::<BigInt, _>(upto);
-    conn.execute(insert).await?;
-    conn.execute(
-        diesel::update(events_words_indexed::table).set(events_words_indexed::through.eq(upto)),
-    )
-    .await?;
+    conn.execute(fill).await?;
+    let mark = Statement::new("UPDATE words_indexed SET through = ")
+        .bind::<BigInt, _>(upto)
+        .sql(" WHERE list = ")
+        .bind::<Text, _>(index.name());
+    conn.execute(mark).await?;
     Ok(upto < newest)
 }
 
 impl Db {
-    /// Brings SQLite's word index up to the newest stored event; a no-op on
-    /// PostgreSQL and when nothing is new (a read, no write lock).
+    /// Brings SQLite's word indexes up to the newest stored event and
+    /// alert; a no-op on PostgreSQL and when nothing is new (a read, no
+    /// write lock).
+    ///
+    /// Each index goes up to the newest row when it starts, no further:
+    /// ingest that outpaces the indexer cannot keep a search waiting.
     pub async fn index_words(&self) -> Result<()> {
         if self.backend_name() == "postgres" {
             return Ok(());
         }
-        let (through, newest) = self
-            .read_page(async |mut conn| marks(&mut conn).await)
-            .await?;
-        if newest.is_none_or(|n| n <= through) {
-            return Ok(());
+        for index in Index::ALL {
+            let (through, newest) = self
+                .read_page(async move |mut conn| marks(&mut conn, index).await)
+                .await?;
+            let Some(target) = newest.filter(|&n| n > through) else {
+                continue;
+            };
+            while self
+                .transaction(async move |mut conn| index_chunk(&mut conn, index, target).await)
+                .await?
+            {}
         }
-        while self
-            .transaction(async |mut conn| index_chunk(&mut conn).await)
-            .await?
-        {}
         Ok(())
     }
 }

@@ -175,9 +175,11 @@ fn occurred(field: &dyn Display, at: NaiveDateTime, now: NaiveDateTime) -> Resul
 }
 
 impl NewEvent {
-    /// Refuses an `occurredAt` from before the retention window: such an
-    /// event would be deleted by the next pass (unless it raised an alert),
-    /// so storing it would tell the sensor it was kept when it was not.
+    /// Refuses an `occurredAt` from before the retention window: the team
+    /// chose to keep nothing that old, so a sensor replaying a backlog
+    /// learns at once which events fall outside it (retention itself goes
+    /// by when events were stored, and would keep such an event a window
+    /// longer). The batch is refused whole, as for any invalid item.
     pub fn within_retention(
         &self,
         field_prefix: impl Display,

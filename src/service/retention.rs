@@ -2,7 +2,7 @@
 //! pass's record in the audit log. The deletes themselves, and how each
 //! keeps counters exact, are `db::retention`'s.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -12,9 +12,22 @@ use crate::db::retention::{Purged, EVENTS_PER_STEP};
 use crate::domain::AuditAction;
 use crate::error::{Error, Result};
 
-/// The pause after each step, so that a large backlog (retention turned on
-/// over years of data) is worked off beside ingest rather than instead of it.
+/// The shortest pause after a step.
 const BETWEEN_STEPS: Duration = Duration::from_millis(10);
+
+/// How much longer than a step the pause after it is: a pass holds the
+/// writer at most a tenth of the time, so a large backlog (retention turned
+/// on over years of data) is worked off beside ingest, not instead of it.
+const PAUSE_PER_STEP: u32 = 9;
+
+/// Waits after a step that began at `began`.
+async fn pace(began: Instant) {
+    let pause = began
+        .elapsed()
+        .saturating_mul(PAUSE_PER_STEP)
+        .max(BETWEEN_STEPS);
+    tokio::time::sleep(pause).await;
+}
 
 impl Service {
     /// One retention pass: resolved alerts past the window with all their
@@ -33,16 +46,18 @@ impl Service {
                 break;
             }
             loop {
+                let began = Instant::now();
                 let n = self.db.purge_folded_events(ids.clone()).await?;
                 total.events += n;
-                tokio::time::sleep(BETWEEN_STEPS).await;
+                pace(began).await;
                 if n < EVENTS_PER_STEP {
                     break;
                 }
             }
+            let began = Instant::now();
             let step = self.db.purge_alerts(ids, cutoff).await?;
             total.add(step);
-            tokio::time::sleep(BETWEEN_STEPS).await;
+            pace(began).await;
             if step.alerts == 0 {
                 // Another instance took them; the next pass goes on.
                 break;
@@ -50,13 +65,14 @@ impl Service {
         }
         let mut mark = None;
         loop {
+            let began = Instant::now();
             let (n, next) = self.db.purge_old_events(cutoff, mark).await?;
             total.events += n;
             match next {
                 Some(next) => mark = Some(next),
                 None => break,
             }
-            tokio::time::sleep(BETWEEN_STEPS).await;
+            pace(began).await;
         }
         if !total.is_empty() {
             self.db

@@ -630,7 +630,29 @@ async fn search_sees_every_stored_event_at_once(app: TestApp) {
     }
 }
 
+/// The index catches up in steps bounded by text as well as by count:
+/// long descriptions take more steps, and every one is still found.
+async fn search_catches_up_over_long_descriptions(app: TestApp) {
+    let admin = app.admin().await;
+    let filler = "padding ".repeat(1_100);
+    let rows: Vec<String> = (0..300).map(|i| format!("{filler} tail{i}")).collect();
+    for part in rows.chunks(100) {
+        let sample: Vec<(&str, &str, &str, &str)> = part
+            .iter()
+            .map(|d| ("long-1", "Dump", "LOW", d.as_str()))
+            .collect();
+        ingest(&app, &admin, &sample).await;
+    }
+    for word in ["tail0", "tail150", "tail299"] {
+        let (found, total) = event_ids(&app, &admin, json!({ "q": word })).await;
+        assert_eq!((found.len(), total), (1, json!(1)), "{word}");
+    }
+    let (_, total) = event_ids(&app, &admin, json!({ "q": "padding", "f": 1 })).await;
+    assert_eq!(total, json!(300));
+}
+
 both!(
+    search_catches_up_over_long_descriptions,
     search_sees_every_stored_event_at_once,
     each_filter_alone_and_combined,
     search_ignores_case_and_word_order,

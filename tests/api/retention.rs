@@ -80,7 +80,24 @@ async fn stats_agree(app: &TestApp, token: &str) -> Value {
         .ok(Some(token), STATS, json!({ "s": "1970-01-01T00:00:00Z" }))
         .await["alertStats"]
         .clone();
-    assert_eq!(kept, counted, "counters against rows");
+    // The mean times are sums less the purged alerts' seconds, which
+    // floating point keeps to within rounding.
+    let mean = |v: &Value, k: &str| v[k].as_f64();
+    for k in ["meanSecondsToAcknowledge", "meanSecondsToResolve"] {
+        match (mean(&kept, k), mean(&counted, k)) {
+            (Some(a), Some(b)) => {
+                assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{k}: {a} vs {b}")
+            }
+            (a, b) => assert_eq!(a, b, "{k}"),
+        }
+    }
+    let strip = |mut v: Value| {
+        for k in ["meanSecondsToAcknowledge", "meanSecondsToResolve"] {
+            v[k] = Value::Null;
+        }
+        v
+    };
+    assert_eq!(strip(kept.clone()), strip(counted), "counters against rows");
     kept
 }
 
@@ -330,7 +347,9 @@ async fn two_instances_purge_each_row_once(app: TestApp) {
                 json!({}),
             )
             .await;
-        if d["alerts"]["totalCount"] == 0 && d["events"]["totalCount"] == 0 {
+        // The newest alert (with its event) and the newest event (the last
+        // LOW one) are kept: see `the_newest_rows_are_kept_so_ids_are_never_reused`.
+        if d["alerts"]["totalCount"] == 1 && d["events"]["totalCount"] == 2 {
             // Both instances' passes are over once each has logged its part.
             tokio::time::sleep(Duration::from_millis(500)).await;
             gone = purges(&app, &admin, 1)
@@ -350,11 +369,98 @@ async fn two_instances_purge_each_row_once(app: TestApp) {
     }
     assert_eq!(
         gone,
-        (450, 900),
+        (449, 898),
         "(alerts, events) purged, summed over both instances"
     );
     let stats = stats_agree(&app, &admin).await;
-    assert_eq!(stats["total"], 0, "{stats}");
+    assert_eq!(stats["total"], 1, "{stats}");
+}
+
+/// SQLite gives a new row the largest id plus one: were the newest event
+/// or alert purged, its id would be handed out again and the word index,
+/// cursors and webhook deliveries would take the new row for the old one.
+/// So the newest of each stays, however old, and new rows get new ids.
+async fn the_newest_rows_are_kept_so_ids_are_never_reused(app: TestApp) {
+    let admin = app.admin().await;
+    let low = json!({ "source": "quiet", "eventType": "Scan", "severity": "LOW", "description": "old words" });
+    let lows = ingest(&app, &admin, json!([low.clone(), low.clone(), low])).await;
+    let high = json!({ "source": "quiet", "eventType": "Scan", "severity": "HIGH", "description": "old words" });
+    let (last_event, alert) = ingest(&app, &admin, json!([high])).await.remove(0);
+    let alert = alert.expect("raised");
+    set_status(&app, &admin, &alert, "RESOLVED").await;
+    app.exec_sql(&format!(
+        "UPDATE alerts SET created_at = '{OLD}', resolved_at = '2020-01-02 00:00:00'"
+    ))
+    .await;
+    app.exec_sql(&format!("UPDATE events SET created_at = '{OLD}'"))
+        .await;
+    purges(&app, &admin, 1).await;
+    for (event, _) in &lows {
+        assert!(
+            !alive(&app, &admin, "event", event).await,
+            "old event {event}"
+        );
+    }
+    assert!(
+        alive(&app, &admin, "alert", &alert).await,
+        "the newest alert"
+    );
+    assert!(
+        alive(&app, &admin, "event", &last_event).await,
+        "the newest event"
+    );
+
+    let (fresh, _) = ingest(
+        &app,
+        &admin,
+        json!([{ "source": "quiet", "eventType": "Scan", "severity": "LOW", "description": "brandnew words" }]),
+    )
+    .await
+    .remove(0);
+    let n = |id: &str| id.parse::<i64>().expect("numeric id");
+    assert!(n(&fresh) > n(&last_event), "id {fresh} reused");
+    let d = app
+        .ok(
+            Some(&admin),
+            "{ events(search: \"brandnew\") { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["events"]["nodes"][0]["id"], json!(fresh), "{d}");
+    let stats = stats_agree(&app, &admin).await;
+    assert_eq!(stats["total"], 1, "{stats}");
+}
+
+/// Alerts imported as RESOLVED carry no time of resolving (the old system
+/// kept none): their last change stands in for it.
+async fn imported_resolved_alerts_go_by_their_last_change(app: TestApp) {
+    let admin = app.admin().await;
+    let hi = json!({ "source": "legacy", "eventType": "Scan", "severity": "HIGH", "description": "imported" });
+    let got = ingest(&app, &admin, json!([hi.clone(), hi])).await;
+    let (old, recent) = (
+        got[0].1.clone().expect("raised"),
+        got[1].1.clone().expect("raised"),
+    );
+    for id in [&old, &recent] {
+        set_status(&app, &admin, id, "RESOLVED").await;
+    }
+    // As the importer stores them: RESOLVED, no resolved_at.
+    app.exec_sql(&format!(
+        "UPDATE alerts SET resolved_at = NULL, seconds_to_resolve = NULL, updated_at = '{OLD}', created_at = '{OLD}' WHERE id = {old}"
+    ))
+    .await;
+    app.exec_sql(&format!("UPDATE events SET created_at = '{OLD}'"))
+        .await;
+    app.exec_sql("UPDATE alert_lifecycle SET resolved = 1, seconds_to_resolve = (SELECT seconds_to_resolve FROM alerts WHERE resolved_at IS NOT NULL)")
+        .await;
+    purges(&app, &admin, 1).await;
+    assert!(
+        !alive(&app, &admin, "alert", &old).await,
+        "the imported old alert"
+    );
+    assert!(alive(&app, &admin, "alert", &recent).await);
+    let stats = stats_agree(&app, &admin).await;
+    assert_eq!(stats["total"], 1, "{stats}");
 }
 
 /// An event from before the window would be deleted at the next pass:
@@ -389,4 +495,6 @@ both_with!(
     a_purge_racing_new_repeats_keeps_every_figure => super::retention_on,
     events_older_than_the_window_are_refused => super::retention_on,
     two_instances_purge_each_row_once => super::retention_on,
+    the_newest_rows_are_kept_so_ids_are_never_reused => super::retention_on,
+    imported_resolved_alerts_go_by_their_last_change => super::retention_on,
 );

@@ -1,5 +1,7 @@
 DROP TRIGGER events_search_delete;
-DROP TABLE events_words_indexed;
+DROP TRIGGER alerts_search_delete;
+DROP TABLE words_indexed;
+DROP TABLE alerts_fts;
 DROP TABLE events_fts;
 DROP INDEX events_source_created_at_id;
 DROP INDEX events_created_at_id;

@@ -26,32 +26,42 @@ CREATE INDEX alerts_source_created_at_id ON alerts (source, created_at, id);
 CREATE INDEX events_created_at_id ON events (created_at, id);
 CREATE INDEX events_source_created_at_id ON events (source, created_at, id);
 
--- Words: one FTS5 index of the events' words, keyed by event id, so that
+-- Words: one FTS5 index per list, each keyed by that list's id, so that
 -- a search page walks it in the list's order and stops at the page size
--- however common the words are. An alert is found by the words of the
--- event that raised it (alerts.event_id, unique), so alerts need no index
--- of their own. Contentless (the text stays in events only); unicode61
+-- however common the words are. An alert holds the words of the event
+-- that raised it. Contentless (the text stays in events only); unicode61
 -- folds case and diacritics.
 --
 -- Filled behind ingest, not inside it (db::words): FTS5 writes a segment
 -- per transaction and merges segments as they pile up, so indexing each
 -- small group-commit batch cost ingest far more than indexing the same
--- rows a second at a time. `events_words_indexed` is how far it has got;
--- a search first indexes whatever is newer, so it never misses an event.
+-- rows a second at a time. `words_indexed` is how far each index has got;
+-- a search first indexes whatever is newer, so it never misses a row.
 CREATE VIRTUAL TABLE events_fts USING fts5(
+    body, content = '', contentless_delete = 1, tokenize = 'unicode61'
+);
+CREATE VIRTUAL TABLE alerts_fts USING fts5(
     body, content = '', contentless_delete = 1, tokenize = 'unicode61'
 );
 INSERT INTO events_fts (rowid, body)
 SELECT id, source || ' ' || event_type || ' ' || description FROM events;
+INSERT INTO alerts_fts (rowid, body)
+SELECT a.id, e.source || ' ' || e.event_type || ' ' || e.description
+FROM alerts a JOIN events e ON e.id = a.event_id;
 
-CREATE TABLE events_words_indexed (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
+CREATE TABLE words_indexed (
+    list    TEXT PRIMARY KEY NOT NULL CHECK (list IN ('events', 'alerts')),
     through BIGINT NOT NULL
 );
-INSERT INTO events_words_indexed (id, through) SELECT 1, coalesce(max(id), 0) FROM events;
+INSERT INTO words_indexed (list, through) SELECT 'events', coalesce(max(id), 0) FROM events;
+INSERT INTO words_indexed (list, through) SELECT 'alerts', coalesce(max(id), 0) FROM alerts;
 
--- Events are never edited; retention may delete them.
+-- Events are never edited; retention may delete them and their alerts.
 CREATE TRIGGER events_search_delete AFTER DELETE ON events
 BEGIN
     DELETE FROM events_fts WHERE rowid = OLD.id;
+END;
+CREATE TRIGGER alerts_search_delete AFTER DELETE ON alerts
+BEGIN
+    DELETE FROM alerts_fts WHERE rowid = OLD.id;
 END;
