@@ -24,12 +24,22 @@ use super::sql::Statement;
 use super::{Conn, Db};
 use crate::error::Result;
 
-/// Rows indexed per transaction, and the text they may hold between them:
-/// ingest waits while one runs, so an index catches up in steps of a few
-/// milliseconds each however large the backlog (the first start after a
-/// big import) or the descriptions (up to 10,000 characters each).
-const CHUNK: i64 = 5_000;
-const CHUNK_TEXT: i64 = 1 << 20;
+/// Ids indexed per transaction: ingest waits while one runs, so a step is
+/// a budget of time, not of rows. Each index's step halves after a step
+/// that took longer than `STEP_SLOW` and doubles after one quicker than
+/// `STEP_QUICK`, within these bounds, so long descriptions (up to 10,000
+/// characters each) make for short steps and a large backlog (the first
+/// start after a big import) is worked off a few milliseconds at a time.
+const STEP_MIN: i64 = 100;
+const STEP_MAX: i64 = 5_000;
+const STEP_SLOW: std::time::Duration = std::time::Duration::from_millis(20);
+const STEP_QUICK: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The current step of each index (`Index as usize`).
+static STEPS: [std::sync::atomic::AtomicI64; 2] = [
+    std::sync::atomic::AtomicI64::new(1_000),
+    std::sync::atomic::AtomicI64::new(1_000),
+];
 
 /// One word index and the rows it holds the words of.
 #[derive(Clone, Copy, Debug)]
@@ -49,8 +59,7 @@ impl Index {
         }
     }
 
-    /// The rows it indexes: (rowid, text), from which the fill and the
-    /// sizes select.
+    /// The rows it indexes: (rowid, text), from which the fill selects.
     fn rows(self) -> &'static str {
         match self {
             Index::Events => {
@@ -80,14 +89,6 @@ struct Mark {
     newest: Option<i64>,
 }
 
-#[derive(QueryableByName)]
-struct Size {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = BigInt)]
-    len: i64,
-}
-
 /// The newest id the index holds, and the newest id stored.
 async fn marks(conn: &mut Conn<'_>, index: Index) -> Result<(i64, Option<i64>)> {
     let table = index.name();
@@ -102,42 +103,17 @@ async fn marks(conn: &mut Conn<'_>, index: Index) -> Result<(i64, Option<i64>)> 
         .unwrap_or((0, None)))
 }
 
-/// Indexes the rows after the index's mark, up to `target` and one step's
-/// worth, inside the caller's write transaction; true when more remain.
+/// Indexes the rows after the index's mark, up to `target` and `step` ids
+/// on, inside the caller's write transaction; true when more remain.
 /// Ids only grow (retention never deletes the newest row) and the write
 /// lock is held, so every id up to the newest is committed or never will be.
-async fn index_chunk(conn: &mut Conn<'_>, index: Index, target: i64) -> Result<bool> {
+async fn index_chunk(conn: &mut Conn<'_>, index: Index, target: i64, step: i64) -> Result<bool> {
     let (through, newest) = marks(conn, index).await?;
     let Some(newest) = newest.map(|n| n.min(target)).filter(|&n| n > through) else {
         return Ok(false);
     };
     let id = index.id_column();
-    let sizes: Vec<Size> = conn
-        .load(
-            Statement::new(format!(
-                "SELECT id, length(body) AS len FROM ({}) WHERE id > ",
-                index.rows()
-            ))
-            .bind::<BigInt, _>(through)
-            .sql(" AND id <= ")
-            .bind::<BigInt, _>(newest)
-            .sql(" ORDER BY id LIMIT ")
-            .bind::<BigInt, _>(CHUNK),
-        )
-        .await?;
-    let mut text = 0;
-    let mut upto = through;
-    for Size { id, len } in sizes {
-        if text > 0 && text + len > CHUNK_TEXT {
-            break;
-        }
-        text += len;
-        upto = id;
-    }
-    if upto == through {
-        // Only gaps (deleted ids) up to `newest`.
-        upto = newest.min(through.saturating_add(CHUNK));
-    }
+    let upto = newest.min(through.saturating_add(step));
     let fill = Statement::new(format!(
         "INSERT INTO {}_fts (rowid, body) {} WHERE {id} > ",
         index.name(),
@@ -173,10 +149,30 @@ impl Db {
             let Some(target) = newest.filter(|&n| n > through) else {
                 continue;
             };
-            while self
-                .transaction(async move |mut conn| index_chunk(&mut conn, index, target).await)
-                .await?
-            {}
+            let step = &STEPS[index as usize];
+            loop {
+                let size = step.load(std::sync::atomic::Ordering::Relaxed);
+                // Timed inside the transaction: the wait for the write
+                // lock is ingest's time, not the step's.
+                let (more, took) = self
+                    .transaction(async move |mut conn| {
+                        let began = std::time::Instant::now();
+                        let more = index_chunk(&mut conn, index, target, size).await?;
+                        Ok((more, began.elapsed()))
+                    })
+                    .await?;
+                let next = if took > STEP_SLOW {
+                    (size / 2).max(STEP_MIN)
+                } else if took < STEP_QUICK {
+                    (size * 2).min(STEP_MAX)
+                } else {
+                    size
+                };
+                step.store(next, std::sync::atomic::Ordering::Relaxed);
+                if !more {
+                    break;
+                }
+            }
         }
         Ok(())
     }

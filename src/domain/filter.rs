@@ -10,6 +10,10 @@ use crate::error::{Error, Result};
 /// document; it also bounds the work of parsing it into index terms.
 pub const MAX_SEARCH_CHARS: usize = 200;
 
+/// The most distinct words a search may ask for: each is one more index
+/// lookup every page of the search pays for.
+pub const MAX_SEARCH_WORDS: usize = 16;
+
 /// The filters `alerts` and `events` share, validated.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Narrowing {
@@ -100,15 +104,32 @@ impl Search {
         if text.contains('\0') {
             return Err(Error::invalid("search", "must not contain NUL characters"));
         }
-        let words: Vec<String> = text
+        let mut words: Vec<String> = Vec::new();
+        for word in text
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
-            .map(str::to_owned)
-            .collect();
+        {
+            // Case is ignored, so a word asked for twice in any case is one.
+            if !words
+                .iter()
+                .any(|w| w.to_lowercase() == word.to_lowercase())
+            {
+                words.push(word.to_owned());
+            }
+        }
         if words.is_empty() {
             return Err(Error::invalid(
                 "search",
                 "must contain at least one letter or digit",
+            ));
+        }
+        if words.len() > MAX_SEARCH_WORDS {
+            return Err(Error::invalid(
+                "search",
+                format!(
+                    "must hold at most {MAX_SEARCH_WORDS} different words, got {}",
+                    words.len()
+                ),
             ));
         }
         Ok(Self { words })
@@ -150,6 +171,21 @@ mod tests {
         }
         assert!(Search::parse(&"a".repeat(MAX_SEARCH_CHARS)).is_ok());
         assert!(Search::parse(&"a".repeat(MAX_SEARCH_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn search_words_are_counted_once_and_bounded() {
+        let s = Search::parse("ssh SSH Ssh failed ssh").unwrap();
+        assert_eq!(s.plain(), "ssh failed");
+        let many: Vec<String> = (0..=MAX_SEARCH_WORDS).map(|i| format!("w{i}")).collect();
+        let err = Search::parse(&many.join(" ")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("at most 16 different words, got 17"),
+            "{err}"
+        );
+        let repeated = vec!["a"; 100].join(" ");
+        assert_eq!(Search::parse(&repeated).unwrap().plain(), "a");
     }
 
     #[test]
