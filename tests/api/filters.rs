@@ -630,8 +630,8 @@ async fn search_sees_every_stored_event_at_once(app: TestApp) {
     }
 }
 
-/// The index catches up in steps bounded by text as well as by count:
-/// long descriptions take more steps, and every one is still found.
+/// The index catches up in steps sized by how long they take: long
+/// descriptions make for shorter steps, and every event is still found.
 async fn search_catches_up_over_long_descriptions(app: TestApp) {
     let admin = app.admin().await;
     let filler = "padding ".repeat(1_100);
