@@ -70,6 +70,38 @@ async fn purges(app: &TestApp, token: &str, n: usize) -> Vec<Value> {
     panic!("no {n} retention passes recorded");
 }
 
+/// Resolves `ids`, then makes every alert and event old: created in 2020,
+/// alerts resolved the day after.
+async fn resolve_and_age_everything(app: &TestApp, token: &str, ids: &[String]) {
+    app.ok(
+        Some(token),
+        "mutation($ids: [ID!]!) { updateAlertStatuses(ids: $ids, status: RESOLVED) { id } }",
+        json!({ "ids": ids }),
+    )
+    .await;
+    app.exec_sql(&format!(
+        "UPDATE alerts SET created_at = '{OLD}', resolved_at = '2020-01-02 00:00:00'"
+    ))
+    .await;
+    app.exec_sql(&format!("UPDATE events SET created_at = '{OLD}'"))
+        .await;
+}
+
+/// (alerts, events) the recorded passes purged, summed over every entry.
+async fn purged(app: &TestApp, token: &str) -> (i64, i64) {
+    purges(app, token, 1)
+        .await
+        .iter()
+        .fold((0, 0), |(a, e), entry| {
+            let d: Value =
+                serde_json::from_str(entry["detail"].as_str().expect("detail")).expect("JSON");
+            (
+                a + d["alerts"].as_i64().expect("a count"),
+                e + d["events"].as_i64().expect("a count"),
+            )
+        })
+}
+
 const STATS: &str = "query($s: DateTime) { alertStats(since: $s) { total byStatus { status count } bySeverity { severity count } meanSecondsToAcknowledge meanSecondsToResolve } }";
 
 /// The figures from the counters, and the same figures counted from the
@@ -247,18 +279,7 @@ async fn a_purge_racing_new_repeats_keeps_every_figure(app: TestApp) {
     let stored = ingest(&app, &admin, json!(old)).await;
     let ids: Vec<String> = stored.iter().filter_map(|(_, a)| a.clone()).collect();
     assert_eq!(ids.len(), 450);
-    app.ok(
-        Some(&admin),
-        "mutation($ids: [ID!]!) { updateAlertStatuses(ids: $ids, status: RESOLVED) { id } }",
-        json!({ "ids": ids }),
-    )
-    .await;
-    app.exec_sql(&format!(
-        "UPDATE alerts SET created_at = '{OLD}', resolved_at = '2020-01-02 00:00:00'"
-    ))
-    .await;
-    app.exec_sql(&format!("UPDATE events SET created_at = '{OLD}'"))
-        .await;
+    resolve_and_age_everything(&app, &admin, &ids).await;
 
     let repeat = json!({ "source": "racer", "eventType": "Scan", "severity": "HIGH", "description": "new", "dedupKey": "storm" });
     let mut new_alert = None;
@@ -294,15 +315,7 @@ async fn a_purge_racing_new_repeats_keeps_every_figure(app: TestApp) {
     assert_eq!(d["events"]["totalCount"], 80, "{d}");
     let stats = stats_agree(&app, &admin).await;
     assert_eq!(stats["total"], 1, "{stats}");
-    let purged: i64 = purges(&app, &admin, 1)
-        .await
-        .iter()
-        .map(|e| {
-            let d: Value =
-                serde_json::from_str(e["detail"].as_str().expect("detail")).expect("JSON");
-            d["alerts"].as_i64().expect("a count")
-        })
-        .sum();
+    let (purged, _) = purged(&app, &admin).await;
     assert_eq!(
         purged, 450,
         "every old alert purged once, none counted twice"
@@ -326,18 +339,7 @@ async fn two_instances_purge_each_row_once(app: TestApp) {
     let stored = ingest(&app, &admin, json!(rows)).await;
     let ids: Vec<String> = stored.iter().filter_map(|(_, a)| a.clone()).collect();
     assert_eq!(ids.len(), 450);
-    app.ok(
-        Some(&admin),
-        "mutation($ids: [ID!]!) { updateAlertStatuses(ids: $ids, status: RESOLVED) { id } }",
-        json!({ "ids": ids }),
-    )
-    .await;
-    app.exec_sql(&format!(
-        "UPDATE alerts SET created_at = '{OLD}', resolved_at = '2020-01-02 00:00:00'"
-    ))
-    .await;
-    app.exec_sql(&format!("UPDATE events SET created_at = '{OLD}'"))
-        .await;
+    resolve_and_age_everything(&app, &admin, &ids).await;
     let mut gone = (0, 0);
     for _ in 0..150 {
         let d = app
@@ -352,17 +354,7 @@ async fn two_instances_purge_each_row_once(app: TestApp) {
         if d["alerts"]["totalCount"] == 1 && d["events"]["totalCount"] == 2 {
             // Both instances' passes are over once each has logged its part.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            gone = purges(&app, &admin, 1)
-                .await
-                .iter()
-                .fold((0, 0), |(a, e), entry| {
-                    let d: Value = serde_json::from_str(entry["detail"].as_str().expect("detail"))
-                        .expect("JSON");
-                    (
-                        a + d["alerts"].as_i64().unwrap_or(0),
-                        e + d["events"].as_i64().unwrap_or(0),
-                    )
-                });
+            gone = purged(&app, &admin).await;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -387,13 +379,7 @@ async fn the_newest_rows_are_kept_so_ids_are_never_reused(app: TestApp) {
     let high = json!({ "source": "quiet", "eventType": "Scan", "severity": "HIGH", "description": "old words" });
     let (last_event, alert) = ingest(&app, &admin, json!([high])).await.remove(0);
     let alert = alert.expect("raised");
-    set_status(&app, &admin, &alert, "RESOLVED").await;
-    app.exec_sql(&format!(
-        "UPDATE alerts SET created_at = '{OLD}', resolved_at = '2020-01-02 00:00:00'"
-    ))
-    .await;
-    app.exec_sql(&format!("UPDATE events SET created_at = '{OLD}'"))
-        .await;
+    resolve_and_age_everything(&app, &admin, std::slice::from_ref(&alert)).await;
     purges(&app, &admin, 1).await;
     for (event, _) in &lows {
         assert!(
