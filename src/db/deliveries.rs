@@ -13,11 +13,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeDelta};
+use diesel::dsl;
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
+use diesel::query_builder::QueryFragment;
+use diesel::sql_types::Bool;
+use diesel::sqlite::Sqlite;
 use serde_json::json;
 
+use super::conn::Loadable;
 use super::models::{columns, DeliveryRow, NewAudit, WebhookRow};
-use super::schema::{webhook_deliveries as d, webhooks as w};
+use super::schema::{webhook_deliveries as d, webhook_outbox, webhooks as w};
 use super::{audit, Conn, Db, Pool};
 use crate::domain::webhook::{next_attempt, DISABLE_AFTER_FAILING};
 use crate::domain::{AuditAction, DeliveryStatus};
@@ -103,6 +109,38 @@ async fn disable(
     Ok(entry)
 }
 
+/// `status = 'PENDING'` (or another status) written as a literal: a partial
+/// index on rows of one status (`webhook_deliveries_due`,
+/// `webhook_deliveries_delivered`) serves a query only when the planner
+/// sees the value, and neither planner looks at a bound one here (SQLite
+/// plans without bound values, see `db::sqlite_plan_stability`;
+/// PostgreSQL's generic plans neither).
+fn status_is(status: DeliveryStatus) -> SqlLiteral<Bool> {
+    dsl::sql::<Bool>(&format!(
+        "webhook_deliveries.status = '{}'",
+        status.as_str()
+    ))
+}
+
+/// The ids of up to `limit` due deliveries of one webhook on SQLite,
+/// soonest due first: from the partial index on due rows alone, which
+/// holds every column asked (SQLite leases nothing, so no lease is
+/// checked), so that a walk past the rows the worker holds costs no table
+/// reads. The caller reads the bodies only of those it takes.
+fn due_ids(
+    hook: i64,
+    now: NaiveDateTime,
+    limit: i64,
+) -> impl Loadable<'static, i64> + QueryFragment<Sqlite> {
+    d::table
+        .filter(d::webhook_id.eq(hook))
+        .filter(status_is(DeliveryStatus::Pending))
+        .filter(d::next_attempt_at.le(now))
+        .order((d::next_attempt_at, d::id))
+        .select(d::id)
+        .limit(limit)
+}
+
 /// Up to `limit` due deliveries of one webhook, none of `held` (of which
 /// there are `skip`), soonest due first; leased on PostgreSQL.
 async fn claim_for(
@@ -113,15 +151,15 @@ async fn claim_for(
     held: Option<&HashSet<i64>>,
     now: NaiveDateTime,
 ) -> Result<Vec<DeliveryRow>> {
-    let pick = d::table
-        .filter(d::webhook_id.eq(hook))
-        .filter(d::status.eq(DeliveryStatus::Pending.as_str()))
-        .filter(d::next_attempt_at.le(now))
-        .filter(d::locked_until.is_null().or(d::locked_until.le(now)))
-        .order((d::next_attempt_at, d::id))
-        .select(d::id);
     let mut rows: Vec<DeliveryRow> = match conn {
         Conn::Postgres(c) => {
+            let pick = d::table
+                .filter(d::webhook_id.eq(hook))
+                .filter(status_is(DeliveryStatus::Pending))
+                .filter(d::next_attempt_at.le(now))
+                .filter(d::locked_until.is_null().or(d::locked_until.le(now)))
+                .order((d::next_attempt_at, d::id))
+                .select(d::id);
             let ids: Vec<i64> = diesel_async::RunQueryDsl::load(
                 pick.limit(limit).for_update().skip_locked(),
                 &mut **c,
@@ -141,9 +179,8 @@ async fn claim_for(
             conn.load(claim).await?
         }
         _ => {
-            // The ids alone come from the partial index on due rows; the
-            // bodies only of those taken.
-            let ids: Vec<i64> = conn.load(pick.limit(limit.saturating_add(skip))).await?;
+            let pick = due_ids(hook, now, limit.saturating_add(skip));
+            let ids: Vec<i64> = conn.load(pick).await?;
             let ids: Vec<i64> = ids
                 .into_iter()
                 .filter(|id| held.is_none_or(|h| !h.contains(id)))
@@ -405,7 +442,7 @@ impl Db {
             let deleted = self
                 .transaction(async move |mut conn| {
                     let batch = d::table
-                        .filter(d::status.eq(DeliveryStatus::Delivered.as_str()))
+                        .filter(status_is(DeliveryStatus::Delivered))
                         .filter(d::delivered_at.lt(before))
                         .select(d::id)
                         .limit(PRUNE_BATCH);
@@ -439,16 +476,27 @@ impl Db {
         .await
     }
 
-    /// When the oldest PENDING delivery of an enabled webhook was queued:
-    /// each endpoint's first pending row by id (ids grow with time), read
-    /// from the index of its deliveries by status, so a large backlog costs
-    /// no more to measure than an empty one and no index is kept for it.
+    /// When the oldest PENDING delivery of an enabled webhook was queued,
+    /// counting changes not yet made into deliveries: each endpoint's first
+    /// pending row by id (ids grow with time), read from the index of its
+    /// deliveries by status, and the outbox's first row, so a large backlog
+    /// costs no more to measure than an empty one and no index is kept for
+    /// it.
     pub async fn oldest_pending_delivery(&self) -> Result<Option<NaiveDateTime>> {
         self.read(async move |mut conn| {
+            let queued: Option<NaiveDateTime> = conn
+                .first(
+                    webhook_outbox::table
+                        .order(webhook_outbox::id)
+                        .select(webhook_outbox::created_at)
+                        .limit(1),
+                )
+                .await
+                .optional()?;
             let hooks: Vec<i64> = conn
                 .load(w::table.filter(w::enabled.eq(true)).select(w::id))
                 .await?;
-            let mut oldest: Option<NaiveDateTime> = None;
+            let mut oldest: Option<NaiveDateTime> = queued;
             for hook in hooks {
                 let first: Option<NaiveDateTime> = conn
                     .first(
@@ -469,5 +517,48 @@ impl Db {
             Ok(oldest)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+
+    /// The SQLite plan of `sql`, one step per line.
+    fn plan(sql: &str) -> String {
+        #[derive(QueryableByName)]
+        struct Step {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            detail: String,
+        }
+        super::super::sqlite_plan_stability();
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        super::super::migrate::apply_sqlite(&mut conn).unwrap();
+        let steps: Vec<Step> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load(&mut conn)
+            .unwrap();
+        steps
+            .into_iter()
+            .map(|s| s.detail)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn sql(query: &impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>) -> String {
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(query).to_string();
+        sql.split(" -- binds").next().unwrap().to_string()
+    }
+
+    /// Every claim round walks each endpoint's due rows past those the
+    /// worker holds: from the partial index alone, never the table (with a
+    /// backlog, a walk through the table cost most of the server's CPU).
+    #[test]
+    fn a_claim_walks_only_the_index_of_due_rows() {
+        let now = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        let plan = plan(&sql(&super::due_ids(1, now, 300)));
+        assert!(
+            plan.contains("COVERING INDEX webhook_deliveries_due"),
+            "{plan}"
+        );
     }
 }

@@ -552,3 +552,18 @@ read_as!(
         locked_until,
     }
 );
+
+/// A change queued for the webhooks (`db::outbox`): storage's own row,
+/// turned into deliveries before anything else sees it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = super::schema::webhook_outbox)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub trigger: String,
+    pub alert_id: i64,
+    pub webhooks: String,
+    pub standard: Option<String>,
+    pub slack: Option<String>,
+    #[diesel(deserialize_as = DbTime)]
+    pub created_at: NaiveDateTime,
+}

@@ -205,6 +205,20 @@ diesel::table! {
     }
 }
 
+// Changes waiting for the delivery worker to turn them into deliveries
+// (db::outbox).
+diesel::table! {
+    webhook_outbox (id) {
+        id -> BigInt,
+        trigger -> Text,
+        alert_id -> BigInt,
+        webhooks -> Text,
+        standard -> Nullable<Text>,
+        slack -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_deliveries);
 

@@ -296,13 +296,15 @@ impl Db {
         .await
     }
 
-    /// A page of a webhook's deliveries, newest first, of one status or all.
+    /// A page of a webhook's deliveries, newest first, of one status or all,
+    /// with every change committed so far made into deliveries first.
     pub async fn deliveries_page(
         &self,
         webhook_id: i64,
         status: Option<DeliveryStatus>,
         page: Page,
     ) -> Result<Vec<DeliveryRow>> {
+        self.fan_out_before_reading().await?;
         self.read_page(async move |mut conn| {
             let k = keyset(&page, webhook_deliveries::id);
             let query = webhook_deliveries::table
@@ -324,6 +326,7 @@ impl Db {
         webhook_id: i64,
         status: Option<DeliveryStatus>,
     ) -> Result<i64> {
+        self.fan_out_before_reading().await?;
         self.read(async move |mut conn| {
             let query = webhook_deliveries::table
                 .filter(webhook_deliveries::webhook_id.eq(webhook_id))

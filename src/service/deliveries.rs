@@ -26,12 +26,15 @@ impl Service {
         Ok(())
     }
 
+    /// One claim round: the changes queued since the last one become
+    /// deliveries first, then what is due is claimed.
     pub async fn claim_deliveries(
         &self,
         budgets: HashMap<i64, i64>,
         default_budget: i64,
         held: HashMap<i64, HashSet<i64>>,
     ) -> Result<Vec<(WebhookRecord, Vec<DeliveryRecord>)>> {
+        self.db.fan_out().await?;
         self.db.claim_due(budgets, default_budget, held).await
     }
 

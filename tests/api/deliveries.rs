@@ -554,7 +554,12 @@ async fn delivered_rows_are_pruned_failed_kept(app: TestApp) {
 
 /// A delivery leased by another instance (one that may have died
 /// mid-attempt) is left alone until the lease runs out, then attempted.
+/// PostgreSQL only: leases are how instances share its outbox; SQLite has
+/// one instance, which keeps what it holds in memory and writes no lease.
 async fn a_lease_holds_a_delivery_until_it_runs_out(app: TestApp) {
+    if !app.db_is_postgres() {
+        return;
+    }
     let r = Receiver::start().await;
     let admin = app.admin().await;
     let (hook, _) = create(&app, &admin, "leased", &r.url("/l")).await;
@@ -635,6 +640,62 @@ async fn two_instances_share_the_work(app: TestApp) {
     assert_eq!(msg.len(), ids.len());
 }
 
+/// Two instances over one PostgreSQL, both ingesting and both fanning out
+/// the outbox at once: every change reaches each endpoint exactly once.
+async fn two_instances_fan_out_each_change_once(app: TestApp) {
+    if !app.db_is_postgres() {
+        return;
+    }
+    let r = Receiver::start().await;
+    let peer = app.peer_with(loopback).await;
+    let admin = app.admin().await;
+    create(&app, &admin, "a", &r.url("/a")).await;
+    create(&app, &admin, "b", &r.url("/b")).await;
+    let ingest = "mutation($i: [IngestEventInput!]!) { ingestEvents(inputs: $i) { alert { id } } }";
+    let sends = (0..40).map(|n| {
+        let url = if n % 2 == 0 {
+            app.url("/graphql")
+        } else {
+            peer.url("/graphql")
+        };
+        let inputs: Vec<Value> = (0..5)
+            .map(|i| json!({ "source": format!("fw-{n}-{i}"), "eventType": "Intrusion", "severity": "HIGH", "description": "fan out" }))
+            .collect();
+        let (client, admin) = (app.client.clone(), admin.clone());
+        async move {
+            let answer: Value = client
+                .post(url)
+                .bearer_auth(admin)
+                .json(&json!({ "query": ingest, "variables": { "i": inputs } }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(answer["errors"].is_null(), "{answer}");
+        }
+    });
+    futures_util::future::join_all(sends).await;
+    eventually!("every change at both endpoints", {
+        (r.all().len() >= 400).then_some(())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = r.all();
+    let mut pairs: Vec<(String, String)> = seen
+        .iter()
+        .map(|s| {
+            let body: Value = serde_json::from_str(&s.body).unwrap();
+            let alert = body["data"]["alert"]["id"].as_str().unwrap().to_string();
+            (s.path.clone(), alert)
+        })
+        .collect();
+    assert_eq!(pairs.len(), 400, "a change was delivered twice");
+    pairs.sort_unstable();
+    pairs.dedup();
+    assert_eq!(pairs.len(), 400, "a change went twice to one endpoint");
+}
+
 both!(a_refused_address_is_never_called);
 
 /// Deliveries held by the worker (queued, in flight, or attempted and
@@ -680,6 +741,7 @@ both_with!(
     a_rotation_signs_with_both_secrets => super::loopback,
     delivered_rows_are_pruned_failed_kept => super::loopback,
     two_instances_share_the_work => super::loopback,
+    two_instances_fan_out_each_change_once => super::loopback,
     a_lease_holds_a_delivery_until_it_runs_out => super::loopback,
     an_endless_keep_prunes_nothing => |s| {
         super::loopback(s);

@@ -1,8 +1,9 @@
-//! The outbox: every change an endpoint wants gets its delivery row in the
-//! change's own transaction. Rows are read back through
-//! `webhook(id){ deliveries }`; no worker is needed (rows stay PENDING, or
-//! are retried when a worker refuses the example address), so these check
-//! existence, trigger and alert, never status.
+//! The outbox: every change an endpoint wants gets its outbox row in the
+//! change's own transaction, and becomes one delivery per endpoint behind
+//! it. Deliveries are read back through `webhook(id){ deliveries }`, which
+//! makes every queued change into deliveries first; no worker is needed
+//! (rows stay PENDING, or are retried when a worker refuses the example
+//! address), so these check existence, trigger and alert, never status.
 
 use std::time::{Duration, Instant};
 
@@ -369,7 +370,7 @@ async fn a_failed_outbox_write_refuses_the_ingest(app: TestApp) {
     let events = app
         .text_sql("SELECT CAST(COUNT(*) AS TEXT) AS value FROM events")
         .await;
-    app.exec_sql("DROP TABLE webhook_deliveries").await;
+    app.exec_sql("DROP TABLE webhook_outbox").await;
     let refused = app
         .gql(
             Some(&admin),
@@ -392,7 +393,67 @@ async fn a_failed_outbox_write_refuses_the_ingest(app: TestApp) {
     ingest(&app, &admin, "LOW", "fw-1", None).await;
 }
 
+/// A queued change outlives changes to its endpoints: one deleted before
+/// the change is fanned out gets nothing (and stops nothing), one whose
+/// format changed gets the body the change has, and an id list that does
+/// not parse is skipped where it does not. The row is gone afterwards.
+async fn a_queued_change_outlives_its_endpoints(app: TestApp) {
+    let admin = app.admin().await;
+    let alert = alert_id(&ingest(&app, &admin, "HIGH", "fw-1", None).await);
+    let standard = hook(
+        &app,
+        &admin,
+        json!({ "name": "std", "url": URL, "triggers": ["ALERT_RAISED"] }),
+    )
+    .await;
+    let gone = hook(
+        &app,
+        &admin,
+        json!({ "name": "gone", "url": URL, "triggers": ["ALERT_RAISED"] }),
+    )
+    .await;
+    app.ok(
+        Some(&admin),
+        "mutation($id: ID!) { deleteWebhook(id: $id) }",
+        json!({ "id": gone }),
+    )
+    .await;
+    // As a change queued while `gone` was there and `standard` took SLACK.
+    let now = if app.db_is_postgres() {
+        "now()::timestamp"
+    } else {
+        "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+    };
+    app.exec_sql(&format!(
+        "INSERT INTO webhook_outbox (\"trigger\", alert_id, webhooks, standard, slack, created_at) \
+         VALUES ('ALERT_RAISED', {alert}, '{gone},x,{standard},', NULL, '{{\"text\":\"queued\"}}', {now})"
+    ))
+    .await;
+    assert_eq!(
+        deliveries(&app, &admin, &standard).await,
+        vec![pair("ALERT_RAISED", &alert)]
+    );
+    let body = app
+        .text_sql(&format!(
+            "SELECT body AS value FROM webhook_deliveries WHERE webhook_id = {standard}"
+        ))
+        .await;
+    assert_eq!(body, r#"{"text":"queued"}"#);
+    assert_eq!(
+        app.text_sql("SELECT CAST(COUNT(*) AS TEXT) AS value FROM webhook_outbox")
+            .await,
+        "0"
+    );
+    // And the outbox keeps flowing after it.
+    let next = alert_id(&ingest(&app, &admin, "HIGH", "fw-1", None).await);
+    assert_eq!(
+        deliveries(&app, &admin, &standard).await,
+        vec![pair("ALERT_RAISED", &alert), pair("ALERT_RAISED", &next)]
+    );
+}
+
 both!(
+    a_queued_change_outlives_its_endpoints,
     raised_alerts_follow_each_filter,
     a_repeat_storm_is_one_message_per_endpoint,
     changes_by_people_are_reported,
@@ -504,6 +565,17 @@ async fn acknowledged_raises_survive_kill_9(backend: Backend) {
     let (_addr, again) = tokio::task::spawn_blocking(move || (again.serving(), again))
         .await
         .unwrap();
+    // The restarted worker makes the changes queued before the kill into
+    // deliveries first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db
+        .text("SELECT CAST(COUNT(*) AS TEXT) AS value FROM webhook_outbox")
+        .await
+        != "0"
+    {
+        assert!(Instant::now() < deadline, "the outbox was never fanned out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for id in &acknowledged {
         let n = db
             .text(&format!(
