@@ -522,32 +522,7 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use diesel::prelude::*;
-
-    /// The SQLite plan of `sql`, one step per line.
-    fn plan(sql: &str) -> String {
-        #[derive(QueryableByName)]
-        struct Step {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            detail: String,
-        }
-        super::super::sqlite_plan_stability();
-        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
-        super::super::migrate::apply_sqlite(&mut conn).unwrap();
-        let steps: Vec<Step> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-            .load(&mut conn)
-            .unwrap();
-        steps
-            .into_iter()
-            .map(|s| s.detail)
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn sql(query: &impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>) -> String {
-        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(query).to_string();
-        sql.split(" -- binds").next().unwrap().to_string()
-    }
+    use super::super::event_pages::sqlite_plan;
 
     /// Every claim round walks each endpoint's due rows past those the
     /// worker holds: from the partial index alone, never the table (with a
@@ -555,7 +530,7 @@ mod tests {
     #[test]
     fn a_claim_walks_only_the_index_of_due_rows() {
         let now = chrono::DateTime::UNIX_EPOCH.naive_utc();
-        let plan = plan(&sql(&super::due_ids(1, now, 300)));
+        let plan = sqlite_plan(&super::due_ids(1, now, 300));
         assert!(
             plan.contains("COVERING INDEX webhook_deliveries_due"),
             "{plan}"
