@@ -161,30 +161,36 @@ enum Turn {
 const FAN_OUT_BATCH: i64 = 500;
 
 impl Db {
-    /// Turns every queued change into its deliveries, oldest first, in
-    /// transactions of `FAN_OUT_BATCH` changes, and answers how many
-    /// deliveries it made. The delivery worker runs it before each claim
-    /// round, and every read of deliveries first, so that a change is
-    /// visible as PENDING deliveries to anyone who looks once it has
-    /// committed.
+    /// Turns up to `FAN_OUT_BATCH` queued changes, oldest first, into
+    /// their deliveries in one transaction, and answers whether it took a
+    /// whole batch (more may be queued). The delivery worker runs it one
+    /// batch at a time, so that its share of storage stays what its
+    /// pacing allows however large the backlog.
     ///
     /// On PostgreSQL each batch is claimed `FOR UPDATE SKIP LOCKED`:
     /// instances fanning out at once take different changes, and a change
     /// becomes deliveries exactly once (its row goes in the same
     /// transaction).
-    pub async fn fan_out(&self) -> Result<usize> {
-        self.fan_out_as(Turn::Skip).await
+    pub async fn fan_out(&self) -> Result<bool> {
+        let (_, full) = self.fan_out_as(Turn::Skip, Some(1)).await?;
+        Ok(full)
     }
 
-    /// `fan_out` for a reader of deliveries: on PostgreSQL it waits for
+    /// Turns every queued change into its deliveries, for a reader of
+    /// deliveries, so that a change is visible as PENDING deliveries to
+    /// anyone who looks once it has committed. On PostgreSQL it waits for
     /// changes another transaction is fanning out (the worker's, on any
     /// instance) instead of passing over them, so that what it then reads
     /// holds every change committed before it asked.
     pub async fn fan_out_before_reading(&self) -> Result<usize> {
-        self.fan_out_as(Turn::Wait).await
+        let (made, _) = self.fan_out_as(Turn::Wait, None).await?;
+        Ok(made)
     }
 
-    async fn fan_out_as(&self, turn: Turn) -> Result<usize> {
+    /// Fans out in batches of `FAN_OUT_BATCH` until the outbox is empty or
+    /// `batches` (when given) have been made: the deliveries made, and
+    /// whether the last batch was whole.
+    async fn fan_out_as(&self, turn: Turn, batches: Option<usize>) -> Result<(usize, bool)> {
         // A read first: most rounds find nothing, and a write transaction
         // would take SQLite's writer from ingest for nothing.
         let queued: Option<i64> = self
@@ -194,9 +200,10 @@ impl Db {
             })
             .await?;
         if queued.is_none() {
-            return Ok(0);
+            return Ok((0, false));
         }
         let mut made = 0;
+        let mut done = 0;
         loop {
             let (changes, deliveries) = self
                 .transaction(async move |mut conn| {
@@ -204,8 +211,10 @@ impl Db {
                 })
                 .await?;
             made += deliveries;
-            if i64::try_from(changes).unwrap_or(i64::MAX) < FAN_OUT_BATCH {
-                return Ok(made);
+            done += 1;
+            let whole = i64::try_from(changes).unwrap_or(i64::MAX) >= FAN_OUT_BATCH;
+            if !whole || batches.is_some_and(|most| done >= most) {
+                return Ok((made, whole));
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, SecondsFormat, TimeDelta};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::alert::AlertWithEvent;
 use super::event::{label, MAX_LABEL_CHARS};
@@ -238,27 +238,82 @@ fn rfc3339(at: NaiveDateTime) -> String {
     at.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A STANDARD body. Serialized straight from borrowed fields: rendering
+/// is part of the ingest transaction that queues the change, and building
+/// a `serde_json::Value` first cost several times as much. Fields are in
+/// the order a JSON map sorts them, the order earlier bodies had.
+#[derive(serde::Serialize)]
+struct Standard<'a> {
+    data: Data<'a>,
+    timestamp: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// What changed, beside the alert as it is after the change.
+#[derive(serde::Serialize)]
+struct Data<'a> {
+    alert: AlertBody<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<CommentBody<'a>>,
+    /// STATUS_CHANGED: a status; ASSIGNED: a username or null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<Option<&'a str>>,
+}
+
+#[derive(serde::Serialize)]
+struct CommentBody<'a> {
+    author: &'a str,
+    body: &'a str,
+}
+
 /// The alert as the API shows it, for a body's `data.alert`.
-fn alert_json(alert: &AlertWithEvent, assignee: Option<&str>) -> Value {
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AlertBody<'a> {
+    assignee: Option<&'a str>,
+    created_at: String,
+    event: EventBody<'a>,
+    id: String,
+    last_seen_at: String,
+    occurrences: i64,
+    severity: &'static str,
+    status: &'static str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventBody<'a> {
+    description: &'a str,
+    event_type: &'a str,
+    id: String,
+    occurred_at: String,
+    source: &'a str,
+    timestamp: String,
+}
+
+fn alert_body<'a>(alert: &'a AlertWithEvent, assignee: Option<&'a str>) -> AlertBody<'a> {
     let a = &alert.alert;
     let e = &alert.event;
-    json!({
-        "id": a.id.to_string(),
-        "status": a.status.as_str(),
-        "severity": a.severity.as_str(),
-        "occurrences": a.occurrences,
-        "createdAt": rfc3339(a.created_at),
-        "lastSeenAt": rfc3339(a.last_seen_at.unwrap_or(a.created_at)),
-        "assignee": assignee,
-        "event": {
-            "id": e.id.to_string(),
-            "source": e.source,
-            "eventType": e.event_type,
-            "description": e.description,
-            "timestamp": rfc3339(e.created_at),
-            "occurredAt": rfc3339(e.occurred()),
+    AlertBody {
+        assignee,
+        created_at: rfc3339(a.created_at),
+        event: EventBody {
+            description: &e.description,
+            event_type: &e.event_type,
+            id: e.id.to_string(),
+            occurred_at: rfc3339(e.occurred()),
+            source: &e.source,
+            timestamp: rfc3339(e.created_at),
         },
-    })
+        id: a.id.to_string(),
+        last_seen_at: rfc3339(a.last_seen_at.unwrap_or(a.created_at)),
+        occurrences: a.occurrences,
+        severity: a.severity.as_str(),
+        status: a.status.as_str(),
+    }
 }
 
 /// The body of one delivery of `change` to `alert`, in `format`, sent as
@@ -273,22 +328,33 @@ pub fn body(
 ) -> String {
     match format {
         WebhookFormat::Standard => {
-            let mut data = json!({ "alert": alert_json(alert, assignee) });
+            let mut data = Data {
+                alert: alert_body(alert, assignee),
+                comment: None,
+                from: None,
+                to: None,
+            };
             match change {
                 Change::StatusChanged { from, to } => {
-                    data["from"] = json!(from.as_str());
-                    data["to"] = json!(to.as_str());
+                    data.from = Some(Some(from.as_str()));
+                    data.to = Some(Some(to.as_str()));
                 }
                 Change::Assigned { from, to } => {
-                    data["from"] = json!(from);
-                    data["to"] = json!(to);
+                    data.from = Some(from.as_deref());
+                    data.to = Some(to.as_deref());
                 }
                 Change::Commented { author, body } => {
-                    data["comment"] = json!({ "author": author, "body": body });
+                    data.comment = Some(CommentBody { author, body });
                 }
                 Change::Raised | Change::Repeated => {}
             }
-            json!({ "type": change.kind(), "timestamp": rfc3339(at), "data": data }).to_string()
+            let standard = Standard {
+                data,
+                timestamp: rfc3339(at),
+                kind: change.kind(),
+            };
+            // Serializing plain strings and numbers cannot fail.
+            serde_json::to_string(&standard).unwrap_or_default()
         }
         WebhookFormat::Slack => json!({ "text": slack_text(change, alert, assignee) }).to_string(),
     }
@@ -469,6 +535,7 @@ mod tests {
     use super::*;
     use crate::domain::alert::AlertRecord;
     use crate::domain::event::EventRecord;
+    use serde_json::Value;
 
     fn raw() -> RawWebhook {
         RawWebhook {
@@ -664,6 +731,53 @@ mod tests {
         let ping: Value =
             serde_json::from_str(&ping_body(WebhookFormat::Standard, "pager", at)).unwrap();
         assert_eq!(ping["type"], "ping");
+    }
+
+    /// Bodies are written with their keys in the order a JSON map sorts
+    /// them, as they were when built as maps, and carry exactly the keys
+    /// each change has: nulls only where a value is absent (an assignee,
+    /// an unassignment), never a key of another kind of change.
+    #[test]
+    fn standard_bodies_are_written_as_a_sorted_map() {
+        let at = crate::domain::now();
+        let a = alert(Severity::High, "fw \"quoted\"\n");
+        let changes = [
+            Change::Raised,
+            Change::Repeated,
+            Change::StatusChanged {
+                from: AlertStatus::Open,
+                to: AlertStatus::Resolved,
+            },
+            Change::Assigned {
+                from: Some("ana".into()),
+                to: None,
+            },
+            Change::Commented {
+                author: "ana".into(),
+                body: "<b>on it</b> \u{1F600}".into(),
+            },
+        ];
+        for change in &changes {
+            for assignee in [None, Some("ana")] {
+                let text = body(WebhookFormat::Standard, change, &a, assignee, at);
+                let map: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(map.to_string(), text, "{change:?}");
+                let data = map["data"].as_object().unwrap();
+                let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+                let expected: &[&str] = match change {
+                    Change::Raised | Change::Repeated => &["alert"],
+                    Change::StatusChanged { .. } | Change::Assigned { .. } => {
+                        &["alert", "from", "to"]
+                    }
+                    Change::Commented { .. } => &["alert", "comment"],
+                };
+                assert_eq!(keys, expected, "{change:?}");
+            }
+        }
+        let unassigned = body(WebhookFormat::Standard, &changes[3], &a, None, at);
+        let v: Value = serde_json::from_str(&unassigned).unwrap();
+        assert_eq!(v["data"]["from"], "ana");
+        assert!(v["data"]["to"].is_null());
     }
 
     #[test]

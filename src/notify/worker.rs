@@ -16,9 +16,15 @@
 //! - **Ingest first.** Attempts run on a thread of their own at a lower CPU
 //!   priority: on a saturated machine ingest keeps the processor and the
 //!   deliveries queue up (durably) to be sent as soon as it has time to
-//!   spare; on an idle one the worker has all it wants. Storage calls run
-//!   on the service's runtime at normal priority, so a transaction never
-//!   holds SQLite's write lock while its thread waits for the processor.
+//!   spare. Storage calls run on the service's runtime at normal priority,
+//!   so a transaction never holds SQLite's write lock while its thread
+//!   waits for the processor; its writes are paced instead (`Pacing`):
+//!   while the ingest writer is busy, the next write of a kind (a batch
+//!   of changes fanned out, or a batch of outcomes) waits up to
+//!   `STORAGE_PAUSE` times as long as the last one took, so under a flood
+//!   the worker's rows take at most about a tenth of the time of a
+//!   thread, however large the backlog; while ingest is
+//!   idle there is no pause, and a backlog drains at full speed.
 //! - **Never waits on ingest, never makes it wait.** Ingest only commits
 //!   rows and pokes the worker (`Service::wake_deliveries`); pokes closer
 //!   together than `CLAIM_GAP` make one claim round, and a poll every
@@ -66,6 +72,17 @@ const RECORD_BATCH: usize = 2_000;
 /// transaction per few outcomes would cost ingest the write lock as often.
 /// A delivery's lease covers the wait.
 const RECORD_LINGER: Duration = Duration::from_millis(50);
+/// How much longer than a storage call (a batch of changes fanned out, a batch of
+/// outcomes) the wait before the next of its kind is while ingest is
+/// busy: each of the two kinds then holds the thread that runs it at most
+/// a twentieth of the time. A delivery costs storage about as much as the ingest that
+/// queued it (a row written, read and updated per endpoint), so unpaced,
+/// three endpoints took half of ingest's rate on a saturated machine.
+const STORAGE_PAUSE: f64 = 19.0;
+/// The share of time the ingest writer spends committing at which the
+/// pause is whole; below it the pause shrinks in proportion, to none
+/// while ingest is idle.
+const INGEST_BUSY: f64 = 0.5;
 /// How often due retries (and other instances' rows) are looked for.
 const POLL: Duration = Duration::from_secs(1);
 /// How often the oldest pending delivery's age is measured.
@@ -124,6 +141,30 @@ fn lower_priority() {
         if rc != 0 {
             tracing::debug!("webhook deliveries: cannot lower the worker's priority");
         }
+    }
+}
+
+/// Spaces one kind of the worker's storage calls by how busy ingest has
+/// been since the last of them (the ingest writer's busy clock).
+struct Pacing {
+    at: Instant,
+    busy: u64,
+}
+
+impl Pacing {
+    fn new(busy: u64, now: Instant) -> Self {
+        Self { at: now, busy }
+    }
+
+    /// The pause after a call that took `took`, given the writer's busy
+    /// clock (`Writer::busy_nanos`) now.
+    fn pause(&mut self, took: Duration, busy: u64, now: Instant) -> Duration {
+        let wall = now.saturating_duration_since(self.at).as_nanos() as f64;
+        let spent = busy.saturating_sub(self.busy) as f64;
+        self.at = now;
+        self.busy = busy;
+        let load = if wall > 0.0 { spent / wall } else { 0.0 };
+        took.mul_f64(STORAGE_PAUSE * (load / INGEST_BUSY).clamp(0.0, 1.0))
     }
 }
 
@@ -215,6 +256,10 @@ async fn run(service: Service, sender: Sender, main: Handle) {
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut wanted = true;
     let mut last_round: Option<Instant> = None;
+    // The fan-out (a write) is paced; the claim itself is a read on
+    // SQLite and one short lease transaction on PostgreSQL.
+    let mut fan_out_at = Instant::now();
+    let mut fan_out_pacing = Pacing::new(service.writer.busy_nanos(), fan_out_at);
     let mut next_poll = Instant::now() + POLL;
     let mut turn = 0usize;
     while !*closed.borrow() {
@@ -225,8 +270,17 @@ async fn run(service: Service, sender: Sender, main: Handle) {
         }
         let may_claim = last_round.is_none_or(|at| now >= at + CLAIM_GAP);
         if wanted && may_claim {
-            wanted = false;
             last_round = Some(now);
+            wanted = false;
+            if now >= fan_out_at {
+                match on_main(&main, fan_out(service.clone())).await {
+                    Ok(more_queued) => wanted = more_queued,
+                    Err(Gone) => break,
+                }
+                let done = Instant::now();
+                let pause = fan_out_pacing.pause(done - now, service.writer.busy_nanos(), done);
+                fan_out_at = done + pause;
+            }
             if claim(&service, &main, &mut lanes).await.is_err() {
                 break;
             }
@@ -375,6 +429,18 @@ async fn claim(
     Ok(())
 }
 
+/// One batch of queued changes becomes deliveries; whether more are
+/// queued.
+async fn fan_out(service: Service) -> bool {
+    match service.fan_out_deliveries().await {
+        Ok(more_queued) => more_queued,
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook deliveries: cannot fan out");
+            false
+        }
+    }
+}
+
 /// Starts attempts from the lanes while slots are free, beginning at a
 /// different lane each time so that no endpoint is always served last.
 fn dispatch(
@@ -486,23 +552,28 @@ async fn attempt(
 }
 
 /// Writes outcomes in batches: those that arrive within `RECORD_LINGER`
-/// of the first (and while the last batch commits) go in one transaction,
-/// so there are at most a few transactions a second however fast the
-/// receivers answer.
+/// of the first (and while the last batch commits, and during the pause
+/// after it) go in one transaction, so there are at most a few
+/// transactions a second however fast the receivers answer.
 async fn record(
     service: Service,
     mut inbox: mpsc::UnboundedReceiver<Outcome>,
     done: mpsc::UnboundedSender<Vec<(i64, i64)>>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
+    let mut paused_until = Instant::now();
+    let mut pacing = Pacing::new(service.writer.busy_nanos(), paused_until);
     while inbox.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let mut resume = paused_until;
         if batch.len() < RECORD_BATCH {
-            tokio::time::sleep(RECORD_LINGER).await;
-            let room = RECORD_BATCH - batch.len();
-            if room > 0 && !inbox.is_empty() {
-                inbox.recv_many(&mut batch, room).await;
-            }
+            resume = resume.max(Instant::now() + RECORD_LINGER);
         }
+        tokio::time::sleep_until(resume.into()).await;
+        let room = RECORD_BATCH - batch.len();
+        if room > 0 && !inbox.is_empty() {
+            inbox.recv_many(&mut batch, room).await;
+        }
+        let began = Instant::now();
         let refused: Vec<bool> = batch.iter().map(|o| o.refused).collect();
         let ids: Vec<(i64, i64)> = batch.iter().map(|o| (o.hook, o.id)).collect();
         let attempts: Vec<(i64, Attempt)> = batch.drain(..).map(|o| (o.id, o.attempt)).collect();
@@ -524,6 +595,8 @@ async fn record(
                 tracing::warn!(error = %e, "webhook deliveries: cannot record attempts");
             }
         }
+        let now = Instant::now();
+        paused_until = now + pacing.pause(now - began, service.writer.busy_nanos(), now);
         // Recorded, or left PENDING to be claimed and attempted again.
         let _ = done.send(ids);
     }
@@ -554,5 +627,40 @@ async fn prune_old(service: Service) {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "webhook deliveries: delivered rows pruned"),
         Err(e) => tracing::warn!(error = %e, "webhook deliveries: cannot prune"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pause follows the writer's busy share since the last call: none
+    /// while ingest is idle, in proportion below `INGEST_BUSY`, whole at
+    /// or above it (however busy), and never from a clock that went back.
+    #[test]
+    fn storage_calls_pause_only_while_ingest_is_busy() {
+        let start = Instant::now();
+        let took = Duration::from_millis(10);
+        let second = Duration::from_secs(1);
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap();
+        let mut pacing = Pacing::new(0, start);
+        // Idle for a second.
+        assert_eq!(pacing.pause(took, 0, start + second), Duration::ZERO);
+        // Committing a quarter of the next second: half the pause.
+        let busy = ns(second / 4);
+        assert_eq!(
+            pacing.pause(took, busy, start + 2 * second),
+            took.mul_f64(STORAGE_PAUSE / 2.0)
+        );
+        // All of the next second (and more: clocks are read apart).
+        let busy = busy + ns(second * 2);
+        assert_eq!(
+            pacing.pause(took, busy, start + 3 * second),
+            took.mul_f64(STORAGE_PAUSE)
+        );
+        // A busy clock read lower than before counts as idle.
+        assert_eq!(pacing.pause(took, 0, start + 4 * second), Duration::ZERO);
+        // No time passed: no share to judge by.
+        assert_eq!(pacing.pause(took, busy, start + 4 * second), Duration::ZERO);
     }
 }

@@ -26,15 +26,19 @@ impl Service {
         Ok(())
     }
 
-    /// One claim round: the changes queued since the last one become
-    /// deliveries first, then what is due is claimed.
+    /// Turns a batch of queued changes into deliveries; whether more are
+    /// queued. The worker paces these (they are writes).
+    pub async fn fan_out_deliveries(&self) -> Result<bool> {
+        self.db.fan_out().await
+    }
+
+    /// One claim round: what is due, by endpoint.
     pub async fn claim_deliveries(
         &self,
         budgets: HashMap<i64, i64>,
         default_budget: i64,
         held: HashMap<i64, HashSet<i64>>,
     ) -> Result<Vec<(WebhookRecord, Vec<DeliveryRecord>)>> {
-        self.db.fan_out().await?;
         self.db.claim_due(budgets, default_budget, held).await
     }
 
