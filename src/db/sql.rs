@@ -454,7 +454,7 @@ macro_rules! raw_condition {
 /// word quoted (`Search::fts5_query`). It holds every row once
 /// `Db::index_words` has caught up, which every SQLite search does first.
 /// PostgreSQL matches `plainto_tsquery` against the GIN index on the
-/// event's words; an alert through the event that raised it. This is the
+/// list's words (an alert holds its raising event's). This is the
 /// form for counts and for PostgreSQL's pages; SQLite's pages are driven
 /// by the FTS5 index itself (see `fts5_match`).
 #[derive(Debug, Clone)]
@@ -476,10 +476,12 @@ impl Words {
 
 raw_condition!(Words);
 
-/// The event's stored words (migrations/postgres/*_search), which the GIN
-/// index `events_words` serves; see `Search` for what a word is.
-fn pg_words(alias: &str) -> String {
-    format!("{alias}.words")
+/// The list's stored words, which its GIN index (`events_words`,
+/// `alerts_words`) serves: an event's own (a generated column), an alert's
+/// copied from the event that raised it (a trigger, see
+/// migrations/postgres/*_alert_words); see `Search` for what a word is.
+fn pg_words(table: &str) -> String {
+    format!("{table}.words")
 }
 
 impl QueryFragment<Sqlite> for Words {
@@ -501,19 +503,10 @@ impl QueryFragment<Pg> for Words {
         // words are in every row (walk the list's order, stop at the page)
         // or in a few (read them from the GIN index, then sort).
         out.unsafe_to_cache_prepared();
-        match self.list {
-            List::Events => out.push_sql(&pg_words("events")),
-            List::Alerts => out.push_sql(&format!(
-                "EXISTS (SELECT 1 FROM events w WHERE w.id = alerts.event_id AND {}",
-                pg_words("w")
-            )),
-        }
+        out.push_sql(&pg_words(self.list.table()));
         out.push_sql(" @@ plainto_tsquery('simple', ");
         out.push_bind_param::<diesel::sql_types::Text, String>(&self.text)?;
         out.push_sql(")");
-        if self.list == List::Alerts {
-            out.push_sql(")");
-        }
         Ok(())
     }
 }
@@ -654,15 +647,19 @@ pub fn timed_keyset<T, C>(
 mod tests {
     use super::*;
 
-    /// PostgreSQL searches the column its GIN index is built on.
+    /// PostgreSQL searches the columns its GIN indexes are built on.
     #[test]
-    fn words_are_asked_as_the_index_was_built() {
-        let migration = include_str!("../../migrations/postgres/2026-12-02-000013_search/up.sql");
-        let asked = pg_words("x").replace("x.", "");
-        assert!(
-            migration.contains(&format!("ON events USING gin ({asked})")),
-            "{asked}"
-        );
+    fn words_are_asked_as_the_indexes_were_built() {
+        let events = include_str!("../../migrations/postgres/2026-12-02-000013_search/up.sql");
+        let alerts = include_str!("../../migrations/postgres/2026-12-03-000017_alert_words/up.sql");
+        for (list, migration) in [(List::Events, events), (List::Alerts, alerts)] {
+            let table = list.table();
+            let asked = pg_words(table).replace(&format!("{table}."), "");
+            assert!(
+                migration.contains(&format!("ON {table} USING gin ({asked})")),
+                "{table}.{asked}"
+            );
+        }
     }
 
     #[test]
