@@ -20,12 +20,16 @@ const BETWEEN_STEPS: Duration = Duration::from_millis(10);
 /// on over years of data) is worked off beside ingest, not instead of it.
 const PAUSE_PER_STEP: u32 = 9;
 
-/// Waits after a step that began at `began`.
-async fn pace(began: Instant) {
-    let pause = began
-        .elapsed()
-        .saturating_mul(PAUSE_PER_STEP)
-        .max(BETWEEN_STEPS);
+/// Waits after a step of `what` that began at `began` and removed `rows`.
+async fn pace(began: Instant, what: &'static str, rows: i64) {
+    let took = began.elapsed();
+    tracing::debug!(
+        step = what,
+        rows,
+        took_ms = took.as_secs_f64() * 1e3,
+        "retention step"
+    );
+    let pause = took.saturating_mul(PAUSE_PER_STEP).max(BETWEEN_STEPS);
     tokio::time::sleep(pause).await;
 }
 
@@ -49,7 +53,7 @@ impl Service {
                 let began = Instant::now();
                 let n = self.db.purge_folded_events(ids.clone()).await?;
                 total.events += n;
-                pace(began).await;
+                pace(began, "folded events", n).await;
                 if n < EVENTS_PER_STEP {
                     break;
                 }
@@ -57,7 +61,7 @@ impl Service {
             let began = Instant::now();
             let step = self.db.purge_alerts(ids, cutoff).await?;
             total.add(step);
-            pace(began).await;
+            pace(began, "alerts", step.alerts).await;
             if step.alerts == 0 {
                 // Another instance took them; the next pass goes on.
                 break;
@@ -72,7 +76,7 @@ impl Service {
                 Some(next) => mark = Some(next),
                 None => break,
             }
-            pace(began).await;
+            pace(began, "old events", n).await;
         }
         if !total.is_empty() {
             self.db
