@@ -142,9 +142,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let started = busy.now();
-        commit(&db, &mut conn, jobs, &on_commit).await;
-        busy.add_since(started);
+        busy.count(commit(&db, &mut conn, jobs, &on_commit)).await;
     }
 }
 
@@ -156,26 +154,18 @@ struct Busy {
 }
 
 impl Busy {
-    fn now(&self) -> std::time::Duration {
-        if self.cpu {
-            if let Some(spent) = thread_cpu_time() {
-                return spent;
-            }
-        }
-        wall_clock()
-    }
-
-    fn add_since(&self, started: std::time::Duration) {
-        let spent = self.now().saturating_sub(started);
+    /// Runs a commit and adds what it took to the clock.
+    async fn count(&self, commit: impl std::future::Future<Output = ()>) {
+        let cpu = if self.cpu { thread_cpu_time() } else { None };
+        let wall = std::time::Instant::now();
+        commit.await;
+        let spent = match cpu.zip(thread_cpu_time()) {
+            Some((before, after)) => after.saturating_sub(before),
+            None => wall.elapsed(),
+        };
         let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
         self.total.fetch_add(nanos, Ordering::Relaxed);
     }
-}
-
-/// Time since a fixed instant, as a duration.
-fn wall_clock() -> std::time::Duration {
-    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    ORIGIN.get_or_init(std::time::Instant::now).elapsed()
 }
 
 /// The processor time the calling thread has used (None where the

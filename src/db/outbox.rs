@@ -172,8 +172,8 @@ impl Db {
     /// becomes deliveries exactly once (its row goes in the same
     /// transaction).
     pub async fn fan_out(&self) -> Result<bool> {
-        let (_, full) = self.fan_out_as(Turn::Skip, Some(1)).await?;
-        Ok(full)
+        let (changes, _) = self.fan_out_batch(Turn::Skip).await?;
+        Ok(is_whole(changes))
     }
 
     /// Turns every queued change into its deliveries, for a reader of
@@ -183,14 +183,19 @@ impl Db {
     /// instance) instead of passing over them, so that what it then reads
     /// holds every change committed before it asked.
     pub async fn fan_out_before_reading(&self) -> Result<usize> {
-        let (made, _) = self.fan_out_as(Turn::Wait, None).await?;
-        Ok(made)
+        let mut made = 0;
+        loop {
+            let (changes, deliveries) = self.fan_out_batch(Turn::Wait).await?;
+            made += deliveries;
+            if !is_whole(changes) {
+                return Ok(made);
+            }
+        }
     }
 
-    /// Fans out in batches of `FAN_OUT_BATCH` until the outbox is empty or
-    /// `batches` (when given) have been made: the deliveries made, and
-    /// whether the last batch was whole.
-    async fn fan_out_as(&self, turn: Turn, batches: Option<usize>) -> Result<(usize, bool)> {
+    /// One batch of up to `FAN_OUT_BATCH` changes in one transaction: the
+    /// changes taken and the deliveries made.
+    async fn fan_out_batch(&self, turn: Turn) -> Result<(usize, usize)> {
         // A read first: most rounds find nothing, and a write transaction
         // would take SQLite's writer from ingest for nothing.
         let queued: Option<i64> = self
@@ -200,24 +205,16 @@ impl Db {
             })
             .await?;
         if queued.is_none() {
-            return Ok((0, false));
+            return Ok((0, 0));
         }
-        let mut made = 0;
-        let mut done = 0;
-        loop {
-            let (changes, deliveries) = self
-                .transaction(async move |mut conn| {
-                    fan_out_step(&mut conn, FAN_OUT_BATCH, turn).await
-                })
-                .await?;
-            made += deliveries;
-            done += 1;
-            let whole = i64::try_from(changes).unwrap_or(i64::MAX) >= FAN_OUT_BATCH;
-            if !whole || batches.is_some_and(|most| done >= most) {
-                return Ok((made, whole));
-            }
-        }
+        self.transaction(async move |mut conn| fan_out_step(&mut conn, FAN_OUT_BATCH, turn).await)
+            .await
     }
+}
+
+/// Whether a batch took all it could: more may be queued.
+fn is_whole(changes: usize) -> bool {
+    i64::try_from(changes).unwrap_or(i64::MAX) >= FAN_OUT_BATCH
 }
 
 /// One batch of `Db::fan_out`: the number of changes taken and of

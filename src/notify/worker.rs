@@ -23,8 +23,8 @@
 //!   of changes fanned out, or a batch of outcomes) waits up to
 //!   `STORAGE_PAUSE` times as long as the last one took, so under a flood
 //!   the worker's rows take at most about a tenth of the time of a
-//!   thread, however large the backlog; while ingest is
-//!   idle there is no pause, and a backlog drains at full speed.
+//!   thread, however large the backlog; while ingest is idle there is no
+//!   pause, and a backlog drains at full speed.
 //! - **Never waits on ingest, never makes it wait.** Ingest only commits
 //!   rows and pokes the worker (`Service::wake_deliveries`); pokes closer
 //!   together than `CLAIM_GAP` make one claim round, and a poll every
@@ -72,12 +72,13 @@ const RECORD_BATCH: usize = 2_000;
 /// transaction per few outcomes would cost ingest the write lock as often.
 /// A delivery's lease covers the wait.
 const RECORD_LINGER: Duration = Duration::from_millis(50);
-/// How much longer than a storage call (a batch of changes fanned out, a batch of
-/// outcomes) the wait before the next of its kind is while ingest is
-/// busy: each of the two kinds then holds the thread that runs it at most
-/// a twentieth of the time. A delivery costs storage about as much as the ingest that
-/// queued it (a row written, read and updated per endpoint), so unpaced,
-/// three endpoints took half of ingest's rate on a saturated machine.
+/// How much longer than a storage write (a batch of changes fanned out,
+/// a batch of outcomes) the wait before the next of its kind is while
+/// ingest is busy: each of the two kinds then holds the thread that runs
+/// it at most a twentieth of the time. A delivery costs storage about as
+/// much as the ingest that queued it (a row written, read and updated per
+/// endpoint), so unpaced, three endpoints took half of ingest's rate on a
+/// saturated machine.
 const STORAGE_PAUSE: f64 = 19.0;
 /// The share of time the ingest writer spends committing at which the
 /// pause is whole; below it the pause shrinks in proportion, to none
