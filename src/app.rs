@@ -44,6 +44,8 @@ pub struct Server {
     writer: WriterTask,
     /// The webhook delivery worker (`notify::worker`).
     deliveries: tokio::task::JoinHandle<()>,
+    /// Retention's passes (`service::retention`), when it is on.
+    retention: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -81,6 +83,7 @@ impl Server {
         let router = router(&service, metrics.is_none())?;
         service::live::start(&service);
         let deliveries = crate::notify::worker::start(&service)?;
+        let retention = tokio::spawn(service::retention::run(service.clone()));
         Ok(Self {
             listener,
             router,
@@ -88,6 +91,7 @@ impl Server {
             service,
             writer,
             deliveries,
+            retention,
         })
     }
 
@@ -113,6 +117,7 @@ impl Server {
             service,
             writer,
             deliveries,
+            retention,
         } = self;
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -152,6 +157,9 @@ impl Server {
         writer.shutdown().await;
         // Stops on the shutdown flag, once its attempts in flight are recorded.
         let _ = deliveries.await;
+        // Stops on the shutdown flag too, after recording what its pass
+        // removed; the runtime must not end under a step.
+        let _ = retention.await;
         service.flush_key_usage().await;
         tracing::info!("threatwatch stopped");
         Ok(())

@@ -12,6 +12,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -190,6 +191,45 @@ fn thread_cpu_time() -> Option<std::time::Duration> {
     None
 }
 
+/// The share of time the ingest writer spends committing at which a
+/// background writer's pause is whole; below it the pause shrinks in
+/// proportion, to none while ingest is idle.
+const INGEST_BUSY: f64 = 0.5;
+
+/// Spaces a background writer's storage calls (webhook fan-out and
+/// outcomes, retention's deletes) by how busy ingest has been since the
+/// last of them (`Writer::busy_nanos`): while ingest is at least half busy,
+/// each call is followed by a pause `ratio` times as long as it took, so
+/// that kind of work holds storage at most 1/(ratio + 1) of the time; an
+/// idle ingest lets it run flat out.
+#[derive(Debug)]
+pub struct Pacing {
+    ratio: f64,
+    at: Instant,
+    busy: u64,
+}
+
+impl Pacing {
+    pub fn new(ratio: f64, busy: u64, now: Instant) -> Self {
+        Self {
+            ratio,
+            at: now,
+            busy,
+        }
+    }
+
+    /// The pause after a call that took `took`, given the writer's busy
+    /// clock (`Writer::busy_nanos`) now.
+    pub fn pause(&mut self, took: Duration, busy: u64, now: Instant) -> Duration {
+        let wall = now.saturating_duration_since(self.at).as_nanos() as f64;
+        let spent = busy.saturating_sub(self.busy) as f64;
+        self.at = now;
+        self.busy = busy;
+        let load = if wall > 0.0 { spent / wall } else { 0.0 };
+        took.mul_f64(self.ratio * (load / INGEST_BUSY).clamp(0.0, 1.0))
+    }
+}
+
 /// One ingest transaction, recorded in the batch metrics.
 async fn timed_ingest(db: &Db, conn: &mut WriterConn, items: &[Ingest]) -> Result<Vec<Ingested>> {
     let started = std::time::Instant::now();
@@ -292,6 +332,38 @@ async fn commit(db: &Db, conn: &mut WriterConn, jobs: Vec<Job>, on_commit: &OnCo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const STORAGE_PAUSE: f64 = 19.0;
+
+    /// The pause follows the writer's busy share since the last call: none
+    /// while ingest is idle, in proportion below `INGEST_BUSY`, whole at
+    /// or above it (however busy), and never from a clock that went back.
+    #[test]
+    fn storage_calls_pause_only_while_ingest_is_busy() {
+        let start = Instant::now();
+        let took = Duration::from_millis(10);
+        let second = Duration::from_secs(1);
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap();
+        let mut pacing = Pacing::new(STORAGE_PAUSE, 0, start);
+        // Idle for a second.
+        assert_eq!(pacing.pause(took, 0, start + second), Duration::ZERO);
+        // Committing a quarter of the next second: half the pause.
+        let busy = ns(second / 4);
+        assert_eq!(
+            pacing.pause(took, busy, start + 2 * second),
+            took.mul_f64(STORAGE_PAUSE / 2.0)
+        );
+        // All of the next second (and more: clocks are read apart).
+        let busy = busy + ns(second * 2);
+        assert_eq!(
+            pacing.pause(took, busy, start + 3 * second),
+            took.mul_f64(STORAGE_PAUSE)
+        );
+        // A busy clock read lower than before counts as idle.
+        assert_eq!(pacing.pause(took, 0, start + 4 * second), Duration::ZERO);
+        // No time passed: no share to judge by.
+        assert_eq!(pacing.pause(took, busy, start + 4 * second), Duration::ZERO);
+    }
 
     #[test]
     fn a_conflict_is_charged_to_the_job_that_sent_it() {

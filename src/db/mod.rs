@@ -144,11 +144,14 @@ pub struct WriterSqlite {
 /// How often the checkpointer copies the WAL back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
-/// The ingest writer's own WAL limit, in pages: only a safety net for a
-/// checkpointer that cannot keep up. Left at SQLite's 1,000, the writer
-/// checkpointed in the middle of its own commits twenty times a second
-/// under a flood, and every caller waited for that copy and its fsync.
-const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_384;
+/// Every connection's WAL limit, in pages: only a safety net for a
+/// checkpointer that cannot keep up. Left at SQLite's 1,000, a commit
+/// checkpointed in the middle of the caller's write whenever the WAL had
+/// grown past it: the ingest writer twenty times a second under a flood,
+/// and every other writer (retention, the word index, webhook outcomes) on
+/// most of its commits, each copy and fsync holding the write lock that
+/// ingest waits on.
+const AUTOCHECKPOINT_PAGES: u32 = 16_384;
 
 /// Copies the WAL into the database file every `CHECKPOINT_EVERY`, on a
 /// thread and connection of its own, beside the writer instead of inside
@@ -217,7 +220,8 @@ PRAGMA synchronous = {};
 PRAGMA foreign_keys = ON;
 PRAGMA temp_store = MEMORY;
 PRAGMA mmap_size = 0;
-PRAGMA busy_timeout = 10000;",
+PRAGMA busy_timeout = 10000;
+PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};",
         sync.pragma()
     )
 }
@@ -350,17 +354,12 @@ impl Db {
     pub fn writer_conn(&self) -> anyhow::Result<WriterConn> {
         match (self.pool(), &self.0.sqlite) {
             (Pool::Postgres(pool), _) => Ok(WriterConn::Postgres(pool.clone())),
-            (Pool::Sqlite(_), Some((path, pragmas))) => {
-                let pragmas = format!(
-                    "{pragmas}\nPRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES};"
-                );
-                Ok(WriterConn::Sqlite(WriterSqlite {
-                    conn: open_sqlite(path, &pragmas)?,
-                    _checkpointer: start_checkpointer(path, &pragmas)?,
-                    path: path.clone(),
-                    pragmas,
-                }))
-            }
+            (Pool::Sqlite(_), Some((path, pragmas))) => Ok(WriterConn::Sqlite(WriterSqlite {
+                conn: open_sqlite(path, pragmas)?,
+                _checkpointer: start_checkpointer(path, pragmas)?,
+                path: path.clone(),
+                pragmas: pragmas.clone(),
+            })),
             (Pool::Sqlite(_), None) => anyhow::bail!("SQLite pool without its path"),
         }
     }

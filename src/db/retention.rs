@@ -14,9 +14,15 @@
 //! index, cursors, webhook deliveries and audit entries would mistake for
 //! the deleted ones.
 
+use std::time::{Duration, Instant};
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use diesel::query_builder::QueryFragment;
+use diesel::sqlite::Sqlite;
+
+use super::conn::Loadable;
 use super::schema::{alert_comments, alert_lifecycle, alerts, events};
 use super::{Conn, Db};
 use crate::domain::{AlertStatus, Severity};
@@ -51,6 +57,37 @@ impl Purged {
 
     pub fn is_empty(&self) -> bool {
         *self == Purged::default()
+    }
+}
+
+/// What a step removed, and how long its transaction held the database:
+/// from its first statement to its commit, not counting the wait for the
+/// write lock before it. On SQLite that is the time ingest could not
+/// write, which is what retention paces itself by.
+#[derive(Clone, Copy, Debug)]
+pub struct Held<T> {
+    pub removed: T,
+    pub held: Duration,
+}
+
+impl<T> Held<T> {
+    fn since(removed: T, began: Instant) -> Self {
+        Self {
+            removed,
+            held: began.elapsed(),
+        }
+    }
+}
+
+/// Old events a step will delete (see `Db::old_events`).
+#[derive(Debug, Default)]
+pub struct OldEvents {
+    ids: Vec<i64>,
+}
+
+impl OldEvents {
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
 }
 
@@ -98,101 +135,102 @@ impl Db {
     /// (never the event that raised each, which goes with its alert);
     /// how many went. Call until it returns less than `EVENTS_PER_STEP`:
     /// an alert of a storm may hold millions.
-    pub async fn purge_folded_events(&self, ids: Vec<i64>) -> Result<i64> {
-        self.transaction(async move |mut conn| {
-            let raising: Vec<i64> = conn
-                .load(
-                    alerts::table
-                        .filter(alerts::id.eq_any(&ids))
-                        .select(alerts::event_id),
-                )
-                .await?;
-            let newest = newest_event(&mut conn).await?;
-            let doomed: Vec<i64> = conn
-                .load(
-                    events::table
-                        .filter(events::alert_id.eq_any(&ids))
-                        .filter(diesel::dsl::not(events::id.eq_any(&raising)))
-                        .filter(events::id.ne(newest))
-                        .select(events::id)
-                        .limit(EVENTS_PER_STEP),
-                )
-                .await?;
-            if doomed.is_empty() {
-                return Ok(0);
-            }
-            let n = conn
-                .execute(diesel::delete(
-                    events::table.filter(events::id.eq_any(&doomed)),
-                ))
-                .await?;
-            Ok(n as i64)
-        })
-        .await
+    pub async fn purge_folded_events(&self, ids: Vec<i64>) -> Result<Held<i64>> {
+        let (n, began) = self
+            .transaction(async move |mut conn| {
+                let began = Instant::now();
+                let raising: Vec<i64> = conn
+                    .load(
+                        alerts::table
+                            .filter(alerts::id.eq_any(&ids))
+                            .select(alerts::event_id),
+                    )
+                    .await?;
+                let newest = newest_event(&mut conn).await?;
+                let doomed: Vec<i64> = conn
+                    .load(
+                        events::table
+                            .filter(events::alert_id.eq_any(&ids))
+                            .filter(diesel::dsl::not(events::id.eq_any(&raising)))
+                            .filter(events::id.ne(newest))
+                            .select(events::id)
+                            .limit(EVENTS_PER_STEP),
+                    )
+                    .await?;
+                if doomed.is_empty() {
+                    return Ok((0, began));
+                }
+                let n = conn
+                    .execute(diesel::delete(
+                        events::table.filter(events::id.eq_any(&doomed)),
+                    ))
+                    .await?;
+                Ok((n as i64, began))
+            })
+            .await?;
+        Ok(Held::since(n, began))
     }
 
     /// Deletes the alerts among `ids` still resolved before `cutoff`, with
     /// their comments and the events that raised them, in one transaction;
     /// call `purge_folded_events` first. Counters and lifecycle sums lose
     /// exactly the alerts this delete removed.
-    pub async fn purge_alerts(&self, ids: Vec<i64>, cutoff: NaiveDateTime) -> Result<Purged> {
-        self.transaction(async move |mut conn| purge_alerts(&mut conn, &ids, cutoff).await)
-            .await
+    pub async fn purge_alerts(&self, ids: Vec<i64>, cutoff: NaiveDateTime) -> Result<Held<Purged>> {
+        let (purged, began) = self
+            .transaction(async move |mut conn| {
+                let began = Instant::now();
+                Ok((purge_alerts(&mut conn, &ids, cutoff).await?, began))
+            })
+            .await?;
+        Ok(Held::since(purged, began))
     }
 
-    /// Deletes up to `EVENTS_PER_STEP` events created before `cutoff` that
-    /// belong to no alert, reading at most `EVENTS_READ_PER_STEP` old events
-    /// from `after` on in (created_at, id) order; how many went, and where
-    /// the next step goes on (None: nothing older is left to read).
-    pub async fn purge_old_events(
+    /// Up to `EVENTS_PER_STEP` events created before `cutoff` that belong
+    /// to no alert, reading at most `EVENTS_READ_PER_STEP` old events from
+    /// `after` on in (created_at, id) order; and where the next step goes
+    /// on (None: nothing older is left to read). A read, apart from the
+    /// delete (`purge_old_events`): it takes no write lock, so it may take
+    /// as long as a busy machine makes it without holding up ingest.
+    pub async fn old_events(
         &self,
         cutoff: NaiveDateTime,
         after: EventMark,
-    ) -> Result<(i64, EventMark)> {
-        let read: Vec<(i64, NaiveDateTime, Option<i64>)> = self
+    ) -> Result<(OldEvents, EventMark)> {
+        let read: Vec<OldRow> = self
             .read(async move |mut conn| {
-                let old = events::table
-                    .filter(events::created_at.lt(cutoff))
-                    .select((events::id, events::created_at, events::alert_id))
-                    .order((events::created_at, events::id))
-                    .limit(EVENTS_READ_PER_STEP);
                 Ok(match after {
-                    None => conn.load(old).await?,
-                    Some((at, id)) => {
-                        conn.load(
-                            old.filter(
-                                events::created_at
-                                    .gt(at)
-                                    .or(events::created_at.eq(at).and(events::id.gt(id))),
-                            ),
-                        )
-                        .await?
-                    }
+                    None => conn.load(old_read(cutoff)).await?,
+                    Some(mark) => conn.load(old_read_after(cutoff, mark)).await?,
                 })
             })
             .await?;
         let read_all = read.len() as i64 == EVENTS_READ_PER_STEP;
-        let mut doomed = Vec::new();
+        let mut ids = Vec::new();
         let mut last = None;
         for (id, at, alert) in read {
             last = Some((at, id));
             if alert.is_none() {
-                doomed.push(id);
-                if doomed.len() as i64 == EVENTS_PER_STEP {
+                ids.push(id);
+                if ids.len() as i64 == EVENTS_PER_STEP {
                     break;
                 }
             }
         }
-        let next = if read_all || doomed.len() as i64 == EVENTS_PER_STEP {
+        let next = if read_all || ids.len() as i64 == EVENTS_PER_STEP {
             last
         } else {
             None
         };
-        if doomed.is_empty() {
-            return Ok((0, next));
-        }
-        let gone = self
+        Ok((OldEvents { ids }, next))
+    }
+
+    /// Deletes the events `old_events` found that still belong to no
+    /// alert; how many went.
+    pub async fn purge_old_events(&self, old: OldEvents) -> Result<Held<i64>> {
+        let doomed = old.ids;
+        let (n, began) = self
             .transaction(async move |mut conn| {
+                let began = Instant::now();
                 // An event is linked only as it is stored, so one read
                 // unlinked stays so; the condition is checked again all
                 // the same.
@@ -205,11 +243,43 @@ impl Db {
                             .filter(events::id.ne(newest)),
                     ))
                     .await?;
-                Ok(n as i64)
+                Ok((n as i64, began))
             })
             .await?;
-        Ok((gone, next))
+        Ok(Held::since(n, began))
     }
+}
+
+/// A step's read of old events, oldest first.
+type OldRow = (i64, NaiveDateTime, Option<i64>);
+
+/// The first step's read: events created before `cutoff` in (created_at,
+/// id) order, one range of the `events_created_at_id` index.
+fn old_read(cutoff: NaiveDateTime) -> impl Loadable<'static, OldRow> + QueryFragment<Sqlite> {
+    events::table
+        .filter(events::created_at.lt(cutoff))
+        .select((events::id, events::created_at, events::alert_id))
+        .order((events::created_at, events::id))
+        .limit(EVENTS_READ_PER_STEP)
+}
+
+/// A later step's read: the same after the (created_at, id) `mark`,
+/// spelled so that `created_at >= at` narrows the same index range and the
+/// rest only filters it. As `created_at > at OR (created_at = at AND id >
+/// id)`, SQLite answered each branch from the index and sorted their union
+/// in a temporary b-tree: every step read and sorted the whole remaining
+/// backlog to keep 5,000 rows.
+fn old_read_after(
+    cutoff: NaiveDateTime,
+    (at, id): (NaiveDateTime, i64),
+) -> impl Loadable<'static, OldRow> + QueryFragment<Sqlite> {
+    events::table
+        .filter(events::created_at.lt(cutoff))
+        .filter(events::created_at.ge(at))
+        .filter(events::created_at.gt(at).or(events::id.gt(id)))
+        .select((events::id, events::created_at, events::alert_id))
+        .order((events::created_at, events::id))
+        .limit(EVENTS_READ_PER_STEP)
 }
 
 /// The largest event id (0 when there is none), which no purge deletes.
@@ -327,4 +397,29 @@ async fn uncount(conn: &mut Conn<'_>, gone: &[Gone]) -> Result<()> {
     )))
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::event_pages::sqlite_plan;
+    use super::*;
+
+    /// Each step reads one range of the index in its order and stops at
+    /// its limit, however much of the backlog is left behind the mark.
+    #[test]
+    fn a_step_reads_old_events_in_index_order() {
+        let at = |h| {
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+                .and_then(|d| d.and_hms_opt(h, 0, 0))
+                .unwrap()
+        };
+        for plan in [
+            sqlite_plan(&old_read(at(12))),
+            sqlite_plan(&old_read_after(at(12), (at(3), 42))),
+        ] {
+            assert!(plan.contains("events_created_at_id"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+            assert!(!plan.contains("MULTI-INDEX OR"), "{plan}");
+        }
+    }
 }

@@ -42,6 +42,7 @@ use tokio::task::JoinSet;
 use super::client::{Answer, Delivery, Sender, ATTEMPT_TIMEOUT};
 use crate::db::deliveries::{Attempt, Recorded};
 use crate::domain::webhook::{DeliveryRecord, WebhookRecord};
+use crate::ingest::Pacing;
 use crate::notify::address::AddressPolicy;
 use crate::service::Service;
 
@@ -80,10 +81,6 @@ const RECORD_LINGER: Duration = Duration::from_millis(50);
 /// endpoint), so unpaced, three endpoints took half of ingest's rate on a
 /// saturated machine.
 const STORAGE_PAUSE: f64 = 19.0;
-/// The share of time the ingest writer spends committing at which the
-/// pause is whole; below it the pause shrinks in proportion, to none
-/// while ingest is idle.
-const INGEST_BUSY: f64 = 0.5;
 /// How often due retries (and other instances' rows) are looked for.
 const POLL: Duration = Duration::from_secs(1);
 /// How often the oldest pending delivery's age is measured.
@@ -142,30 +139,6 @@ fn lower_priority() {
         if rc != 0 {
             tracing::debug!("webhook deliveries: cannot lower the worker's priority");
         }
-    }
-}
-
-/// Spaces one kind of the worker's storage calls by how busy ingest has
-/// been since the last of them (the ingest writer's busy clock).
-struct Pacing {
-    at: Instant,
-    busy: u64,
-}
-
-impl Pacing {
-    fn new(busy: u64, now: Instant) -> Self {
-        Self { at: now, busy }
-    }
-
-    /// The pause after a call that took `took`, given the writer's busy
-    /// clock (`Writer::busy_nanos`) now.
-    fn pause(&mut self, took: Duration, busy: u64, now: Instant) -> Duration {
-        let wall = now.saturating_duration_since(self.at).as_nanos() as f64;
-        let spent = busy.saturating_sub(self.busy) as f64;
-        self.at = now;
-        self.busy = busy;
-        let load = if wall > 0.0 { spent / wall } else { 0.0 };
-        took.mul_f64(STORAGE_PAUSE * (load / INGEST_BUSY).clamp(0.0, 1.0))
     }
 }
 
@@ -260,7 +233,7 @@ async fn run(service: Service, sender: Sender, main: Handle) {
     // The fan-out (a write) is paced; the claim itself is a read on
     // SQLite and one short lease transaction on PostgreSQL.
     let mut fan_out_at = Instant::now();
-    let mut fan_out_pacing = Pacing::new(service.writer.busy_nanos(), fan_out_at);
+    let mut fan_out_pacing = Pacing::new(STORAGE_PAUSE, service.writer.busy_nanos(), fan_out_at);
     let mut next_poll = Instant::now() + POLL;
     let mut turn = 0usize;
     while !*closed.borrow() {
@@ -563,7 +536,7 @@ async fn record(
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     let mut paused_until = Instant::now();
-    let mut pacing = Pacing::new(service.writer.busy_nanos(), paused_until);
+    let mut pacing = Pacing::new(STORAGE_PAUSE, service.writer.busy_nanos(), paused_until);
     while inbox.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let mut resume = paused_until;
         if batch.len() < RECORD_BATCH {
@@ -628,40 +601,5 @@ async fn prune_old(service: Service) {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "webhook deliveries: delivered rows pruned"),
         Err(e) => tracing::warn!(error = %e, "webhook deliveries: cannot prune"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The pause follows the writer's busy share since the last call: none
-    /// while ingest is idle, in proportion below `INGEST_BUSY`, whole at
-    /// or above it (however busy), and never from a clock that went back.
-    #[test]
-    fn storage_calls_pause_only_while_ingest_is_busy() {
-        let start = Instant::now();
-        let took = Duration::from_millis(10);
-        let second = Duration::from_secs(1);
-        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap();
-        let mut pacing = Pacing::new(0, start);
-        // Idle for a second.
-        assert_eq!(pacing.pause(took, 0, start + second), Duration::ZERO);
-        // Committing a quarter of the next second: half the pause.
-        let busy = ns(second / 4);
-        assert_eq!(
-            pacing.pause(took, busy, start + 2 * second),
-            took.mul_f64(STORAGE_PAUSE / 2.0)
-        );
-        // All of the next second (and more: clocks are read apart).
-        let busy = busy + ns(second * 2);
-        assert_eq!(
-            pacing.pause(took, busy, start + 3 * second),
-            took.mul_f64(STORAGE_PAUSE)
-        );
-        // A busy clock read lower than before counts as idle.
-        assert_eq!(pacing.pause(took, 0, start + 4 * second), Duration::ZERO);
-        // No time passed: no share to judge by.
-        assert_eq!(pacing.pause(took, busy, start + 4 * second), Duration::ZERO);
     }
 }

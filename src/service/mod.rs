@@ -191,7 +191,6 @@ impl Service {
         }));
         tokio::spawn(housekeeping(service.clone()));
         tokio::spawn(index_words(service.db.clone()));
-        tokio::spawn(retention::run(service.clone()));
         Ok((service, writer_task))
     }
 }
