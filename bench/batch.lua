@@ -1,7 +1,12 @@
--- 1000 events per request with ingestEvents (1 in 4 HIGH). TOKEN from the environment.
+-- 1000 events per request with ingestEvents (1 in 4 HIGH). TOKEN (or API_KEY) from the environment.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+-- A sensor's key (X-API-Key) when API_KEY is set, else the bearer TOKEN.
+if (os.getenv("API_KEY") or "") ~= "" then
+  wrk.headers["X-API-Key"] = os.getenv("API_KEY")
+else
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+end
 local items = {}
 for i = 1, 1000 do
   local sev = (i % 4 == 0) and "HIGH" or "LOW"

@@ -1,7 +1,12 @@
--- One event per request, 1 in 4 HIGH (raises an alert). TOKEN from the environment.
+-- One event per request, 1 in 4 HIGH (raises an alert). TOKEN (or API_KEY) from the environment.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+-- A sensor's key (X-API-Key) when API_KEY is set, else the bearer TOKEN.
+if (os.getenv("API_KEY") or "") ~= "" then
+  wrk.headers["X-API-Key"] = os.getenv("API_KEY")
+else
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+end
 local n = 0
 request = function()
   n = n + 1

@@ -6,7 +6,8 @@
 # Builds in release mode, and for each backend: starts the server on a fresh
 # database, drives it with wrk (installed from the distribution if missing),
 # and prints ingest rates (single events and 1000-event batches at 1/16/64
-# connections, single events also without group commit), p50/p99 latency, list latency
+# connections, single events also without group commit, both also with a
+# sensor's X-API-Key instead of a bearer token), p50/p99 latency, list latency
 # at depths 1 / 1,000 / 500,000 of a database filled to N alerts (default
 # 1,000,000), the server's peak RSS, and the raw-insert ceilings of the same
 # storage next to them (a bare table, and the rows the service writes for a
@@ -124,6 +125,15 @@ for backend in $BACKENDS; do
       gc=$(field rps "$r"); gcp99=$(field p99_ms "$r")
       row "$backend" "ingestEvent, $c connection(s), group commit" "$gc ev/s" "$(field p50_ms "$r")" "$gcp99"
     done
+    # The same as a sensor sends it, with its API key.
+    API_KEY=$(curl -s "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" \
+      -d '{"query":"mutation{createApiKey(name:\"bench-sensor\"){key}}"}' | sed -E 's/.*"key":"([^"]+)".*/\1/')
+    export API_KEY
+    r=$(wrk_run 64 ingest.lua)
+    row "$backend" "ingestEvent, 64 connections, X-API-Key" "$(field rps "$r") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+    r=$(wrk_run 64 batch.lua)
+    row "$backend" "ingestEvents x1000, 64 connections, X-API-Key" "$(awk "BEGIN{printf \"%.0f\", $(field rps "$r")*1000}") ev/s" "$(field p50_ms "$r")" "$(field p99_ms "$r")"
+    unset API_KEY
     export REPEAT=0
     r=$(wrk_run 64 repeat.lua)
     plain=$(field rps "$r")
