@@ -446,8 +446,8 @@ macro_rules! raw_condition {
     };
 }
 
-/// The rows whose words include every searched word: the one condition
-/// whose SQL differs per backend, so it is written once per backend here.
+/// The rows whose words include every searched word: a condition whose
+/// SQL differs per backend, so it is written once per backend here.
 ///
 /// SQLite asks the list's FTS5 index (`alerts_fts` or `events_fts`, keyed
 /// by the list's id; an alert holds its raising event's words) with every
@@ -507,6 +507,33 @@ impl QueryFragment<Pg> for Words {
         out.push_sql(" @@ plainto_tsquery('simple', ");
         out.push_bind_param::<diesel::sql_types::Text, String>(&self.text)?;
         out.push_sql(")");
+        Ok(())
+    }
+}
+
+/// `alerts.status = 'RESOLVED'`, for reads that the partial index of
+/// resolved alerts (`alerts_resolved_at`) should serve. A literal: neither
+/// planner looks at a bound value here, and a partial index serves a
+/// query only when its planner sees the value. On SQLite it is wrapped in
+/// `likely()`: planning without statistics, SQLite rated the equality as
+/// selective and walked every resolved alert through `alerts_status_id`
+/// (sorting them when the order was the partial index's); told that most
+/// rows pass it, it takes the partial index's range.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolvedAlert;
+
+raw_condition!(ResolvedAlert);
+
+impl QueryFragment<Sqlite> for ResolvedAlert {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        out.push_sql("likely(alerts.status = 'RESOLVED')");
+        Ok(())
+    }
+}
+
+impl QueryFragment<Pg> for ResolvedAlert {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("alerts.status = 'RESOLVED'");
         Ok(())
     }
 }
