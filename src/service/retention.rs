@@ -23,18 +23,18 @@ const BETWEEN_STEPS: Duration = Duration::from_millis(10);
 /// most a twentieth of the time, so a large backlog (retention turned on
 /// over years of data) is worked off beside a flood, not instead of it. A
 /// delete costs storage about what an insert does (the row, its index
-/// entries, its words, their share of the WAL and the checkpoints): at a
-/// tenth, a pass on a saturated SQLite took a third of ingest's rate,
-/// mostly in longer commits. With ingest idle there is no pause but the
-/// shortest.
+/// entries, its words, their share of the WAL and the checkpoints), so a
+/// pass holding the writer a tenth of the time cost a saturated SQLite
+/// far more than a tenth of its rate (see bench/retention.sh). With
+/// ingest idle there is no pause but the shortest.
 const PAUSE_PER_STEP: f64 = 19.0;
 
 /// When a pass's next write may start. Only the time a step held the
-/// database counts, scaled by how busy ingest is: the reads that find what to delete take no write lock,
-/// and on a busy machine they take far longer than the delete (waiting for
-/// a core), so pacing by a step's whole time would slow the purge tenfold
-/// without sparing ingest anything. A read runs during the pause before
-/// the write it prepares.
+/// database counts, scaled by how busy ingest is: the reads that find
+/// what to delete take no write lock, and on a busy machine they take far
+/// longer than the delete (waiting for a core), so pacing by a step's
+/// whole time would slow the purge many times over without sparing ingest
+/// anything. A read runs during the pause before the write it prepares.
 #[derive(Debug)]
 struct Pace {
     next: Instant,
