@@ -237,8 +237,8 @@ impl Db {
 /// before `cutoff`. Ordered as the partial index `alerts_resolved_at`
 /// keeps them (all under a NULL `resolved_at`, then by id), so that both
 /// databases read them as one range of it: ordered by id alone,
-/// PostgreSQL walked the primary key through every alert to find none (a
-/// quarter of a second per step at a million alerts).
+/// PostgreSQL walked the primary key through every alert to find none,
+/// on every step.
 fn resolved_undated(cutoff: NaiveDateTime) -> impl Loadable<'static, i64> + QueryFragment<Sqlite> {
     alerts::table
         .filter(ResolvedAlert)
