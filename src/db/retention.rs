@@ -18,11 +18,10 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-
 use diesel::query_builder::QueryFragment;
 use diesel::sqlite::Sqlite;
 
-use super::conn::Loadable;
+use super::conn::{Loadable, Work};
 use super::schema::{alert_comments, alert_lifecycle, alerts, events};
 use super::sql::ResolvedAlert;
 use super::{Conn, Db};
@@ -71,15 +70,6 @@ pub struct Held<T> {
     pub held: Duration,
 }
 
-impl<T> Held<T> {
-    fn since(removed: T, began: Instant) -> Self {
-        Self {
-            removed,
-            held: began.elapsed(),
-        }
-    }
-}
-
 /// Old events a step will delete (see `Db::old_events`).
 #[derive(Debug, Default)]
 pub struct OldEvents {
@@ -119,39 +109,36 @@ impl Db {
     /// how many went. Call until it returns less than `EVENTS_PER_STEP`:
     /// an alert of a storm may hold millions.
     pub async fn purge_folded_events(&self, ids: Vec<i64>) -> Result<Held<i64>> {
-        let (n, began) = self
-            .transaction(async move |mut conn| {
-                let began = Instant::now();
-                let raising: Vec<i64> = conn
-                    .load(
-                        alerts::table
-                            .filter(alerts::id.eq_any(&ids))
-                            .select(alerts::event_id),
-                    )
-                    .await?;
-                let newest = newest_event(&mut conn).await?;
-                let doomed: Vec<i64> = conn
-                    .load(
-                        events::table
-                            .filter(events::alert_id.eq_any(&ids))
-                            .filter(diesel::dsl::not(events::id.eq_any(&raising)))
-                            .filter(events::id.ne(newest))
-                            .select(events::id)
-                            .limit(EVENTS_PER_STEP),
-                    )
-                    .await?;
-                if doomed.is_empty() {
-                    return Ok((0, began));
-                }
-                let n = conn
-                    .execute(diesel::delete(
-                        events::table.filter(events::id.eq_any(&doomed)),
-                    ))
-                    .await?;
-                Ok((n as i64, began))
-            })
-            .await?;
-        Ok(Held::since(n, began))
+        self.held(async move |mut conn| {
+            let raising: Vec<i64> = conn
+                .load(
+                    alerts::table
+                        .filter(alerts::id.eq_any(&ids))
+                        .select(alerts::event_id),
+                )
+                .await?;
+            let newest = newest_event(&mut conn).await?;
+            let doomed: Vec<i64> = conn
+                .load(
+                    events::table
+                        .filter(events::alert_id.eq_any(&ids))
+                        .filter(diesel::dsl::not(events::id.eq_any(&raising)))
+                        .filter(events::id.ne(newest))
+                        .select(events::id)
+                        .limit(EVENTS_PER_STEP),
+                )
+                .await?;
+            if doomed.is_empty() {
+                return Ok(0);
+            }
+            let n = conn
+                .execute(diesel::delete(
+                    events::table.filter(events::id.eq_any(&doomed)),
+                ))
+                .await?;
+            Ok(n as i64)
+        })
+        .await
     }
 
     /// Deletes the alerts among `ids` still resolved before `cutoff`, with
@@ -159,13 +146,8 @@ impl Db {
     /// call `purge_folded_events` first. Counters and lifecycle sums lose
     /// exactly the alerts this delete removed.
     pub async fn purge_alerts(&self, ids: Vec<i64>, cutoff: NaiveDateTime) -> Result<Held<Purged>> {
-        let (purged, began) = self
-            .transaction(async move |mut conn| {
-                let began = Instant::now();
-                Ok((purge_alerts(&mut conn, &ids, cutoff).await?, began))
-            })
-            .await?;
-        Ok(Held::since(purged, began))
+        self.held(async move |mut conn| purge_alerts(&mut conn, &ids, cutoff).await)
+            .await
     }
 
     /// Up to `EVENTS_PER_STEP` events created before `cutoff` that belong
@@ -211,25 +193,41 @@ impl Db {
     /// alert; how many went.
     pub async fn purge_old_events(&self, old: OldEvents) -> Result<Held<i64>> {
         let doomed = old.ids;
-        let (n, began) = self
-            .transaction(async move |mut conn| {
+        self.held(async move |mut conn| {
+            // An event is linked only as it is stored, so one read
+            // unlinked stays so; the condition is checked again all
+            // the same.
+            let newest = newest_event(&mut conn).await?;
+            let n = conn
+                .execute(diesel::delete(
+                    events::table
+                        .filter(events::id.eq_any(&doomed))
+                        .filter(events::alert_id.is_null())
+                        .filter(events::id.ne(newest)),
+                ))
+                .await?;
+            Ok(n as i64)
+        })
+        .await
+    }
+
+    /// `work` in one write transaction, with how long it held the
+    /// database (`Held`).
+    async fn held<R, F>(&self, work: F) -> Result<Held<R>>
+    where
+        F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (removed, began) = self
+            .transaction(async move |conn| {
                 let began = Instant::now();
-                // An event is linked only as it is stored, so one read
-                // unlinked stays so; the condition is checked again all
-                // the same.
-                let newest = newest_event(&mut conn).await?;
-                let n = conn
-                    .execute(diesel::delete(
-                        events::table
-                            .filter(events::id.eq_any(&doomed))
-                            .filter(events::alert_id.is_null())
-                            .filter(events::id.ne(newest)),
-                    ))
-                    .await?;
-                Ok((n as i64, began))
+                Ok((work(conn).await?, began))
             })
             .await?;
-        Ok(Held::since(n, began))
+        Ok(Held {
+            removed,
+            held: began.elapsed(),
+        })
     }
 }
 
