@@ -141,6 +141,18 @@ pub struct WriterSqlite {
     _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
+/// What a write did, and how long its transaction held the database:
+/// from its first statement to its commit, not counting the wait for the
+/// write lock before it. On SQLite that is the time ingest could not
+/// write, which the background writers (retention, the word indexes) size
+/// and pace their steps by. It counts the commit, where SQLite's full-text
+/// indexes do much of their work.
+#[derive(Clone, Copy, Debug)]
+pub struct Held<T> {
+    pub removed: T,
+    pub held: Duration,
+}
+
 /// How often the checkpointer copies the WAL back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
@@ -446,6 +458,25 @@ impl Db {
                 work(Conn::Postgres(&mut pooled)).await
             }
         }
+    }
+
+    /// `work` in one write transaction, with how long it held the
+    /// database (`Held`).
+    pub async fn held<R, F>(&self, work: F) -> Result<Held<R>>
+    where
+        F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (removed, began) = self
+            .transaction(async move |conn| {
+                let began = std::time::Instant::now();
+                Ok((work(conn).await?, began))
+            })
+            .await?;
+        Ok(Held {
+            removed,
+            held: began.elapsed(),
+        })
     }
 
     /// Runs `work` in one write transaction; an `Err` rolls everything back.

@@ -14,17 +14,15 @@
 //! index, cursors, webhook deliveries and audit entries would mistake for
 //! the deleted ones.
 
-use std::time::{Duration, Instant};
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::query_builder::QueryFragment;
 use diesel::sqlite::Sqlite;
 
-use super::conn::{Loadable, Work};
+use super::conn::Loadable;
 use super::schema::{alert_comments, alert_lifecycle, alerts, events};
 use super::sql::ResolvedAlert;
-use super::{Conn, Db};
+use super::{Conn, Db, Held};
 use crate::domain::{AlertStatus, Severity};
 use crate::error::{Error, Result};
 
@@ -58,16 +56,6 @@ impl Purged {
     pub fn is_empty(&self) -> bool {
         *self == Purged::default()
     }
-}
-
-/// What a step removed, and how long its transaction held the database:
-/// from its first statement to its commit, not counting the wait for the
-/// write lock before it. On SQLite that is the time ingest could not
-/// write, which is what retention paces itself by.
-#[derive(Clone, Copy, Debug)]
-pub struct Held<T> {
-    pub removed: T,
-    pub held: Duration,
 }
 
 /// Old events a step will delete (see `Db::old_events`).
@@ -209,25 +197,6 @@ impl Db {
             Ok(n as i64)
         })
         .await
-    }
-
-    /// `work` in one write transaction, with how long it held the
-    /// database (`Held`).
-    async fn held<R, F>(&self, work: F) -> Result<Held<R>>
-    where
-        F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
-        R: Send + 'static,
-    {
-        let (removed, began) = self
-            .transaction(async move |conn| {
-                let began = Instant::now();
-                Ok((work(conn).await?, began))
-            })
-            .await?;
-        Ok(Held {
-            removed,
-            held: began.elapsed(),
-        })
     }
 }
 

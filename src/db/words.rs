@@ -1,5 +1,5 @@
-//! SQLite's word indexes (`events_fts`, `alerts_fts`), filled behind ingest
-//! rather than inside it.
+//! SQLite's word indexes (`events_fts`, `alerts_fts`), filled and merged
+//! behind ingest rather than inside it.
 //!
 //! FTS5 writes a new segment for every transaction that touches it and
 //! merges segments as they pile up. Group commit makes ingest transactions
@@ -9,6 +9,22 @@
 //! first indexes whatever is newer than the index (`Db::index_words`), so
 //! it never misses a row however far behind the index is.
 //!
+//! Merging is ours too. FTS5's automatic merge runs in the commit of
+//! whatever transaction wrote to the index and sizes its work by what that
+//! transaction wrote, deletes included, while ingest waits for the write
+//! lock. Its budget counts pages written, not pages read, and a merge
+//! drops deleted rows without writing them: FTS5's merge-on-delete
+//! (`deletemerge`) picks a level once a tenth of its rows are deleted,
+//! and retention, which deletes the oldest rows first, left whole levels
+//! dead before their turn, so one commit read a level of index to write
+//! next to nothing. The indexes therefore have `automerge` and
+//! `deletemerge` off, and the background indexer (`Db::keep_words`) merges
+//! with FTS5's `merge` command in steps of a few hundred pages, timed and
+//! sized like the fill's. A level is merged when `usermerge` (4) segments
+//! pile up on it, as before; the words of purged rows leave the file when
+//! their segment is merged into the next level, where the newer rows
+//! merged with them bound what a step reads.
+//!
 //! Alerts have an index of their own, keyed by alert id, holding the words
 //! of the event that raised each: most events raise no alert, so an alert
 //! search driven by the events' index would pass over every matching event
@@ -17,29 +33,66 @@
 //! PostgreSQL needs none of this: its words are a stored column of
 //! `events` with a GIN index, written with the row.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 
 use super::sql::Statement;
-use super::{Conn, Db};
+use super::{Conn, Db, Held};
 use crate::error::Result;
 
-/// Ids indexed per transaction: ingest waits while one runs, so a step is
-/// a budget of time, not of rows. Each index's step halves after a step
-/// that took longer than `STEP_SLOW` and doubles after one quicker than
-/// `STEP_QUICK`, within these bounds, so long descriptions (up to 10,000
-/// characters each) make for short steps and a large backlog (the first
-/// start after a big import) is worked off a few milliseconds at a time.
-const STEP_MIN: i64 = 100;
-const STEP_MAX: i64 = 5_000;
-const STEP_SLOW: std::time::Duration = std::time::Duration::from_millis(20);
-const STEP_QUICK: std::time::Duration = std::time::Duration::from_millis(5);
+/// A step's size is a budget of time, not of rows or pages: ingest waits
+/// while one runs. Each kind of step, for each index, halves after a step
+/// that held the database longer than `STEP_SLOW` and doubles after one
+/// quicker than `STEP_QUICK`, within its bounds, so long descriptions (up
+/// to 10,000 characters each) make for short steps and a large backlog
+/// (the first start after a big import) is worked off a few milliseconds
+/// at a time.
+const STEP_SLOW: Duration = Duration::from_millis(20);
+const STEP_QUICK: Duration = Duration::from_millis(5);
 
-/// The current step of each index (`Index as usize`).
-static STEPS: [std::sync::atomic::AtomicI64; 2] = [
-    std::sync::atomic::AtomicI64::new(1_000),
-    std::sync::atomic::AtomicI64::new(1_000),
-];
+/// Ids indexed per fill step.
+const FILL: Bounds = Bounds {
+    min: 100,
+    max: 5_000,
+};
+
+/// Leaf pages written per merge step (FTS5's `merge` argument; a page is
+/// about 4 KiB). A merge also reads the pages it drops, so a level whose
+/// rows are mostly deleted takes longer per page written: the timing
+/// finds that.
+const MERGE: Bounds = Bounds { min: 8, max: 256 };
+
+/// Merge steps per `keep_words` call and index, at most: merging ends when
+/// FTS5 finds nothing to merge, and this bounds a call should it always
+/// find something (steady ingest into a large index); the next call goes
+/// on.
+const MERGE_STEPS_PER_CALL: usize = 1_000;
+
+struct Bounds {
+    min: i64,
+    max: i64,
+}
+
+impl Bounds {
+    /// The next step's size after one of `size` that held the database
+    /// for `took`.
+    fn next(&self, size: i64, took: Duration) -> i64 {
+        if took > STEP_SLOW {
+            (size / 2).max(self.min)
+        } else if took < STEP_QUICK {
+            (size * 2).min(self.max)
+        } else {
+            size
+        }
+    }
+}
+
+/// The current size of each index's steps (`Index as usize`).
+static FILL_SIZE: [AtomicI64; 2] = [AtomicI64::new(1_000), AtomicI64::new(1_000)];
+static MERGE_SIZE: [AtomicI64; 2] = [AtomicI64::new(64), AtomicI64::new(64)];
 
 /// One word index and the rows it holds the words of.
 #[derive(Clone, Copy, Debug)]
@@ -131,14 +184,57 @@ async fn index_chunk(conn: &mut Conn<'_>, index: Index, target: i64, step: i64) 
     Ok(upto < newest)
 }
 
+#[derive(QueryableByName)]
+struct Changes {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Rows changed on this connection so far (SQLite's `total_changes()`).
+async fn total_changes(conn: &mut Conn<'_>) -> Result<i64> {
+    let rows: Vec<Changes> = conn
+        .load(Statement::new("SELECT total_changes() AS n"))
+        .await?;
+    Ok(rows.first().map_or(0, |c| c.n))
+}
+
+/// One step of FTS5's merge work on `index`, writing at most `pages` leaf
+/// pages; whether there was any to do. The command itself counts as one
+/// change, so FTS5 wrote nothing unless the count moved by two or more.
+async fn merge_chunk(conn: &mut Conn<'_>, index: Index, pages: i64) -> Result<bool> {
+    let table = format!("{}_fts", index.name());
+    let before = total_changes(conn).await?;
+    let merge = Statement::new(format!(
+        "INSERT INTO {table} ({table}, rank) VALUES ('merge', "
+    ))
+    .bind::<BigInt, _>(pages)
+    .sql(")");
+    conn.execute(merge).await?;
+    Ok(total_changes(conn).await? - before >= 2)
+}
+
 impl Db {
     /// Brings SQLite's word indexes up to the newest stored event and
     /// alert; a no-op on PostgreSQL and when nothing is new (a read, no
-    /// write lock).
+    /// write lock). For a search, which must not miss a row: it leaves
+    /// the merging to `keep_words`.
     ///
     /// Each index goes up to the newest row when it starts, no further:
     /// ingest that outpaces the indexer cannot keep a search waiting.
     pub async fn index_words(&self) -> Result<()> {
+        self.words(false).await
+    }
+
+    /// `index_words`, with the merge work after each step: the background
+    /// indexer's round. A step of the fill leaves a segment behind and a
+    /// retention step leaves deleted rows; FTS5 merges neither by itself
+    /// (see the module's comment), and left unmerged, 16 segments on one
+    /// level make FTS5 merge that whole level in one commit.
+    pub async fn keep_words(&self) -> Result<()> {
+        self.words(true).await
+    }
+
+    async fn words(&self, merging: bool) -> Result<()> {
         if self.backend_name() == "postgres" {
             return Ok(());
         }
@@ -146,32 +242,49 @@ impl Db {
             let (through, newest) = self
                 .read_page(async move |mut conn| marks(&mut conn, index).await)
                 .await?;
-            let Some(target) = newest.filter(|&n| n > through) else {
-                continue;
-            };
-            let step = &STEPS[index as usize];
-            loop {
-                let size = step.load(std::sync::atomic::Ordering::Relaxed);
-                // Timed inside the transaction: the wait for the write
-                // lock is ingest's time, not the step's.
-                let (more, took) = self
-                    .transaction(async move |mut conn| {
-                        let began = std::time::Instant::now();
-                        let more = index_chunk(&mut conn, index, target, size).await?;
-                        Ok((more, began.elapsed()))
-                    })
-                    .await?;
-                let next = if took > STEP_SLOW {
-                    (size / 2).max(STEP_MIN)
-                } else if took < STEP_QUICK {
-                    (size * 2).min(STEP_MAX)
-                } else {
-                    size
-                };
-                step.store(next, std::sync::atomic::Ordering::Relaxed);
-                if !more {
-                    break;
+            if let Some(target) = newest.filter(|&n| n > through) {
+                let size = &FILL_SIZE[index as usize];
+                loop {
+                    let step = size.load(Ordering::Relaxed);
+                    let Held {
+                        removed: more,
+                        held,
+                    } = self
+                        .held(async move |mut conn| {
+                            index_chunk(&mut conn, index, target, step).await
+                        })
+                        .await?;
+                    size.store(FILL.next(step, held), Ordering::Relaxed);
+                    if merging {
+                        self.merge_words(index).await?;
+                    }
+                    if !more {
+                        break;
+                    }
                 }
+            }
+            if merging {
+                self.merge_words(index).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges `index`'s segments in steps until FTS5 finds nothing to
+    /// merge (or `MERGE_STEPS_PER_CALL` steps have run).
+    async fn merge_words(&self, index: Index) -> Result<()> {
+        let size = &MERGE_SIZE[index as usize];
+        for _ in 0..MERGE_STEPS_PER_CALL {
+            let pages = size.load(Ordering::Relaxed);
+            let Held {
+                removed: merged,
+                held,
+            } = self
+                .held(async move |mut conn| merge_chunk(&mut conn, index, pages).await)
+                .await?;
+            size.store(MERGE.next(pages, held), Ordering::Relaxed);
+            if !merged {
+                break;
             }
         }
         Ok(())

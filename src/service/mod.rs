@@ -207,14 +207,15 @@ async fn housekeeping(service: Service) {
     }
 }
 
-/// Keeps SQLite's word index (`db::words`) about a second behind
-/// ingest, so that a search seldom has much to index before it answers.
+/// Keeps SQLite's word indexes (`db::words`) about a second behind
+/// ingest, so that a search seldom has much to index before it answers,
+/// and merges their segments, which FTS5 is told not to do by itself.
 async fn index_words(db: Db) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = db.index_words().await {
+        if let Err(e) = db.keep_words().await {
             tracing::warn!(error = %e, "cannot index the words of new events; retrying");
         }
     }

@@ -10,7 +10,8 @@ use tokio::time::Instant;
 
 use super::Service;
 use crate::db::models::NewAudit;
-use crate::db::retention::{Held, Purged, EVENTS_PER_STEP};
+use crate::db::retention::{Purged, EVENTS_PER_STEP};
+use crate::db::Held;
 use crate::domain::AuditAction;
 use crate::error::{Error, Result};
 use crate::ingest::Pacing;

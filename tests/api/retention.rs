@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::both_with;
-use crate::helpers::{code, TestApp};
+use crate::helpers::{code, Backend, TestApp};
 
 const OLD: &str = "2020-01-01 00:00:00";
 
@@ -474,6 +474,101 @@ async fn events_older_than_the_window_are_refused(app: TestApp) {
         .await;
     assert_eq!(d["events"]["totalCount"], 0, "nothing stored");
     app.ok(Some(&admin), q, event(at(12))).await;
+}
+
+/// Segments of SQLite's events word index: FTS5 keeps a segment's pages
+/// under rowids that carry its id from bit 37 on, and the pages listing
+/// its deleted rows (tombstones) under ids from 65,536 up.
+const SEGMENTS: &str = "SELECT CAST(count(DISTINCT id >> 37) AS TEXT) AS value FROM events_fts_data WHERE id >> 37 BETWEEN 1 AND 65535";
+const TOMBSTONE_PAGES: &str =
+    "SELECT CAST(count(*) AS TEXT) AS value FROM events_fts_data WHERE id >> 37 > 65535";
+
+/// Polls `sql` until `done` holds of its number, or fails naming `what`.
+async fn until_sql(app: &TestApp, sql: &str, what: &str, done: impl Fn(i64) -> bool) {
+    let mut last = 0;
+    for _ in 0..100 {
+        last = app.text_sql(sql).await.parse().expect("a number");
+        if done(last) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: still {last}");
+}
+
+/// Twelve batches of 50 LOW events with `word` in them, each searched for
+/// as it lands: a search indexes what is new in a transaction of its own,
+/// which writes a segment, and does not merge. Then waits for the
+/// background indexer to merge them (FTS5 alone would merge none before
+/// 16 pile up on a level).
+async fn segments_of(app: &TestApp, admin: &str, word: &str) {
+    for b in 0..12 {
+        let inputs: Vec<Value> = (0..50)
+            .map(|i| json!({ "source": "fw-merge", "eventType": "Scan", "severity": "LOW", "description": format!("{word} batch{b} item{i}") }))
+            .collect();
+        ingest(app, admin, Value::Array(inputs)).await;
+        let found = app
+            .ok(
+                Some(admin),
+                "query($w: String) { events(search: $w) { totalCount } }",
+                json!({ "w": word }),
+            )
+            .await;
+        assert_eq!(found["events"]["totalCount"], 50 * (b + 1), "{found}");
+    }
+    until_sql(app, SEGMENTS, "segments after the fill", |n| n <= 3).await;
+}
+
+/// SQLite's word indexes merge in the background indexer's steps, never
+/// in the commit of whatever wrote to them (a retention step's commit
+/// merged megabytes of index while ingest waited): FTS5's automerge and
+/// merge-on-delete are off, segments are merged all the same, and the
+/// words of purged events leave the file when their segment merges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_word_indexes_merge_in_steps_of_their_own() {
+    let Some(app) = TestApp::spawn_tweaked(Backend::Sqlite, retention_on).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    for table in ["events_fts", "alerts_fts"] {
+        for option in ["automerge", "deletemerge"] {
+            let value = app
+                .text_sql(&format!(
+                    "SELECT CAST(v AS TEXT) AS value FROM {table}_config WHERE k = '{option}'"
+                ))
+                .await;
+            assert_eq!(value, "0", "{table} {option}");
+        }
+    }
+    segments_of(&app, &admin, "early").await;
+    // Every event made old and purged by a pass, all but the newest: their
+    // segment is left with tombstones where its rows were.
+    app.exec_sql(&format!("UPDATE events SET created_at = '{OLD}'"))
+        .await;
+    purges(&app, &admin, 1).await;
+    let found = app
+        .ok(
+            Some(&admin),
+            "{ events(search: \"early\") { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        found["events"]["totalCount"], 1,
+        "the newest is kept: {found}"
+    );
+    let tombstones: i64 = app
+        .text_sql(TOMBSTONE_PAGES)
+        .await
+        .parse()
+        .expect("a number");
+    assert!(tombstones > 0, "the purge left tombstones");
+    // Three more merged fills make four segments on that level, which
+    // then merge: the purged rows' words and their tombstones go.
+    for word in ["later", "latest", "last"] {
+        segments_of(&app, &admin, word).await;
+    }
+    until_sql(&app, TOMBSTONE_PAGES, "tombstone pages", |n| n == 0).await;
 }
 
 both_with!(
