@@ -19,8 +19,10 @@
 //! dead before their turn, so one commit read a level of index to write
 //! next to nothing. The indexes therefore have `automerge` and
 //! `deletemerge` off, and the background indexer (`Db::keep_words`) merges
-//! with FTS5's `merge` command in steps of a few hundred pages, timed and
-//! sized like the fill's. A level is merged when `usermerge` (4) segments
+//! with FTS5's `merge` command, a few hundred pages at a time: inside each
+//! fill step's transaction (as automerge did, one commit per step) and
+//! then in steps of its own until nothing is left, timed and sized like
+//! the fill's. A level is merged when `usermerge` (4) segments
 //! pile up on it, as before; the words of purged rows leave the file when
 //! their segment is merged into the next level, where the newer rows
 //! merged with them bound what a step reads.
@@ -225,9 +227,9 @@ impl Db {
         self.words(false).await
     }
 
-    /// `index_words`, with the merge work after each step: the background
-    /// indexer's round. A step of the fill leaves a segment behind and a
-    /// retention step leaves deleted rows; FTS5 merges neither by itself
+    /// `index_words`, with merge work in each step and after the last:
+    /// the background indexer's round. A step of the fill leaves a segment
+    /// behind and a retention step leaves deleted rows; FTS5 merges neither by itself
     /// (see the module's comment), and left unmerged, 16 segments on one
     /// level make FTS5 merge that whole level in one commit.
     pub async fn keep_words(&self) -> Result<()> {
@@ -246,18 +248,24 @@ impl Db {
                 let size = &FILL_SIZE[index as usize];
                 loop {
                     let step = size.load(Ordering::Relaxed);
+                    // The background round merges in the fill's own
+                    // transaction too, as FTS5's automerge did: a commit
+                    // (and its fsync) less per step, and ingest handed
+                    // the lock once instead of twice.
+                    let pages = merging.then(|| MERGE_SIZE[index as usize].load(Ordering::Relaxed));
                     let Held {
                         removed: more,
                         held,
                     } = self
                         .held(async move |mut conn| {
-                            index_chunk(&mut conn, index, target, step).await
+                            let more = index_chunk(&mut conn, index, target, step).await?;
+                            if let Some(pages) = pages {
+                                merge_chunk(&mut conn, index, pages).await?;
+                            }
+                            Ok(more)
                         })
                         .await?;
                     size.store(FILL.next(step, held), Ordering::Relaxed);
-                    if merging {
-                        self.merge_words(index).await?;
-                    }
                     if !more {
                         break;
                     }
