@@ -290,10 +290,12 @@ impl Db {
             } = self
                 .held(async move |mut conn| merge_chunk(&mut conn, index, pages).await)
                 .await?;
-            size.store(MERGE.next(pages, held), Ordering::Relaxed);
             if !merged {
+                // A step with nothing to merge is quick whatever the size:
+                // it says nothing about the next one's.
                 break;
             }
+            size.store(MERGE.next(pages, held), Ordering::Relaxed);
         }
         Ok(())
     }

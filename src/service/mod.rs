@@ -216,7 +216,7 @@ async fn index_words(db: Db) {
     loop {
         tick.tick().await;
         if let Err(e) = db.keep_words().await {
-            tracing::warn!(error = %e, "cannot index the words of new events; retrying");
+            tracing::warn!(error = %e, "cannot index or merge the word indexes; retrying");
         }
     }
 }
