@@ -149,7 +149,7 @@ pub struct WriterSqlite {
 /// indexes do much of their work.
 #[derive(Clone, Copy, Debug)]
 pub struct Held<T> {
-    pub removed: T,
+    pub value: T,
     pub held: Duration,
 }
 
@@ -467,14 +467,14 @@ impl Db {
         F: for<'c> Work<Conn<'c>, Result<R>> + Send + 'static,
         R: Send + 'static,
     {
-        let (removed, began) = self
+        let (value, began) = self
             .transaction(async move |conn| {
                 let began = std::time::Instant::now();
                 Ok((work(conn).await?, began))
             })
             .await?;
         Ok(Held {
-            removed,
+            value,
             held: began.elapsed(),
         })
     }

@@ -253,10 +253,7 @@ impl Db {
                     // (and its fsync) less per step, and ingest handed
                     // the lock once instead of twice.
                     let pages = merging.then(|| MERGE_SIZE[index as usize].load(Ordering::Relaxed));
-                    let Held {
-                        removed: more,
-                        held,
-                    } = self
+                    let Held { value: more, held } = self
                         .held(async move |mut conn| {
                             let more = index_chunk(&mut conn, index, target, step).await?;
                             if let Some(pages) = pages {
@@ -285,7 +282,7 @@ impl Db {
         for _ in 0..MERGE_STEPS_PER_CALL {
             let pages = size.load(Ordering::Relaxed);
             let Held {
-                removed: merged,
+                value: merged,
                 held,
             } = self
                 .held(async move |mut conn| merge_chunk(&mut conn, index, pages).await)

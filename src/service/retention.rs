@@ -119,7 +119,7 @@ impl Service {
                 if !pace.ready().await {
                     return Ok(());
                 }
-                let Held { removed: n, held } = self.db.purge_folded_events(ids.clone()).await?;
+                let Held { value: n, held } = self.db.purge_folded_events(ids.clone()).await?;
                 total.events += n;
                 pace.took("folded events", n, held, self.writer.busy_nanos());
                 if n < EVENTS_PER_STEP {
@@ -129,7 +129,10 @@ impl Service {
             if !pace.ready().await {
                 return Ok(());
             }
-            let Held { removed, held } = self.db.purge_alerts(ids, cutoff).await?;
+            let Held {
+                value: removed,
+                held,
+            } = self.db.purge_alerts(ids, cutoff).await?;
             total.add(removed);
             pace.took("alerts", removed.alerts, held, self.writer.busy_nanos());
             if removed.alerts == 0 {
@@ -144,7 +147,7 @@ impl Service {
                 if !pace.ready().await {
                     return Ok(());
                 }
-                let Held { removed: n, held } = self.db.purge_old_events(old).await?;
+                let Held { value: n, held } = self.db.purge_old_events(old).await?;
                 total.events += n;
                 pace.took("old events", n, held, self.writer.busy_nanos());
             }
