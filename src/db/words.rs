@@ -21,11 +21,11 @@
 //! `deletemerge` off, and the background indexer (`Db::keep_words`) merges
 //! with FTS5's `merge` command, a few hundred pages at a time: inside each
 //! fill step's transaction (as automerge did, one commit per step) and
-//! then in steps of its own until nothing is left, timed and sized like
-//! the fill's. A level is merged when `usermerge` (4) segments
-//! pile up on it, as before; the words of purged rows leave the file when
-//! their segment is merged into the next level, where the newer rows
-//! merged with them bound what a step reads.
+//! then in steps of its own (`Db::merge_words`, paced by the caller) until
+//! nothing is left, each kind of step timed and sized on its own. A level
+//! is merged when `usermerge` (4) segments pile up on it, as before; the
+//! words of purged rows leave the file only when their segment is merged
+//! into the next level.
 //!
 //! Alerts have an index of their own, keyed by alert id, holding the words
 //! of the event that raised each: most events raise no alert, so an alert
@@ -66,12 +66,6 @@ const FILL: Bounds = Bounds {
 /// rows are mostly deleted takes longer per page written: the timing
 /// finds that.
 const MERGE: Bounds = Bounds { min: 8, max: 256 };
-
-/// Merge steps per `keep_words` call and index, at most: merging ends when
-/// FTS5 finds nothing to merge, and this bounds a call should it always
-/// find something (steady ingest into a large index); the next call goes
-/// on.
-const MERGE_STEPS_PER_CALL: usize = 1_000;
 
 struct Bounds {
     min: i64,
@@ -215,85 +209,139 @@ async fn merge_chunk(conn: &mut Conn<'_>, index: Index, pages: i64) -> Result<bo
     Ok(total_changes(conn).await? - before >= 2)
 }
 
+/// A merge step taken inside another step's transaction.
+struct Merge {
+    merged: bool,
+    took: Duration,
+}
+
+/// One step of merge work on `index` inside a fill step's transaction,
+/// timed on its own so that each kind of step is sized by its own time.
+/// A failure is logged and the fill still commits: SQLite undoes the
+/// failed statement alone, or, after an error that ends the transaction,
+/// the fill's commit fails and reports it.
+async fn merge_beside(conn: &mut Conn<'_>, index: Index, pages: i64) -> Option<Merge> {
+    let began = std::time::Instant::now();
+    match merge_chunk(conn, index, pages).await {
+        Ok(merged) => Some(Merge {
+            merged,
+            took: began.elapsed(),
+        }),
+        Err(e) => {
+            tracing::warn!(index = index.name(), error = %e, "cannot merge the word index");
+            None
+        }
+    }
+}
+
 impl Db {
     /// Brings SQLite's word indexes up to the newest stored event and
     /// alert; a no-op on PostgreSQL and when nothing is new (a read, no
     /// write lock). For a search, which must not miss a row: it leaves
-    /// the merging to `keep_words`.
+    /// the merging to the background indexer.
     ///
     /// Each index goes up to the newest row when it starts, no further:
     /// ingest that outpaces the indexer cannot keep a search waiting.
     pub async fn index_words(&self) -> Result<()> {
-        self.words(false).await
-    }
-
-    /// `index_words`, with merge work in each step and after the last:
-    /// the background indexer's round. A step of the fill leaves a segment
-    /// behind and a retention step leaves deleted rows; FTS5 merges neither by itself
-    /// (see the module's comment), and left unmerged, 16 segments on one
-    /// level make FTS5 merge that whole level in one commit.
-    pub async fn keep_words(&self) -> Result<()> {
-        self.words(true).await
-    }
-
-    async fn words(&self, merging: bool) -> Result<()> {
         if self.backend_name() == "postgres" {
             return Ok(());
         }
         for index in Index::ALL {
-            let (through, newest) = self
-                .read_page(async move |mut conn| marks(&mut conn, index).await)
-                .await?;
-            if let Some(target) = newest.filter(|&n| n > through) {
-                let size = &FILL_SIZE[index as usize];
-                loop {
-                    let step = size.load(Ordering::Relaxed);
-                    // The background round merges in the fill's own
-                    // transaction too, as FTS5's automerge did: a commit
-                    // (and its fsync) less per step, and ingest handed
-                    // the lock once instead of twice.
-                    let pages = merging.then(|| MERGE_SIZE[index as usize].load(Ordering::Relaxed));
-                    let Held { value: more, held } = self
-                        .held(async move |mut conn| {
-                            let more = index_chunk(&mut conn, index, target, step).await?;
-                            if let Some(pages) = pages {
-                                merge_chunk(&mut conn, index, pages).await?;
-                            }
-                            Ok(more)
-                        })
-                        .await?;
-                    size.store(FILL.next(step, held), Ordering::Relaxed);
-                    if !more {
-                        break;
-                    }
-                }
-            }
-            if merging {
-                self.merge_words(index).await?;
-            }
+            self.fill(index, false).await?;
         }
         Ok(())
     }
 
-    /// Merges `index`'s segments in steps until FTS5 finds nothing to
-    /// merge (or `MERGE_STEPS_PER_CALL` steps have run).
-    async fn merge_words(&self, index: Index) -> Result<()> {
-        let size = &MERGE_SIZE[index as usize];
-        for _ in 0..MERGE_STEPS_PER_CALL {
+    /// `index_words` for the background indexer: each fill step also
+    /// takes a step of merge work in its transaction, as FTS5's automerge
+    /// did (a commit, and its fsync, less per step; ingest handed the lock
+    /// once instead of twice). One index failing does not keep the other
+    /// from its turn; the first failure is returned after both.
+    pub async fn keep_words(&self) -> Result<()> {
+        if self.backend_name() == "postgres" {
+            return Ok(());
+        }
+        let mut failed = None;
+        for index in Index::ALL {
+            if let Err(e) = self.fill(index, true).await {
+                failed.get_or_insert(e);
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// One step of merge work, in a transaction of its own, on the first
+    /// index that has any: how long it held the database, or `None` when
+    /// neither had anything to merge. A step of the fill leaves a segment
+    /// behind and a retention step leaves deleted rows; FTS5 merges
+    /// neither by itself (see the module's comment), and left unmerged,
+    /// 16 segments on one level make FTS5 merge that whole level in one
+    /// commit. The caller paces these steps.
+    pub async fn merge_words(&self) -> Result<Option<Duration>> {
+        if self.backend_name() == "postgres" {
+            return Ok(None);
+        }
+        let mut failed = None;
+        for index in Index::ALL {
+            let size = &MERGE_SIZE[index as usize];
             let pages = size.load(Ordering::Relaxed);
+            let step = self
+                .held(async move |mut conn| merge_chunk(&mut conn, index, pages).await)
+                .await;
+            match step {
+                Ok(Held { value: true, held }) => {
+                    size.store(MERGE.next(pages, held), Ordering::Relaxed);
+                    return Ok(Some(held));
+                }
+                // A step with nothing to merge is quick whatever the
+                // size: it says nothing about the next one's.
+                Ok(_) => {}
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        failed.map_or(Ok(None), Err)
+    }
+
+    /// Fills `index` up to the newest row stored when it starts, in steps
+    /// sized by `FILL_SIZE`; with `merging`, each step merges too.
+    async fn fill(&self, index: Index, merging: bool) -> Result<()> {
+        let (through, newest) = self
+            .read_page(async move |mut conn| marks(&mut conn, index).await)
+            .await?;
+        let Some(target) = newest.filter(|&n| n > through) else {
+            return Ok(());
+        };
+        let size = &FILL_SIZE[index as usize];
+        let merge_size = &MERGE_SIZE[index as usize];
+        loop {
+            let step = size.load(Ordering::Relaxed);
+            let pages = merging.then(|| merge_size.load(Ordering::Relaxed));
             let Held {
-                value: merged,
+                value: (more, merge),
                 held,
             } = self
-                .held(async move |mut conn| merge_chunk(&mut conn, index, pages).await)
+                .held(async move |mut conn| {
+                    let more = index_chunk(&mut conn, index, target, step).await?;
+                    let merge = match pages {
+                        Some(pages) => merge_beside(&mut conn, index, pages).await,
+                        None => None,
+                    };
+                    Ok((more, merge))
+                })
                 .await?;
-            if !merged {
-                // A step with nothing to merge is quick whatever the size:
-                // it says nothing about the next one's.
-                break;
+            let merge_took = merge.as_ref().map_or(Duration::ZERO, |m| m.took);
+            size.store(
+                FILL.next(step, held.saturating_sub(merge_took)),
+                Ordering::Relaxed,
+            );
+            if let (Some(pages), Some(Merge { merged: true, took })) = (pages, merge) {
+                merge_size.store(MERGE.next(pages, took), Ordering::Relaxed);
             }
-            size.store(MERGE.next(pages, held), Ordering::Relaxed);
+            if !more {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 }

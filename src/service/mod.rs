@@ -15,7 +15,7 @@ mod users;
 pub mod webhooks;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
@@ -31,7 +31,7 @@ use crate::domain::audit::NewAudit;
 use crate::domain::auth::SessionState;
 use crate::domain::event::Ingested;
 use crate::domain::AuditAction;
-use crate::ingest::{Writer, WriterTask};
+use crate::ingest::{Pacing, Writer, WriterTask};
 use crate::throttle::Throttle;
 
 pub use alerts::{AlertNotice, NoticeKind};
@@ -190,7 +190,7 @@ impl Service {
             webhooks_live,
         }));
         tokio::spawn(housekeeping(service.clone()));
-        tokio::spawn(index_words(service.db.clone()));
+        tokio::spawn(index_words(service.db.clone(), service.writer.clone()));
         Ok((service, writer_task))
     }
 }
@@ -207,16 +207,45 @@ async fn housekeeping(service: Service) {
     }
 }
 
+/// Merge steps of their own per round of the word indexer, at most: a
+/// round ends when nothing is left to merge, and this bounds one should
+/// there always be something (steady ingest into a large index); the
+/// next round goes on.
+const MERGE_STEPS_PER_ROUND: usize = 1_000;
+
+/// How much longer than a merge step of its own held the database the
+/// pause after it is while ingest is busy (`ingest::Pacing`): merging then
+/// holds the writer at most a fifth of the time. Less patient than
+/// retention's pacing because this work cannot wait: it is ingest's own
+/// words coming due, and merging left behind comes due at once (FTS5
+/// merges a level that reaches 16 segments inside whatever commit reaches
+/// it). With ingest idle there is no pause.
+const MERGE_PAUSE: f64 = 4.0;
+
 /// Keeps SQLite's word indexes (`db::words`) about a second behind
 /// ingest, so that a search seldom has much to index before it answers,
 /// and merges their segments, which FTS5 is told not to do by itself.
-async fn index_words(db: Db) {
+async fn index_words(db: Db, writer: Writer) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pacing = Pacing::new(MERGE_PAUSE, writer.busy_nanos(), Instant::now());
     loop {
         tick.tick().await;
         if let Err(e) = db.keep_words().await {
-            tracing::warn!(error = %e, "cannot index or merge the word indexes; retrying");
+            tracing::warn!(error = %e, "cannot index the word indexes; retrying");
+        }
+        for _ in 0..MERGE_STEPS_PER_ROUND {
+            match db.merge_words().await {
+                Ok(Some(held)) => {
+                    let pause = pacing.pause(held, writer.busy_nanos(), Instant::now());
+                    tokio::time::sleep(pause).await;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot merge the word indexes; retrying");
+                    break;
+                }
+            }
         }
     }
 }

@@ -581,6 +581,35 @@ async fn sqlite_word_indexes_merge_in_steps_of_their_own() {
     panic!("the purged rows' segment never merged");
 }
 
+/// One word index that cannot be written (here its table is gone) does not
+/// keep the background indexer from the other: alerts stay searchable
+/// while the events' index is broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_word_index_leaves_the_other_indexed() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    app.exec_sql("DROP TRIGGER events_search_delete").await;
+    app.exec_sql("DROP TABLE events_fts").await;
+    let inputs: Vec<Value> = (0..20)
+        .map(|i| json!({ "source": "fw-broken", "eventType": "Scan", "severity": "HIGH", "description": format!("orphaned words {i}") }))
+        .collect();
+    let stored = ingest(&app, &admin, Value::Array(inputs)).await;
+    let newest: i64 = stored
+        .iter()
+        .filter_map(|(_, alert)| alert.as_deref()?.parse().ok())
+        .max()
+        .expect("HIGH events raise alerts");
+    until_sql(
+        &app,
+        "SELECT CAST(through AS TEXT) AS value FROM words_indexed WHERE list = 'alerts'",
+        "the alerts' word index behind a broken events index",
+        |through| through >= newest,
+    )
+    .await;
+}
+
 both_with!(
     a_pass_deletes_what_is_past_and_keeps_the_rest => super::retention_on,
     a_purge_racing_new_repeats_keeps_every_figure => super::retention_on,
