@@ -520,7 +520,7 @@ impl Db {
     ) -> Result<Vec<AlertWithEvent>> {
         let searching = filter.narrowing.search.is_some();
         if searching {
-            self.index_words().await?;
+            self.index_alert_words().await?;
         }
         let work = async move |mut conn: Conn<'_>| {
             let n = &filter.narrowing;
@@ -569,7 +569,7 @@ impl Db {
     /// is by status and severity only; otherwise an index count.
     pub async fn count_alerts(&self, filter: AlertFilter) -> Result<i64> {
         if filter.narrowing.search.is_some() {
-            self.index_words().await?;
+            self.index_alert_words().await?;
         }
         self.read(async move |mut conn| {
             if !filter.counted_by_counters() {

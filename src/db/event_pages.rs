@@ -189,7 +189,7 @@ impl Db {
     ) -> Result<Vec<EventWithAlert>> {
         let searching = filter.narrowing.search.is_some();
         if searching {
-            self.index_words().await?;
+            self.index_event_words().await?;
         }
         let work = async move |mut conn: Conn<'_>| {
             let n = &filter.narrowing;
@@ -213,7 +213,7 @@ impl Db {
 
     pub async fn count_events(&self, filter: EventFilter) -> Result<i64> {
         if filter.narrowing.search.is_some() {
-            self.index_words().await?;
+            self.index_event_words().await?;
         }
         self.read(async move |mut conn| {
             let query = events::table.filter(matching(&filter, Walk::Id)).count();

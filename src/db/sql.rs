@@ -452,7 +452,8 @@ macro_rules! raw_condition {
 /// SQLite asks the list's FTS5 index (`alerts_fts` or `events_fts`, keyed
 /// by the list's id; an alert holds its raising event's words) with every
 /// word quoted (`Search::fts5_query`). It holds every row once
-/// `Db::index_words` has caught up, which every SQLite search does first.
+/// `Db::index_event_words` (or `index_alert_words`) has caught up, which
+/// every SQLite search does first.
 /// PostgreSQL matches `plainto_tsquery` against the GIN index on the
 /// list's words (an alert holds its raising event's). This is the
 /// form for counts and for PostgreSQL's pages; SQLite's pages are driven

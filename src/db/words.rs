@@ -35,7 +35,7 @@
 //! PostgreSQL needs none of this: its words are a stored column of
 //! `events` with a GIN index, written with the row.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Text};
@@ -217,46 +217,68 @@ struct Merge {
 
 /// One step of merge work on `index` inside a fill step's transaction,
 /// timed on its own so that each kind of step is sized by its own time.
-/// A failure is logged and the fill still commits: SQLite undoes the
-/// failed statement alone, or, after an error that ends the transaction,
-/// the fill's commit fails and reports it.
-async fn merge_beside(conn: &mut Conn<'_>, index: Index, pages: i64) -> Option<Merge> {
+///
+/// It runs inside a savepoint. Opening one makes FTS5 write out the rows
+/// the fill just gave it (work that belongs to the fill's time, and that
+/// would otherwise count as a merge that did something), and a merge that
+/// fails half-way is undone to it: the merge statement has no statement
+/// journal of its own, and index pages it wrote before failing would
+/// commit with the fill and break every later write to the index. The
+/// fill itself still commits; the merge is retried by a later step.
+async fn merge_beside(conn: &mut Conn<'_>, index: Index, pages: i64) -> Result<Option<Merge>> {
+    conn.batch_execute("SAVEPOINT word_merge").await?;
     let began = std::time::Instant::now();
     match merge_chunk(conn, index, pages).await {
-        Ok(merged) => Some(Merge {
-            merged,
-            took: began.elapsed(),
-        }),
+        Ok(merged) => {
+            conn.batch_execute("RELEASE word_merge").await?;
+            Ok(Some(Merge {
+                merged,
+                took: began.elapsed(),
+            }))
+        }
         Err(e) => {
             tracing::warn!(index = index.name(), error = %e, "cannot merge the word index");
-            None
+            conn.batch_execute("ROLLBACK TO word_merge; RELEASE word_merge")
+                .await?;
+            Ok(None)
         }
     }
 }
 
+/// Which index `Db::merge_words` tries first: they take turns, so one with
+/// a long backlog does not starve the other of steps of their own.
+static MERGE_TURN: AtomicUsize = AtomicUsize::new(0);
+
 impl Db {
-    /// Brings SQLite's word indexes up to the newest stored event and
-    /// alert; a no-op on PostgreSQL and when nothing is new (a read, no
-    /// write lock). For a search, which must not miss a row: it leaves
-    /// the merging to the background indexer.
+    /// Brings SQLite's events word index up to the newest stored event;
+    /// a no-op on PostgreSQL and when nothing is new (a read, no write
+    /// lock). For a search, which must not miss a row: it leaves the
+    /// merging to the background indexer.
     ///
-    /// Each index goes up to the newest row when it starts, no further:
+    /// The index goes up to the newest row when it starts, no further:
     /// ingest that outpaces the indexer cannot keep a search waiting.
-    pub async fn index_words(&self) -> Result<()> {
+    pub async fn index_event_words(&self) -> Result<()> {
+        self.index_for_search(Index::Events).await
+    }
+
+    /// `index_event_words` for the alerts' word index.
+    pub async fn index_alert_words(&self) -> Result<()> {
+        self.index_for_search(Index::Alerts).await
+    }
+
+    async fn index_for_search(&self, index: Index) -> Result<()> {
         if self.backend_name() == "postgres" {
             return Ok(());
         }
-        for index in Index::ALL {
-            self.fill(index, false).await?;
-        }
-        Ok(())
+        self.fill(index, false).await
     }
 
-    /// `index_words` for the background indexer: each fill step also
-    /// takes a step of merge work in its transaction, as FTS5's automerge
-    /// did (a commit, and its fsync, less per step; ingest handed the lock
-    /// once instead of twice). One index failing does not keep the other
-    /// from its turn; the first failure is returned after both.
+    /// Both word indexes brought up to date for the background indexer:
+    /// each fill step also takes a step of merge work in its transaction,
+    /// as FTS5's automerge did (a commit, and its fsync, less per step;
+    /// ingest handed the lock once instead of twice). An index that fails
+    /// is logged and does not keep the other from its turn; the call fails
+    /// if any did.
     pub async fn keep_words(&self) -> Result<()> {
         if self.backend_name() == "postgres" {
             return Ok(());
@@ -264,25 +286,30 @@ impl Db {
         let mut failed = None;
         for index in Index::ALL {
             if let Err(e) = self.fill(index, true).await {
+                tracing::warn!(index = index.name(), error = %e, "cannot fill the word index");
                 failed.get_or_insert(e);
             }
         }
         failed.map_or(Ok(()), Err)
     }
 
-    /// One step of merge work, in a transaction of its own, on the first
-    /// index that has any: how long it held the database, or `None` when
-    /// neither had anything to merge. A step of the fill leaves a segment
-    /// behind and a retention step leaves deleted rows; FTS5 merges
-    /// neither by itself (see the module's comment), and left unmerged,
-    /// 16 segments on one level make FTS5 merge that whole level in one
-    /// commit. The caller paces these steps.
+    /// One step of merge work, in a transaction of its own, on an index
+    /// that has any: how long it held the database, or `None` when neither
+    /// had anything to merge. A step of the fill leaves a segment behind
+    /// and a retention step leaves deleted rows; FTS5 merges neither by
+    /// itself (see the module's comment), and left unmerged, 16 segments on
+    /// one level make FTS5 merge that whole level in one commit. The caller
+    /// paces these steps. An index that fails is logged and the other still
+    /// gets its step; the call fails only when neither merged and one
+    /// failed.
     pub async fn merge_words(&self) -> Result<Option<Duration>> {
         if self.backend_name() == "postgres" {
             return Ok(None);
         }
+        let first = MERGE_TURN.fetch_add(1, Ordering::Relaxed) % Index::ALL.len();
         let mut failed = None;
-        for index in Index::ALL {
+        for turn in 0..Index::ALL.len() {
+            let index = Index::ALL[(first + turn) % Index::ALL.len()];
             let size = &MERGE_SIZE[index as usize];
             let pages = size.load(Ordering::Relaxed);
             let step = self
@@ -297,6 +324,7 @@ impl Db {
                 // size: it says nothing about the next one's.
                 Ok(_) => {}
                 Err(e) => {
+                    tracing::warn!(index = index.name(), error = %e, "cannot merge the word index");
                     failed.get_or_insert(e);
                 }
             }
@@ -325,7 +353,7 @@ impl Db {
                 .held(async move |mut conn| {
                     let more = index_chunk(&mut conn, index, target, step).await?;
                     let merge = match pages {
-                        Some(pages) => merge_beside(&mut conn, index, pages).await,
+                        Some(pages) => merge_beside(&mut conn, index, pages).await?,
                         None => None,
                     };
                     Ok((more, merge))
@@ -342,6 +370,136 @@ impl Db {
             if !more {
                 return Ok(());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+    use super::{index_chunk, merge_beside, Conn, Index};
+
+    fn exec(conn: &mut SqliteConnection, sql: &str) {
+        conn.batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn count(conn: &mut SqliteConnection, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let rows: Vec<N> = diesel::sql_query(sql).load(conn).unwrap();
+        rows[0].n
+    }
+
+    /// Events with `word` in them, indexed in a transaction of their own:
+    /// one more segment.
+    async fn segment(conn: &mut SqliteConnection, from: i64, word: &str) {
+        for id in from..from + 300 {
+            exec(
+                conn,
+                &format!(
+                    "INSERT INTO events (id, source, event_type, severity, description, created_at) \
+                     VALUES ({id}, 'fw', 'Scan', 'LOW', '{word} x{id} y{} z{}', '2026-12-01 00:00:00')",
+                    id * 7,
+                    id * 13
+                ),
+            );
+        }
+        exec(conn, "BEGIN");
+        index_chunk(&mut Conn::Sqlite(conn), Index::Events, from + 299, 1_000)
+            .await
+            .unwrap();
+        exec(conn, "COMMIT");
+    }
+
+    /// A merge that fails half-way through a fill step (here: the file
+    /// may not grow) leaves nothing half-stored: the index stays whole,
+    /// its mark agrees with what it holds, and the work is done later.
+    #[test]
+    fn a_merge_failing_half_way_leaves_the_index_whole() {
+        futures_util::FutureExt::now_or_never(merge_failing_half_way())
+            .expect("SQLite work completes in place");
+    }
+
+    async fn merge_failing_half_way() {
+        super::super::sqlite_plan_stability();
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        super::super::migrate::apply_sqlite(&mut conn).unwrap();
+        for (n, word) in ["alpha", "bravo", "charlie", "delta", "echo"]
+            .iter()
+            .enumerate()
+        {
+            segment(&mut conn, 1 + 300 * n as i64, word).await;
+        }
+        for id in 1501..=1550 {
+            exec(
+                &mut conn,
+                &format!(
+                    "INSERT INTO events (id, source, event_type, severity, description, created_at) \
+                     VALUES ({id}, 'fw', 'Scan', 'LOW', 'foxtrot {id}', '2026-12-01 00:00:00')"
+                ),
+            );
+        }
+        let pages = count(&mut conn, "SELECT page_count AS n FROM pragma_page_count()");
+        exec(&mut conn, &format!("PRAGMA max_page_count = {}", pages + 1));
+        exec(&mut conn, "BEGIN IMMEDIATE");
+        let step = async {
+            let c = &mut Conn::Sqlite(&mut conn);
+            index_chunk(c, Index::Events, 1550, 1_000).await?;
+            merge_beside(c, Index::Events, 1_000).await
+        }
+        .await;
+        // Either the merge alone was undone and the fill commits, or
+        // SQLite ended the whole transaction and the fill is redone.
+        let committed = match step {
+            Ok(merge) => {
+                assert!(merge.is_none(), "the merge cannot have finished");
+                exec(&mut conn, "COMMIT");
+                true
+            }
+            Err(_) => {
+                let _ = conn.batch_execute("ROLLBACK");
+                false
+            }
+        };
+        exec(&mut conn, "PRAGMA max_page_count = 1000000");
+        exec(
+            &mut conn,
+            "INSERT INTO events_fts (events_fts) VALUES ('integrity-check')",
+        );
+        let through = count(
+            &mut conn,
+            "SELECT through AS n FROM words_indexed WHERE list = 'events'",
+        );
+        let foxtrot = count(
+            &mut conn,
+            "SELECT count(*) AS n FROM events_fts WHERE events_fts MATCH 'foxtrot'",
+        );
+        assert_eq!(
+            (through, foxtrot),
+            if committed { (1550, 50) } else { (1500, 0) }
+        );
+        exec(&mut conn, "BEGIN IMMEDIATE");
+        let c = &mut Conn::Sqlite(&mut conn);
+        index_chunk(c, Index::Events, 1550, 1_000).await.unwrap();
+        let merge = merge_beside(c, Index::Events, 1_000).await.unwrap();
+        exec(&mut conn, "COMMIT");
+        assert!(merge.is_some_and(|m| m.merged), "the merge is done later");
+        exec(
+            &mut conn,
+            "INSERT INTO events_fts (events_fts) VALUES ('integrity-check')",
+        );
+        for word in ["alpha", "echo", "foxtrot"] {
+            let found = count(
+                &mut conn,
+                &format!("SELECT count(*) AS n FROM events_fts WHERE events_fts MATCH '{word}'"),
+            );
+            assert_eq!(found, if word == "foxtrot" { 50 } else { 300 }, "{word}");
         }
     }
 }

@@ -207,45 +207,39 @@ async fn housekeeping(service: Service) {
     }
 }
 
-/// Merge steps of their own per round of the word indexer, at most: a
-/// round ends when nothing is left to merge, and this bounds one should
-/// there always be something (steady ingest into a large index); the
-/// next round goes on.
-const MERGE_STEPS_PER_ROUND: usize = 1_000;
-
 /// How much longer than a merge step of its own held the database the
-/// pause after it is while ingest is busy (`ingest::Pacing`): merging then
-/// holds the writer at most a fifth of the time. Less patient than
-/// retention's pacing because this work cannot wait: it is ingest's own
-/// words coming due, and merging left behind comes due at once (FTS5
-/// merges a level that reaches 16 segments inside whatever commit reaches
-/// it). With ingest idle there is no pause.
+/// pause after it is while ingest is busy (`ingest::Pacing`): those steps
+/// then hold the writer at most a fifth of the time (the merge step inside
+/// each fill step is not paced; it rides in the fill's commit). Less
+/// patient than retention's pacing because this work cannot wait: it is
+/// ingest's own words coming due, and merging left behind comes due at
+/// once (FTS5 merges a level that reaches 16 segments inside whatever
+/// commit reaches it). With ingest idle there is no pause.
 const MERGE_PAUSE: f64 = 4.0;
+
+/// How often the word indexer fills the indexes; merging takes what is
+/// left of each round, so a long merge backlog never holds the fill back.
+const WORDS_ROUND: Duration = Duration::from_secs(1);
 
 /// Keeps SQLite's word indexes (`db::words`) about a second behind
 /// ingest, so that a search seldom has much to index before it answers,
 /// and merges their segments, which FTS5 is told not to do by itself.
+/// Failures are logged by `db::words`, naming the index; the next round
+/// tries again.
 async fn index_words(db: Db, writer: Writer) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(WORDS_ROUND);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pacing = Pacing::new(MERGE_PAUSE, writer.busy_nanos(), Instant::now());
     loop {
-        tick.tick().await;
-        if let Err(e) = db.keep_words().await {
-            tracing::warn!(error = %e, "cannot index the word indexes; retrying");
-        }
-        for _ in 0..MERGE_STEPS_PER_ROUND {
-            match db.merge_words().await {
-                Ok(Some(held)) => {
-                    let pause = pacing.pause(held, writer.busy_nanos(), Instant::now());
-                    tokio::time::sleep(pause).await;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot merge the word indexes; retrying");
-                    break;
-                }
-            }
+        let round = tick.tick().await.into_std() + WORDS_ROUND;
+        let _ = db.keep_words().await;
+        while Instant::now() < round {
+            let Ok(Some(held)) = db.merge_words().await else {
+                break;
+            };
+            let pause = pacing.pause(held, writer.busy_nanos(), Instant::now());
+            let resume = (Instant::now() + pause).min(round);
+            tokio::time::sleep_until(resume.into()).await;
         }
     }
 }

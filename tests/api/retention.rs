@@ -582,8 +582,8 @@ async fn sqlite_word_indexes_merge_in_steps_of_their_own() {
 }
 
 /// One word index that cannot be written (here its table is gone) does not
-/// keep the background indexer from the other: alerts stay searchable
-/// while the events' index is broken.
+/// keep the background indexer, or a search of the other list, from the
+/// other index: alerts stay searchable while the events' index is broken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_word_index_leaves_the_other_indexed() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
@@ -608,6 +608,14 @@ async fn a_broken_word_index_leaves_the_other_indexed() {
         |through| through >= newest,
     )
     .await;
+    let found = app
+        .ok(
+            Some(&admin),
+            "{ alerts(search: \"orphaned\") { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(found["alerts"]["totalCount"], 20, "{found}");
 }
 
 both_with!(
