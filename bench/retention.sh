@@ -36,7 +36,8 @@ BIN=${TW_BIN:-target/release/threatwatch}
 work=$(mktemp -d); pid=""
 stop() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi; }
 trap 'stop; rm -rf "$work"' EXIT
-PORT=18790
+. bench/ports.sh
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 
 start() {  # start DB_FILE [ENV=VALUE...]

@@ -45,7 +45,8 @@ cargo build --release --quiet --bin threatwatch --example raw_insert
 BIN=target/release/threatwatch
 RAW=target/release/examples/raw_insert
 WORK=$(mktemp -d)
-PORT=18765
+. bench/ports.sh
+PORT=$(free_port)
 SERVER=""
 trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
 

@@ -38,7 +38,8 @@ command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-g
 BIN=${TW_BIN:-target/release/threatwatch}
 PG=${THREATWATCH_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 DB=threatwatch_scale
-PORT=18795
+. bench/ports.sh
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 work=$(mktemp -d); pid=""
 stop() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi; }

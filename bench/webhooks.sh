@@ -39,7 +39,9 @@ fi
 BIN=${TW_BIN:-target/release/threatwatch}
 RECEIVER=${TW_RECEIVER:-target/release/examples/webhook_receiver}
 WORK=$(mktemp -d)
-PORT=18766 RPORT=18767 SERVER="" RECV=""
+. bench/ports.sh
+PORT=$(free_port) RPORT=$(free_port) SERVER="" RECV=""
+while [ "$RPORT" = "$PORT" ]; do RPORT=$(free_port); done
 stop() { for p in $SERVER $RECV; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; SERVER="" RECV=""; }
 trap 'stop; rm -rf "$WORK"' EXIT
 PASSWORD=bench-password-1
