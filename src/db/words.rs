@@ -396,19 +396,22 @@ mod tests {
         rows[0].n
     }
 
+    /// A LOW event with id `id` and description `text`.
+    fn event(conn: &mut SqliteConnection, id: i64, text: &str) {
+        exec(
+            conn,
+            &format!(
+                "INSERT INTO events (id, source, event_type, severity, description, created_at) \
+                 VALUES ({id}, 'fw', 'Scan', 'LOW', '{text}', '2026-12-01 00:00:00')"
+            ),
+        );
+    }
+
     /// Events with `word` in them, indexed in a transaction of their own:
     /// one more segment.
     async fn segment(conn: &mut SqliteConnection, from: i64, word: &str) {
         for id in from..from + 300 {
-            exec(
-                conn,
-                &format!(
-                    "INSERT INTO events (id, source, event_type, severity, description, created_at) \
-                     VALUES ({id}, 'fw', 'Scan', 'LOW', '{word} x{id} y{} z{}', '2026-12-01 00:00:00')",
-                    id * 7,
-                    id * 13
-                ),
-            );
+            event(conn, id, &format!("{word} x{id} y{} z{}", id * 7, id * 13));
         }
         exec(conn, "BEGIN");
         index_chunk(&mut Conn::Sqlite(conn), Index::Events, from + 299, 1_000)
@@ -437,13 +440,7 @@ mod tests {
             segment(&mut conn, 1 + 300 * n as i64, word).await;
         }
         for id in 1501..=1550 {
-            exec(
-                &mut conn,
-                &format!(
-                    "INSERT INTO events (id, source, event_type, severity, description, created_at) \
-                     VALUES ({id}, 'fw', 'Scan', 'LOW', 'foxtrot {id}', '2026-12-01 00:00:00')"
-                ),
-            );
+            event(&mut conn, id, &format!("foxtrot {id}"));
         }
         let pages = count(&mut conn, "SELECT page_count AS n FROM pragma_page_count()");
         exec(&mut conn, &format!("PRAGMA max_page_count = {}", pages + 1));
