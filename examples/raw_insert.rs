@@ -12,18 +12,17 @@
 //!     1000-event `ingestEvents` (1 in 4 HIGH), 1000 events per transaction,
 //!     into the service's own migrated schema with its indexes: each event,
 //!     and for each HIGH one its alert, the event's link to it and an audit
-//!     entry, then the alert counter and, on SQLite, the batch's words
-//!     (the service indexes them behind ingest, a second's events per
-//!     transaction, in the same one statement: `db::words`). This is what
-//!     "a raw insert of the same rows" costs the storage engine itself.
+//!     entry, then the alert counter. This is what "a raw insert of the
+//!     same rows" costs the storage engine itself. (SQLite's word indexes
+//!     are in a file of their own, written behind ingest by another
+//!     connection: `db::words`. They are not ingest's rows.)
 //!
 //! Prints `rows_per_sec=N` (events per second for service-batch).
 //!
 //! `RAW_INSERT_SETUP=FILE` (service-batch only): SQL run once after the
 //! migrations and before the clock starts, so that one binary measures the
 //! schema with an index or a trigger dropped or added (as
-//! `bench/results-2026-12-02-filters.txt` does); with `RAW_INSERT_NO_WORDS`
-//! set, SQLite's word index is not written (for a setup that drops them).
+//! `bench/results-2026-12-02-filters.txt` does).
 
 use std::time::{Duration, Instant};
 
@@ -136,12 +135,11 @@ fn is_high(i: usize) -> bool {
 /// One transaction of service-batch: statements spelled once for both
 /// backends (`$wait` is `.await` on PostgreSQL, nothing on SQLite).
 macro_rules! service_tx {
-    ($c:ident, $now:expr, $sqlite:expr, $($wait:tt)*) => {{
+    ($c:ident, $now:expr, $($wait:tt)*) => {{
         use diesel::{ExpressionMethods, QueryDsl};
         use crate::schema::{alert_counts, alerts, audit_log, events};
         let now: chrono::NaiveDateTime = $now;
         let mut raised = 0i64;
-        let mut first_event = None::<i64>;
         for i in 0..EVENTS_PER_TX {
             let severity = if is_high(i) { "HIGH" } else { "LOW" };
             let source = format!("bench-{}", i % 50);
@@ -155,7 +153,6 @@ macro_rules! service_tx {
                 ))
                 .returning(events::id)
                 .get_result($c)$($wait)*?;
-            first_event = first_event.or(Some(event_id));
             if !is_high(i) {
                 continue;
             }
@@ -199,16 +196,6 @@ macro_rules! service_tx {
         )
         .set(alert_counts::count.eq(alert_counts::count + raised))
         .execute($c)$($wait)*?;
-        if $sqlite {
-            use diesel::sql_types::BigInt;
-            diesel::sql_query(
-                "INSERT INTO events_fts (rowid, body) \
-                 SELECT id, source || ' ' || event_type || ' ' || description \
-                 FROM events WHERE id >= ?",
-            )
-            .bind::<BigInt, _>(first_event.unwrap_or(i64::MAX))
-            .execute($c)$($wait)*?;
-        }
         Ok::<_, diesel::result::Error>(())
     }};
 }
@@ -221,11 +208,10 @@ fn service_sqlite(path: &str, run_for: Duration) -> QueryResult<u64> {
     conn.batch_execute(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
     )?;
-    let words = std::env::var_os("RAW_INSERT_NO_WORDS").is_none();
     let started = Instant::now();
     let mut rows = 0u64;
     while started.elapsed() < run_for {
-        conn.immediate_transaction(|c| service_tx!(c, chrono::Utc::now().naive_utc(), words,))?;
+        conn.immediate_transaction(|c| service_tx!(c, chrono::Utc::now().naive_utc(),))?;
         rows += EVENTS_PER_TX as u64;
     }
     Ok(rows)
@@ -240,7 +226,7 @@ async fn service_postgres(url: &str, run_for: Duration) -> QueryResult<u64> {
     let mut rows = 0u64;
     while started.elapsed() < run_for {
         conn.transaction::<_, diesel::result::Error, _>(
-            async |c| service_tx!(c, chrono::Utc::now().naive_utc(), false, .await),
+            async |c| service_tx!(c, chrono::Utc::now().naive_utc(), .await),
         )
         .await?;
         rows += EVENTS_PER_TX as u64;

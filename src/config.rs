@@ -57,6 +57,13 @@ impl DatabaseUrl {
             if path.is_empty() {
                 return Err("DATABASE_URL: sqlite:// needs a file path".into());
             }
+            // The search index's file is named after the database's
+            // (`<path>-words`), which a URI's query string would swallow.
+            if path.starts_with("file:") {
+                return Err(format!(
+                    "DATABASE_URL: give sqlite:// a file path, not a file: URI, got {raw:?}"
+                ));
+            }
             return Ok(Self::Sqlite(path.to_string()));
         }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
@@ -538,6 +545,8 @@ mod tests {
             DatabaseUrl::parse("postgres://u@h/db").unwrap(),
             DatabaseUrl::Postgres(_)
         ));
+        let err = DatabaseUrl::parse("sqlite://file:tw.db?mode=rwc").unwrap_err();
+        assert!(err.contains("not a file: URI"), "{err}");
         let err = DatabaseUrl::parse("mysql://u:secret@h/db").unwrap_err();
         assert!(
             err.contains("DATABASE_URL") && !err.contains("secret"),

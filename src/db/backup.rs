@@ -64,5 +64,30 @@ fn copy(from: &str, to: &Path) -> anyhow::Result<()> {
         .bind::<diesel::sql_types::Text, _>(target)
         .execute(&mut conn)
         .map_err(|e| anyhow::anyhow!("backup: copying into {target} failed: {e}"))?;
-    Ok(())
+    rekey_words(target)
+}
+
+/// Gives the copy a word index owner key of its own (`db::words`): the
+/// word file beside a database that is later restored from this copy
+/// indexed rows the copy may not hold, and must be rebuilt, not trusted.
+/// A database from before the word file has no key to change.
+fn rekey_words(copy: &str) -> anyhow::Result<()> {
+    #[derive(diesel::QueryableByName)]
+    struct Tables {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = SqliteConnection::establish(copy)
+        .map_err(|e| anyhow::anyhow!("backup: cannot open the copy {copy:?}: {e}"))?;
+    let mark = |e| anyhow::anyhow!("backup: cannot mark the copy {copy:?}: {e}");
+    let owner: Tables = diesel::sql_query(
+        "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'words_owner'",
+    )
+    .get_result(&mut conn)
+    .map_err(mark)?;
+    if owner.n == 0 {
+        return Ok(());
+    }
+    conn.batch_execute("UPDATE words_owner SET key = lower(hex(randomblob(16)))")
+        .map_err(mark)
 }

@@ -232,9 +232,7 @@ pub(super) fn sqlite_plan<Q: QueryFragment<Sqlite>>(query: &Q) -> String {
         #[diesel(sql_type = diesel::sql_types::Text)]
         detail: String,
     }
-    super::sqlite_plan_stability();
-    let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
-    super::migrate::apply_sqlite(&mut conn).unwrap();
+    let mut conn = super::words::migrated_with_words();
     let sql = diesel::debug_query::<Sqlite, _>(query).to_string();
     let sql = sql.split(" -- binds").next().unwrap();
     let plan: Vec<Plan> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))

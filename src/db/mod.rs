@@ -73,6 +73,8 @@ struct Inner {
     /// How to open another SQLite connection like the pool's: the path and
     /// the per-connection pragmas.
     sqlite: Option<(String, String)>,
+    /// SQLite's word index file, written only through this (`words`).
+    words: Option<tokio::sync::Mutex<words::WordFile>>,
 }
 
 /// Runs a SQLite connection's work right where it is asked for, instead
@@ -144,9 +146,10 @@ pub struct WriterSqlite {
 /// What a write did, and how long its transaction held the database:
 /// from its first statement to its commit, not counting the wait for the
 /// write lock before it. On SQLite that is the time ingest could not
-/// write, which the background writers (retention, the word indexes) size
-/// and pace their steps by. It counts the commit, where SQLite's full-text
-/// indexes do much of their work.
+/// write, which the background writers (retention, forgetting the words of
+/// purged rows) size and pace their steps by. The word indexer's own steps
+/// report how long they held the word file (`words`), where FTS5 does much
+/// of its work in the commit.
 #[derive(Clone, Copy, Debug)]
 pub struct Held<T> {
     pub value: T,
@@ -160,7 +163,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// checkpointer that cannot keep up. Left at SQLite's 1,000, a commit
 /// checkpointed in the middle of the caller's write whenever the WAL had
 /// grown past it: the ingest writer twenty times a second under a flood,
-/// and every other writer (retention, the word index, webhook outcomes) on
+/// and every other writer (retention, webhook outcomes) on
 /// most of its commits, each copy and fsync holding the write lock that
 /// ingest waits on.
 const AUTOCHECKPOINT_PAGES: u32 = 16_384;
@@ -316,16 +319,21 @@ impl Db {
         pool_size: u32,
         sync: SqliteSync,
     ) -> anyhow::Result<Self> {
+        let mut words_file = None;
         let pool = match url {
             DatabaseUrl::Sqlite(path) => {
                 sqlite_plan_stability();
+                // First: the pool's connections attach it.
+                words_file = Some(words::WordFile::open(path)?);
                 let mut config = ManagerConfig::<SqliteConn>::default();
                 let pragmas = sqlite_pragmas(sync);
                 config.custom_setup = Box::new(move |path| {
                     let path = path.to_string();
                     let pragmas = pragmas.clone();
                     async move {
-                        let conn = open_sqlite(&path, &pragmas)?;
+                        let mut conn = open_sqlite(&path, &pragmas)?;
+                        words::attach_read_only(&mut conn, &path)
+                            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
                         Ok(SyncConnectionWrapper::with_runtime(conn, Inline))
                     }
                     .boxed()
@@ -358,6 +366,7 @@ impl Db {
             pool,
             write_lock: tokio::sync::Mutex::new(()),
             sqlite,
+            words: words_file.map(tokio::sync::Mutex::new),
         })))
     }
 

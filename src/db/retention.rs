@@ -4,7 +4,8 @@
 //! rows, so ingest, which shares the one SQLite writer, waits at most one
 //! step. Each step keeps what the service reports exact as rows go: the
 //! alert counters, the all-time lifecycle sums behind the mean times, and
-//! the word index (a trigger on `events`). Every delete re-checks its
+//! on SQLite the queue of ids whose words the word indexer drops (a
+//! trigger on `events` and `alerts`; `db::words`). Every delete re-checks its
 //! condition and counts only the rows it removed, so instances that purge
 //! the same PostgreSQL database at once never count a row twice.
 //!
@@ -29,8 +30,9 @@ use crate::error::{Error, Result};
 /// Alerts removed per step, with their comments and raising events.
 const ALERTS_PER_STEP: i64 = 100;
 
-/// Events removed per step: each takes its word index entry with it,
-/// which makes a delete several times dearer than an insert.
+/// Events removed per step: each deletes its row and its index entries
+/// and, on SQLite, queues its id for the word indexer, which makes a
+/// delete dearer than an insert.
 pub const EVENTS_PER_STEP: i64 = 500;
 
 /// Old events a step reads to find unlinked ones: events that belong to

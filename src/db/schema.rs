@@ -222,9 +222,10 @@ diesel::table! {
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::allow_tables_to_appear_in_same_query!(webhooks, webhook_deliveries);
 
-// SQLite's FTS5 word indexes (migrations/sqlite/*_search), keyed by the id
-// of the event or alert they index. PostgreSQL has none: its GIN index is
-// on `events` itself.
+// SQLite's FTS5 word indexes, keyed by the id of the event or alert they
+// index, in the word file beside the database (`db::words`), which every
+// pooled connection attaches. PostgreSQL has none: its GIN index is on
+// `events` itself.
 diesel::table! {
     events_fts (rowid) {
         rowid -> BigInt,

@@ -207,14 +207,14 @@ async fn housekeeping(service: Service) {
     }
 }
 
-/// How much longer than a merge step of its own held the database the
-/// pause after it is while ingest is busy (`ingest::Pacing`): those steps
-/// then hold the writer at most a fifth of the time (the merge step inside
-/// each fill step is not paced; it rides in the fill's commit). Less
-/// patient than retention's pacing because this work cannot wait: it is
-/// ingest's own words coming due, and merging left behind comes due at
-/// once (FTS5 merges a level that reaches 16 segments inside whatever
-/// commit reaches it). With ingest idle there is no pause.
+/// How much longer than a step of its own took the pause after it is
+/// while ingest is busy (`ingest::Pacing`): those steps then take at most a
+/// fifth of the time. Merge steps hold only the word file, which ingest
+/// never waits for, but they share the CPU with it; steps forgetting
+/// dropped words hold the service's file like any writer. Less patient
+/// than retention's pacing because this work cannot wait: merging left
+/// behind comes due at once (FTS5 merges a level that reaches 16 segments
+/// inside whatever commit reaches it). With ingest idle there is no pause.
 const MERGE_PAUSE: f64 = 4.0;
 
 /// How often the word indexer fills the indexes; merging takes what is
@@ -223,23 +223,55 @@ const WORDS_ROUND: Duration = Duration::from_secs(1);
 
 /// Keeps SQLite's word indexes (`db::words`) about a second behind
 /// ingest, so that a search seldom has much to index before it answers,
-/// and merges their segments, which FTS5 is told not to do by itself.
-/// Failures are logged by `db::words`, naming the index; the next round
-/// tries again.
+/// drops the words of the rows retention deleted, and merges the indexes'
+/// segments, which FTS5 is told not to do by itself. Failures are logged
+/// by `db::words`, naming the index; the next round tries again.
 async fn index_words(db: Db, writer: Writer) {
     let mut tick = tokio::time::interval(WORDS_ROUND);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pacing = Pacing::new(MERGE_PAUSE, writer.busy_nanos(), Instant::now());
+    let mut forget_first = false;
     loop {
         let round = tick.tick().await.into_std() + WORDS_ROUND;
         let _ = db.keep_words().await;
-        while Instant::now() < round {
-            let Ok(Some(held)) = db.merge_words().await else {
+        // At least one step a round, however long the fill took (a
+        // rebuild, a large import), so neither backlog is ever left alone.
+        loop {
+            forget_first = !forget_first;
+            let Some(held) = tidy_words(&db, forget_first).await else {
                 break;
             };
+            if Instant::now() >= round {
+                break;
+            }
             let pause = pacing.pause(held, writer.busy_nanos(), Instant::now());
             let resume = (Instant::now() + pause).min(round);
             tokio::time::sleep_until(resume.into()).await;
+        }
+    }
+}
+
+/// One step of merge work or of forgetting dropped words, taking turns so
+/// that neither backlog starves the other: how long it took, or `None`
+/// when neither had anything to do (or both failed; `db::words` logs
+/// merges, this the queue).
+async fn tidy_words(db: &Db, forget_first: bool) -> Option<Duration> {
+    let forget = async {
+        db.forget_dropped_words().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot forget the dropped words' queue");
+            None
+        })
+    };
+    let merge = async { db.merge_words().await.ok().flatten() };
+    if forget_first {
+        match forget.await {
+            Some(held) => Some(held),
+            None => merge.await,
+        }
+    } else {
+        match merge.await {
+            Some(held) => Some(held),
+            None => forget.await,
         }
     }
 }

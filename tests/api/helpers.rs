@@ -37,6 +37,25 @@ pub enum TestDb {
     },
 }
 
+/// A connection to the SQLite file at `path`, with its word index file
+/// (`<path>-words`) attached when there is one, so that a test's SQL names
+/// tables in either as the service does.
+fn sqlite_with_words(path: &str) -> Result<diesel::SqliteConnection, String> {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut c = diesel::SqliteConnection::establish(path).map_err(|e| e.to_string())?;
+    // The service writes in the background too (the delivery worker, the
+    // word indexer): wait for its locks like it does.
+    c.batch_execute("PRAGMA busy_timeout = 5000")
+        .map_err(|e| e.to_string())?;
+    let words = format!("{path}-words");
+    if std::path::Path::new(&words).exists() {
+        c.batch_execute(&format!("ATTACH '{}' AS words", words.replace('\'', "''")))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(c)
+}
+
 impl TestDb {
     /// `None` when PostgreSQL is not there and this is not CI (where it must be).
     pub async fn create(backend: Backend) -> Option<Self> {
@@ -95,18 +114,11 @@ impl TestDb {
         }
         match self {
             TestDb::Sqlite { url, .. } => {
-                use diesel::{Connection, RunQueryDsl};
+                use diesel::RunQueryDsl;
                 let path = url.trim_start_matches("sqlite://").to_string();
                 let sql = sql.to_string();
                 tokio::task::spawn_blocking(move || {
-                    let mut c = diesel::SqliteConnection::establish(&path).unwrap();
-                    // The service writes in the background too (the
-                    // delivery worker): wait for its lock like it does.
-                    diesel::connection::SimpleConnection::batch_execute(
-                        &mut c,
-                        "PRAGMA busy_timeout = 5000",
-                    )
-                    .unwrap();
+                    let mut c = sqlite_with_words(&path).unwrap();
                     diesel::sql_query(sql)
                         .get_result::<Row>(&mut c)
                         .unwrap()
@@ -131,14 +143,10 @@ impl TestDb {
         match self {
             TestDb::Sqlite { url, .. } => {
                 use diesel::connection::SimpleConnection;
-                use diesel::Connection;
                 let path = url.trim_start_matches("sqlite://").to_string();
                 let sql = sql.to_string();
                 tokio::task::spawn_blocking(move || {
-                    let mut c =
-                        diesel::SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
-                    c.batch_execute("PRAGMA busy_timeout = 5000")
-                        .map_err(|e| e.to_string())?;
+                    let mut c = sqlite_with_words(&path)?;
                     c.batch_execute(&sql).map_err(|e| e.to_string())
                 })
                 .await

@@ -38,3 +38,4 @@ mod triage;
 mod trust;
 mod users;
 mod webhooks;
+mod words;

@@ -169,6 +169,28 @@ async fn backup_while_ingesting_is_consistent() {
     assert!(text(&again).contains("already exists"), "{}", text(&again));
     assert_eq!(std::fs::metadata(&copy).unwrap().len(), size);
 
+    // Restored beside the word index file of the database it was copied
+    // from, as it stood later (here: its marks within the copy's rows, and
+    // a word the copy's rows do not hold): only the copy's own owner key
+    // says that file is not its own, and it is rebuilt, not trusted.
+    let words = format!("{}-words", copy.display());
+    app.exec_sql(&format!("VACUUM words INTO '{words}'")).await;
+    {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let mut c = diesel::SqliteConnection::establish(&words).unwrap();
+        c.batch_execute(&format!(
+            "ATTACH '{}' AS copy; \
+             UPDATE words_indexed SET through = min(through, \
+                 (SELECT coalesce(max(id), 0) FROM copy.events)) WHERE list = 'events'; \
+             UPDATE words_indexed SET through = min(through, \
+                 (SELECT coalesce(max(id), 0) FROM copy.alerts)) WHERE list = 'alerts'; \
+             INSERT INTO events_fts (rowid, body) SELECT min(id), 'zulu' FROM copy.events;",
+            copy.display()
+        ))
+        .unwrap();
+    }
+
     // The service opens the copy: whole batches only, every alert with its
     // raising event and its audit entry.
     let restored = TestApp::spawn_with(
@@ -195,6 +217,25 @@ async fn backup_while_ingesting_is_consistent() {
     assert_eq!(events % 50, 0, "a batch is all or nothing, in the copy too");
     assert_eq!(d["alerts"]["totalCount"].as_u64().unwrap(), events / 2);
     assert_eq!(d["auditLog"]["totalCount"], d["alerts"]["totalCount"]);
+    let found = restored
+        .ok(
+            Some(&admin),
+            "{ events(search: \"during\") { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(found["events"]["totalCount"], d["events"]["totalCount"]);
+    let planted = restored
+        .ok(
+            Some(&admin),
+            "{ events(search: \"zulu\") { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        planted["events"]["totalCount"], 0,
+        "the word file was rebuilt for the copy"
+    );
     assert_eq!(
         restored
             .text_sql("SELECT integrity_check AS value FROM pragma_integrity_check")
