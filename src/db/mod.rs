@@ -209,17 +209,32 @@ impl WriterSqlite {
         &mut self,
         work: impl FnOnce(&mut SqliteConnection) -> Result<R>,
     ) -> Result<R> {
-        use diesel::connection::{
-            AnsiTransactionManager, TransactionManager, TransactionManagerStatus,
-        };
-        let status = AnsiTransactionManager::transaction_manager_status_mut(&mut self.conn);
-        if matches!(status, TransactionManagerStatus::InError) {
-            tracing::warn!("the ingest writer's connection is broken; reopening it");
-            self.conn =
-                open_sqlite(&self.path, &self.pragmas).map_err(crate::error::Error::internal)?;
-        }
-        self.conn.immediate_transaction(work)
+        let (path, pragmas) = (&self.path, &self.pragmas);
+        immediate_transaction(&mut self.conn, "the ingest writer's", work, || {
+            Ok(open_sqlite(path, pragmas)?)
+        })
     }
+}
+
+/// Runs `work` in a `BEGIN IMMEDIATE` transaction on a connection of its
+/// owner's own (`whose`, for the log), replacing it with `reopen()` first
+/// when a failed ROLLBACK left it broken: Diesel's transaction manager
+/// then refuses every later transaction on it.
+fn immediate_transaction<R>(
+    conn: &mut SqliteConnection,
+    whose: &str,
+    work: impl FnOnce(&mut SqliteConnection) -> Result<R>,
+    reopen: impl FnOnce() -> anyhow::Result<SqliteConnection>,
+) -> Result<R> {
+    use diesel::connection::{
+        AnsiTransactionManager, TransactionManager, TransactionManagerStatus,
+    };
+    let status = AnsiTransactionManager::transaction_manager_status_mut(conn);
+    if matches!(status, TransactionManagerStatus::InError) {
+        tracing::warn!("{whose} connection is broken; reopening it");
+        *conn = reopen().map_err(Error::internal)?;
+    }
+    conn.immediate_transaction(work)
 }
 
 /// Per-connection SQLite settings. WAL lets readers run beside the writer;

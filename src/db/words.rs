@@ -435,15 +435,10 @@ impl WordFile {
         &mut self,
         work: impl FnOnce(&mut SqliteConnection) -> Result<R>,
     ) -> Result<R> {
-        use diesel::connection::{
-            AnsiTransactionManager, TransactionManager, TransactionManagerStatus,
-        };
-        let status = AnsiTransactionManager::transaction_manager_status_mut(&mut self.conn);
-        if matches!(status, TransactionManagerStatus::InError) {
-            tracing::warn!("the word index file's connection is broken; reopening it");
-            self.conn = Self::connect(&self.db_path).map_err(Error::internal)?;
-        }
-        self.conn.immediate_transaction(work)
+        let db_path = &self.db_path;
+        super::immediate_transaction(&mut self.conn, "the word index file's", work, || {
+            Self::connect(db_path)
+        })
     }
 }
 
