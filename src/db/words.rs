@@ -262,18 +262,14 @@ struct Fits {
     fits: bool,
 }
 
-/// Whether the word tables in `schema` are for the database beside them:
-/// its layout, built for this database's owner key, and no mark past what
+/// Whether the word tables in `schema`, of the current layout, are for the
+/// database beside them: all there, built for this database's owner key,
+/// and no mark past what
 /// the database holds: not past the newest row (ids only grow: retention
 /// never deletes the newest row), nor past the newest queued delete (the
 /// database was rolled back under the same key, by a copy of its file or
 /// a lost commit, and rows whose words were dropped may be back).
 fn fits(conn: &mut SqliteConnection, schema: &str) -> QueryResult<bool> {
-    let layout: Layout =
-        diesel::sql_query(format!("PRAGMA {schema}.user_version")).get_result(conn)?;
-    if layout.user_version != LAYOUT {
-        return Ok(false);
-    }
     let fits: Fits = diesel::sql_query(format!(
         "SELECT coalesce((SELECT count(*) FROM {schema}.sqlite_master WHERE name IN \
              ('events_fts', 'alerts_fts', 'words_indexed', 'words_state')) = 4 \
@@ -297,17 +293,23 @@ pub(super) fn prepare(conn: &mut SqliteConnection, schema: &str) -> QueryResult<
         let layout: Layout =
             diesel::sql_query(format!("PRAGMA {schema}.user_version")).get_result(c)?;
         // A file missing a table fails the check too: it is rebuilt.
-        if layout.user_version == 0 || !fits(c, schema).unwrap_or(false) {
-            if layout.user_version != 0 {
-                tracing::warn!(
-                    "the word index file does not match the database beside it; rebuilding it"
-                );
-            }
-            c.batch_execute(&drop_sql(schema))?;
-            c.batch_execute(&create_sql(schema))?;
+        if layout.user_version == LAYOUT && fits(c, schema).unwrap_or(false) {
+            return Ok(());
         }
-        Ok(())
+        if layout.user_version != 0 {
+            tracing::warn!(
+                "the word index file does not match the database beside it; rebuilding it"
+            );
+        }
+        remake(c, schema)
     })
+}
+
+/// Drops the word tables in `schema` and makes them again, empty, inside
+/// the caller's transaction.
+fn remake(conn: &mut SqliteConnection, schema: &str) -> QueryResult<()> {
+    conn.batch_execute(&drop_sql(schema))?;
+    conn.batch_execute(&create_sql(schema))
 }
 
 /// Whether a step or the opening of the word file failed on the file's
@@ -403,10 +405,7 @@ impl WordFile {
     /// the start, after a step found them damaged.
     fn rebuild(&mut self) -> Result<()> {
         tracing::warn!("the word index file is damaged; rebuilding it");
-        self.conn.immediate_transaction(|c| {
-            c.batch_execute(&drop_sql("main"))?;
-            c.batch_execute(&create_sql("main"))
-        })?;
+        self.conn.immediate_transaction(|c| remake(c, "main"))?;
         Ok(())
     }
 
@@ -831,10 +830,6 @@ mod tests {
         rows[0].n
     }
 
-    fn migrated() -> SqliteConnection {
-        super::migrated_with_words()
-    }
-
     /// A LOW event with id `id` and description `text`.
     fn event(conn: &mut SqliteConnection, id: i64, text: &str) {
         exec(
@@ -869,7 +864,7 @@ mod tests {
     }
 
     async fn merge_failing_half_way() {
-        let mut conn = migrated();
+        let mut conn = super::migrated_with_words();
         for (n, word) in ["alpha", "bravo", "charlie", "delta", "echo"]
             .iter()
             .enumerate()
@@ -961,7 +956,7 @@ mod tests {
     /// emptied only of what was dropped.
     #[test]
     fn deleted_rows_lose_their_words_through_the_queue() {
-        let mut conn = migrated();
+        let mut conn = super::migrated_with_words();
         for id in 1..=10 {
             event(&mut conn, id, &format!("kilo row{id}"));
         }
@@ -1016,7 +1011,7 @@ mod tests {
     /// the index per step would cost its whole size.
     #[test]
     fn dropping_words_looks_rows_up() {
-        let mut conn = migrated();
+        let mut conn = super::migrated_with_words();
         #[derive(diesel::QueryableByName)]
         struct Plan {
             #[diesel(sql_type = diesel::sql_types::Text)]
@@ -1047,7 +1042,7 @@ mod tests {
     /// again from the start.
     #[test]
     fn a_word_file_that_does_not_fit_is_rebuilt() {
-        let mut conn = migrated();
+        let mut conn = super::migrated_with_words();
         for id in 1..=5 {
             event(&mut conn, id, &format!("lima row{id}"));
         }
